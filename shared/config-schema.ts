@@ -1,0 +1,85 @@
+import { Type, type Static, type TProperties } from '@sinclair/typebox';
+import { DEFAULT_DOCKER_SOCKET, DEFAULT_HTTP_PORT, DEFAULT_STATE_DIR } from './constants.js';
+
+/**
+ * The one configuration schema. Layers (later wins): these defaults <
+ * /etc/piswarm/config.json < PISWARM_* environment < CLI flags.
+ * Every leaf maps to an environment variable and a flag by its path:
+ * http.port -> PISWARM_HTTP_PORT -> --http-port. The README's table is
+ * generated from the descriptions here (`piswarm config --help`).
+ */
+/** A section of the config: unknown keys are errors, absent sections take their defaults. */
+const Section = <T extends TProperties>(props: T) => Type.Object(props, { default: {}, additionalProperties: false });
+const Ms = (def: number, description: string, minimum = 0) =>
+  Type.Integer({ minimum, default: def, description });
+
+export const ConfigSchema = Section(
+  {
+    clusterName: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0-9-]*$', default: 'piswarm', description: 'Cluster name, shown in adverts and metrics' }),
+    clusterKey: Type.Optional(Type.String({ minLength: 32, maxLength: 512, description: 'Shared secret of the cluster (at least 32 characters). Never logged. Prefer clusterKeyFile.' })),
+    clusterKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the cluster key (mode 0600/0640, readable by the agent only)' })),
+    nodeName: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'Node name (defaults to the hostname)' })),
+    stateDir: Type.String({ minLength: 1, default: DEFAULT_STATE_DIR, description: 'Where node identity and benchmark results persist' }),
+    http: Section(
+      {
+        host: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Address the HTTP API listens on' }),
+        port: Type.Integer({ minimum: 1, maximum: 65535, default: DEFAULT_HTTP_PORT, description: 'HTTP API port (/health, /metrics, /v1/*)' }),
+        bodyLimit: Type.Integer({ minimum: 256, maximum: 1048576, default: 16384, description: 'Largest accepted request body, bytes' }),
+      },
+    ),
+    log: Section(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)),
+          { default: 'info', description: 'Log level' },
+        ),
+      },
+    ),
+    docker: Section(
+      {
+        socketPath: Type.String({ minLength: 1, default: DEFAULT_DOCKER_SOCKET, description: 'Docker Engine API socket' }),
+        timeoutMs: Ms(5000, 'Deadline for one Docker API call', 100),
+      },
+    ),
+    metrics: Section(
+      {
+        intervalMs: Ms(5000, 'How often host statistics are sampled; a scrape only formats the last sample', 500),
+        procRoot: Type.String({ default: '/proc', description: 'procfs root (tests point it at recorded samples)' }),
+        sysRoot: Type.String({ default: '/sys', description: 'sysfs root (tests point it at recorded samples)' }),
+      },
+    ),
+    health: Section(
+      {
+        diskFreeWarnPercent: Type.Number({ minimum: 0, maximum: 100, default: 10, description: 'disk:free warns below this share of free space on /' }),
+        diskFreeFailPercent: Type.Number({ minimum: 0, maximum: 100, default: 3, description: 'disk:free fails below this share' }),
+        temperatureWarnCelsius: Type.Number({ default: 75, description: 'host:temperature warns at or above' }),
+        temperatureFailCelsius: Type.Number({ default: 82, description: 'host:temperature fails at or above (a Pi 4 throttles at 80-85)' }),
+      },
+    ),
+    diskBench: Section(
+      {
+        device: Type.Optional(Type.String({ minLength: 1, description: 'Block device to benchmark (default: the disk behind /)' })),
+        maxBytes: Type.Integer({ minimum: 1048576, maximum: 4294967296, default: 268435456, description: 'Most bytes one benchmark reads' }),
+        maxSeconds: Type.Number({ minimum: 0.5, maximum: 120, default: 10, description: 'Longest one benchmark runs' }),
+      },
+    ),
+    discovery: Section(
+      {
+        mdns: Type.Boolean({ default: true, description: 'Advertise and browse _piswarm._tcp over mDNS' }),
+        seeds: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Static peer addresses (host or host:port), comma-separated, for LANs without multicast' }),
+        advertiseAddress: Type.Optional(Type.String({ minLength: 1, description: 'Address to advertise and hand to Docker (default: the interface with the default route)' })),
+        interface: Type.Optional(Type.String({ minLength: 1, description: 'Interface whose address to advertise' })),
+      },
+    ),
+    formation: Section(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Form or join a swarm automatically' }),
+        expect: Type.Integer({ minimum: 1, maximum: 1000, default: 1, description: 'Confirmed peers (self included) needed before a new swarm may be created' }),
+        holdOffMs: Ms(5000, 'How long the confirmed peer set must be stable before the election'),
+        initDeadlineMs: Ms(20000, 'How long others wait for the winner to create the swarm before the next in rank takes over', 1000),
+      },
+    ),
+  },
+);
+
+export type Config = Static<typeof ConfigSchema>;

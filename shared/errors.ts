@@ -1,0 +1,59 @@
+/**
+ * Every error piswarm reports has a stable code, created here and nowhere else.
+ * Codes are documented in the README ("Error codes"). 4xx codes describe what
+ * the caller did wrong; 5xx codes never carry internal detail over HTTP.
+ */
+export const ERROR_CODES = Object.freeze({
+  // configuration
+  PISWARM_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration' },
+  PISWARM_ERR_CONFIG_FILE: { status: 500, message: 'configuration file cannot be read or parsed' },
+  // HTTP API
+  PISWARM_ERR_NOT_FOUND: { status: 404, message: 'no such route' },
+  PISWARM_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed on this route' },
+  PISWARM_ERR_BAD_REQUEST: { status: 400, message: 'malformed request' },
+  PISWARM_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
+  PISWARM_ERR_UNSUPPORTED_MEDIA: { status: 415, message: 'unsupported content type' },
+  PISWARM_ERR_FORBIDDEN: { status: 403, message: 'this endpoint only answers loopback or authenticated callers' },
+  PISWARM_ERR_BUSY: { status: 409, message: 'an operation of this kind is already running' },
+  PISWARM_ERR_INTERNAL: { status: 500, message: 'internal error' },
+  PISWARM_ERR_UNAVAILABLE: { status: 503, message: 'not available right now' },
+  // peer authentication and join grants
+  PISWARM_ERR_AUTH_FAILED: { status: 401, message: 'authentication failed' },
+  PISWARM_ERR_WRONG_CLUSTER: { status: 403, message: 'peer belongs to another cluster' },
+  PISWARM_ERR_REPLAY: { status: 409, message: 'request replayed' },
+  PISWARM_ERR_STALE: { status: 400, message: 'request timestamp outside the allowed window' },
+  PISWARM_ERR_NOT_MANAGER: { status: 409, message: 'this node is not a swarm manager' },
+  PISWARM_ERR_NO_CLUSTER_KEY: { status: 503, message: 'no cluster key configured' },
+  // engine and host
+  PISWARM_ERR_DOCKER_UNREACHABLE: { status: 503, message: 'the Docker engine does not answer' },
+  PISWARM_ERR_DOCKER: { status: 502, message: 'the Docker engine refused the request' },
+  PISWARM_ERR_DISK_BENCH: { status: 500, message: 'disk benchmark failed' },
+  PISWARM_ERR_COLLECTOR: { status: 500, message: 'a metrics collector failed' },
+  // provisioning (cluster file, flasher) and doctor
+  PISWARM_ERR_CLUSTER_FILE: { status: 500, message: 'cluster file cannot be read, written or is invalid' },
+  PISWARM_ERR_FLASH_REFUSED: { status: 400, message: 'refused to write the target' },
+  PISWARM_ERR_IMAGE_LAYOUT: { status: 400, message: 'unknown disk image layout' },
+  PISWARM_ERR_TOOL_MISSING: { status: 500, message: 'a required host tool is missing' },
+  PISWARM_ERR_FLASH: { status: 500, message: 'writing the image or the boot files failed' },
+});
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class PiswarmError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  /** Safe, caller-facing detail (never secrets, never stack traces). */
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: unknown }) {
+    super(message ?? ERROR_CODES[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PiswarmError';
+    this.code = code;
+    this.statusCode = ERROR_CODES[code].status;
+    this.details = options?.details;
+  }
+}
+
+export function isPiswarmError(err: unknown, code?: ErrorCode): err is PiswarmError {
+  return err instanceof PiswarmError && (code === undefined || err.code === code);
+}
