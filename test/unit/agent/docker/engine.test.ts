@@ -1,0 +1,31 @@
+import t from 'tap';
+import { toEngineInfo, toSwarmNode, translateDockerError } from '../../../../agent/docker/engine.js';
+
+t.test('engine errors become coded domain errors without secrets', async (t) => {
+  const refused = translateDockerError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'info');
+  t.equal(refused.code, 'PISWARM_ERR_DOCKER_UNREACHABLE');
+  const missing = translateDockerError(Object.assign(new Error('connect ENOENT /var/run/docker.sock'), { code: 'ENOENT' }), 'info');
+  t.equal(missing.code, 'PISWARM_ERR_DOCKER_UNREACHABLE');
+  const notManager = translateDockerError(Object.assign(new Error('(HTTP code 503) unexpected'), { statusCode: 503, json: { message: 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.' } }), 'node ls');
+  t.equal(notManager.code, 'PISWARM_ERR_NOT_MANAGER');
+  const refusedJoin = translateDockerError(Object.assign(new Error('x'), { statusCode: 500, json: { message: 'rpc error: invalid join token SWMTKN-1-abcdef-ghijk' } }), 'swarm join');
+  t.equal(refusedJoin.code, 'PISWARM_ERR_DOCKER');
+  t.notMatch(refusedJoin.message, /abcdef/);
+  t.match(refusedJoin.message, /SWMTKN-\[REDACTED\]/);
+  t.equal(translateDockerError(refusedJoin, 'again'), refusedJoin, 'already translated errors pass through');
+});
+
+t.test('engine /info maps to the domain shape', async (t) => {
+  const info = toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'active', NodeID: 'n1', NodeAddr: '172.30.0.2', ControlAvailable: true, Managers: 1, Nodes: 3, Cluster: { ID: 'c1' }, RemoteManagers: [{ NodeID: 'n1', Addr: '172.30.0.2:2377' }], Error: '' } });
+  t.same(info, { serverVersion: '20.10.24', swarm: { state: 'active', nodeId: 'n1', nodeAddr: '172.30.0.2', clusterId: 'c1', isManager: true, managers: 1, nodes: 3, remoteManagers: [{ nodeId: 'n1', addr: '172.30.0.2:2377' }], error: null } });
+  const inactive = toEngineInfo({ ServerVersion: '28.2.2', Swarm: { LocalNodeState: 'inactive', NodeID: '', ControlAvailable: false } });
+  t.equal(inactive.swarm.state, 'inactive');
+  t.equal(inactive.swarm.nodeId, null);
+  t.equal(inactive.swarm.isManager, false);
+});
+
+t.test('engine node objects map to the domain shape', async (t) => {
+  const n = toSwarmNode({ ID: 'abc', Version: { Index: 12 }, CreatedAt: 'c', UpdatedAt: 'u', Spec: { Role: 'manager', Availability: 'drain', Labels: { a: 'b' } }, Description: { Hostname: 'pi-1' }, Status: { State: 'ready', Addr: '10.0.0.1' }, ManagerStatus: { Leader: true, Reachability: 'reachable' } });
+  t.same(n, { id: 'abc', hostname: 'pi-1', role: 'manager', availability: 'drain', state: 'ready', addr: '10.0.0.1', leader: true, reachability: 'reachable', labels: { a: 'b' }, createdAt: 'c', updatedAt: 'u', version: 12 });
+  t.equal(toSwarmNode({ ID: 'w', Spec: { Role: 'worker' }, Status: { State: 'down' } }).reachability, null);
+});

@@ -1,0 +1,102 @@
+import t from 'tap';
+import { buildApp, isLoopback } from '../../../../agent/http/app.js';
+import type { HealthDocument } from '../../../../agent/health/aggregate.js';
+import { PiswarmError, type ErrorCode } from '../../../../shared/errors.js';
+import { memoryLogger } from '../../../helpers/fakes.js';
+
+const doc = (status: 'pass' | 'warn' | 'fail'): HealthDocument => ({ status, version: '0', releaseId: '0.1.0', serviceId: 'pi-1', description: 'piswarm agent', checks: { 'docker:engine': [{ status }] } });
+
+async function app(t: { teardown(fn: () => unknown): void }, over: Partial<Parameters<typeof buildApp>[0]> = {}) {
+  const counted: ErrorCode[] = [];
+  const { log, lines } = memoryLogger();
+  const a = await buildApp({ log, bodyLimit: 1024, version: '0.1.0', health: () => doc('pass'), metrics: () => '# HELP x y\n# TYPE x gauge\nx 1\n', countError: (c) => counted.push(c), ...over });
+  t.teardown(() => a.close());
+  return { a, counted, lines };
+}
+
+t.test('/health answers health+json, 200 for pass and warn, 503 for fail', async (t) => {
+  for (const [status, code] of [['pass', 200], ['warn', 200], ['fail', 503]] as const) {
+    const { a } = await app(t, { health: () => doc(status) });
+    const res = await a.inject({ url: '/health' });
+    t.equal(res.statusCode, code, status);
+    t.match(res.headers['content-type'], /^application\/health\+json/);
+    t.equal(res.json().status, status);
+  }
+});
+
+t.test('/livez passes even when health fails', async (t) => {
+  const { a } = await app(t, { health: () => doc('fail') });
+  const res = await a.inject({ url: '/livez' });
+  t.equal(res.statusCode, 200);
+  t.equal(res.json().status, 'pass');
+});
+
+t.test('/metrics is Prometheus text', async (t) => {
+  const { a } = await app(t);
+  const res = await a.inject({ url: '/metrics' });
+  t.equal(res.statusCode, 200);
+  t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  t.match(res.body, /^x 1$/m);
+});
+
+t.test('unknown route 404, wrong method 405 with Allow, both coded and counted', async (t) => {
+  const { a, counted } = await app(t);
+  const nf = await a.inject({ url: '/nope' });
+  t.equal(nf.statusCode, 404);
+  t.equal(nf.json().code, 'PISWARM_ERR_NOT_FOUND');
+  const wm = await a.inject({ method: 'DELETE', url: '/health' });
+  t.equal(wm.statusCode, 405);
+  t.equal(wm.json().code, 'PISWARM_ERR_METHOD_NOT_ALLOWED');
+  t.match(wm.headers.allow, /GET/);
+  t.same(counted, ['PISWARM_ERR_NOT_FOUND', 'PISWARM_ERR_METHOD_NOT_ALLOWED']);
+});
+
+t.test('unknown or malformed query parameters are a 400 with a stable code', async (t) => {
+  const { a } = await app(t);
+  for (const url of ['/health?verbose=1', '/metrics?collect[]=cpu', '/livez?%zz=1']) {
+    const res = await a.inject({ url });
+    t.equal(res.statusCode, 400, url);
+    t.equal(res.json().code, 'PISWARM_ERR_BAD_REQUEST', url);
+  }
+});
+
+t.test('oversized and malformed bodies are refused and the app keeps serving', async (t) => {
+  const { a } = await app(t, { diskBench: async () => ({ ok: true }) });
+  const big = await a.inject({ method: 'POST', url: '/v1/bench/disk', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ pad: 'x'.repeat(5000) }) });
+  t.equal(big.statusCode, 413);
+  t.equal(big.json().code, 'PISWARM_ERR_BODY_TOO_LARGE');
+  const bad = await a.inject({ method: 'POST', url: '/v1/bench/disk', headers: { 'content-type': 'application/json' }, payload: '{"a":' });
+  t.equal(bad.statusCode, 400);
+  t.equal(bad.json().code, 'PISWARM_ERR_BAD_REQUEST');
+  const media = await a.inject({ method: 'POST', url: '/v1/bench/disk', headers: { 'content-type': 'application/x-evil' }, payload: 'zzz' });
+  t.equal(media.statusCode, 415);
+  t.equal(media.json().code, 'PISWARM_ERR_UNSUPPORTED_MEDIA');
+  t.equal((await a.inject({ url: '/health' })).statusCode, 200, 'still serving');
+});
+
+t.test('the disk benchmark answers loopback callers only', async (t) => {
+  let runs = 0;
+  const { a } = await app(t, { diskBench: async () => ({ runs: ++runs }) });
+  const local = await a.inject({ method: 'POST', url: '/v1/bench/disk', remoteAddress: '127.0.0.1' });
+  t.equal(local.statusCode, 200);
+  t.same(local.json(), { runs: 1 });
+  const remote = await a.inject({ method: 'POST', url: '/v1/bench/disk', remoteAddress: '192.168.1.20' });
+  t.equal(remote.statusCode, 403);
+  t.equal(remote.json().code, 'PISWARM_ERR_FORBIDDEN');
+  t.equal(runs, 1, 'a remote caller did not start it');
+  t.ok(isLoopback('::1') && isLoopback('::ffff:127.0.0.1') && !isLoopback('10.0.0.1') && !isLoopback(undefined));
+});
+
+t.test('internal errors say nothing internal; coded 4xx errors say what was wrong', async (t) => {
+  const { a, lines } = await app(t, {
+    diskBench: async () => { throw new Error('EIO reading /dev/secret-internals'); },
+    plugins: [async (f) => { f.get('/v1/busy', async () => { throw new PiswarmError('PISWARM_ERR_BUSY', 'a benchmark is already running'); }); }],
+  });
+  const res = await a.inject({ method: 'POST', url: '/v1/bench/disk' });
+  t.equal(res.statusCode, 500);
+  t.same(res.json(), { statusCode: 500, code: 'PISWARM_ERR_INTERNAL', message: 'internal error' });
+  t.ok(lines().some((l) => l.msg === 'request failed'), 'the detail goes to the log');
+  const busy = await a.inject({ url: '/v1/busy' });
+  t.equal(busy.statusCode, 409);
+  t.same(busy.json(), { statusCode: 409, code: 'PISWARM_ERR_BUSY', message: 'a benchmark is already running' });
+});
