@@ -79,6 +79,20 @@ export const ConfigSchema = Section(
         initDeadlineMs: Ms(20000, 'How long others wait for the winner to create the swarm before the next in rank takes over', 1000),
       },
     ),
+    membership: Section(
+      {
+        // Same number as the HTTP port but UDP; 7946 belongs to dockerd's own gossip.
+        port: Type.Integer({ minimum: 1, maximum: 65535, default: DEFAULT_HTTP_PORT, description: 'UDP port of the gossip membership (SWIM)' }),
+        probeIntervalMs: Ms(1000, 'Gossip: one failure-detector probe of one member per period', 50),
+        probeTimeoutMs: Ms(500, 'Gossip: direct ack deadline before indirect probes (must be below probeIntervalMs)', 10),
+        indirectChecks: Type.Integer({ minimum: 0, maximum: 16, default: 3, description: 'Gossip: members asked to probe an unresponsive member' }),
+        suspicionMult: Type.Integer({ minimum: 1, maximum: 32, default: 4, description: 'Gossip: suspicion timeout = suspicionMult * log10(members) * probeIntervalMs' }),
+        suspicionMaxTimeoutMult: Type.Integer({ minimum: 1, maximum: 64, default: 6, description: 'Gossip: unconfirmed suspicions last up to this multiple of the timeout' }),
+        gossipNodes: Type.Integer({ minimum: 1, maximum: 16, default: 3, description: 'Gossip: fan-out of each gossip round' }),
+        gossipIntervalMs: Ms(200, 'Gossip: period of gossip rounds', 10),
+        retransmitMult: Type.Integer({ minimum: 1, maximum: 16, default: 4, description: 'Gossip: each change is retransmitted retransmitMult * log10(members + 1) times' }),
+      },
+    ),
   },
 );
 

@@ -29,6 +29,11 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_DOCKER: { status: 502, message: 'the Docker engine refused the request' },
   PISWARM_ERR_DISK_BENCH: { status: 500, message: 'disk benchmark failed' },
   PISWARM_ERR_COLLECTOR: { status: 500, message: 'a metrics collector failed' },
+  // gossip membership
+  PISWARM_ERR_GOSSIP_BIND: { status: 503, message: 'the gossip UDP port cannot be bound' },
+  PISWARM_ERR_GOSSIP_BAD_ADDRESS: { status: 400, message: 'invalid gossip node id, address or seed' },
+  PISWARM_ERR_GOSSIP_META_TOO_LARGE: { status: 400, message: 'member metadata exceeds the gossip size budget' },
+  PISWARM_ERR_GOSSIP_MALFORMED: { status: 400, message: 'gossip datagram dropped: unauthenticated, malformed or oversized' },
   // provisioning (cluster file, flasher) and doctor
   PISWARM_ERR_CLUSTER_FILE: { status: 500, message: 'cluster file cannot be read, written or is invalid' },
   PISWARM_ERR_FLASH_REFUSED: { status: 400, message: 'refused to write the target' },
