@@ -195,6 +195,14 @@ function fileLayer(path: string, explicit: boolean, read: ConfigSources['readFil
   }
 }
 
+/** TypeBox's messages, made to say what is allowed. */
+function describe(schema: TSchema, message: string): string {
+  if (message === 'Unexpected property') return 'unknown setting';
+  const anyOf = (schema as { anyOf?: Array<{ const?: unknown }> }).anyOf;
+  if (anyOf?.every((s) => s.const !== undefined)) return `must be one of ${anyOf.map((s) => String(s.const)).join(', ')}`;
+  return message.toLowerCase();
+}
+
 /**
  * Builds the one frozen configuration from every layer, or throws a
  * ConfigError listing every invalid field at once.
@@ -216,7 +224,7 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
       ? Object.keys(e.value).filter((k) => !(k in ((e.schema as TObject).properties ?? {})))
       : [];
     if (extra.length > 0) for (const k of extra) issues.push({ path: path === '(root)' ? k : `${path}.${k}`, source: 'merged', message: 'unknown setting' });
-    else issues.push({ path, source: 'merged', message: e.message });
+    else issues.push({ path, source: 'merged', message: describe(e.schema, e.message) });
   }
 
   if (issues.length === 0) {

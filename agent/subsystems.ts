@@ -1,0 +1,23 @@
+import type { Config } from '../shared/config-schema.js';
+import type { Logger } from './log/logger.js';
+import type { DockerEngine } from './docker/engine.js';
+import type { EngineMonitor } from './docker/monitor.js';
+import type { Subsystem } from './lifecycle/subsystem.js';
+
+export interface SubsystemDeps {
+  log: Logger;
+  docker: DockerEngine;
+  monitor: EngineMonitor;
+}
+
+/**
+ * The cluster-facing parts of the agent, in start order (stopped in reverse).
+ * Each is built here from the real adapters; tests build them with their own.
+ */
+export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): Subsystem[] {
+  const parts: Subsystem[] = [];
+  if (!config.clusterKey) {
+    deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
+  }
+  return parts;
+}
