@@ -1,0 +1,76 @@
+import t from 'tap';
+import {
+  parseDiskstats, parseLoadAvg, parseMeminfo, parseMountinfo, parseMounts, parseNetDev, parseProcStat, isReportedFilesystem,
+} from '../../../../agent/host/procfs.js';
+import { fixtureText } from './fixtures.js';
+
+t.test('/proc/stat of a Pi 4: four CPUs, eight modes in seconds, btime', async (t) => {
+  const s = parseProcStat(fixtureText('rpi4', 'proc/stat'));
+  t.equal(s.cpus.length, 4, 'the aggregate cpu line is not a CPU');
+  t.same(s.cpus.map((c) => c.cpu), ['0', '1', '2', '3']);
+  t.same(s.cpus[0]?.seconds, { user: 1832.45, nice: 15.02, system: 612.34, idle: 34128.77, iowait: 98.23, irq: 0, softirq: 40.21, steal: 0 });
+  t.equal(s.cpus[3]?.seconds.idle, 34362.9);
+  t.equal(s.bootTime, 1700000000);
+});
+
+t.test('/proc/stat of an x86 box: eight CPUs', async (t) => {
+  const s = parseProcStat(fixtureText('x86', 'proc/stat'));
+  t.equal(s.cpus.length, 8);
+  t.equal(s.cpus[7]?.cpu, '7');
+  t.equal(s.cpus[7]?.seconds.user, 9194.36);
+  t.equal(s.bootTime, 1699000000);
+});
+
+t.test('/proc/stat: garbage lines are skipped, short old-kernel lines padded', async (t) => {
+  const s = parseProcStat('cpu0 1 2 3 4\ncpu1 x y z w\nbtime nope\n');
+  t.equal(s.cpus.length, 1);
+  t.same(s.cpus[0]?.seconds, { user: 0.01, nice: 0.02, system: 0.03, idle: 0.04, iowait: 0, irq: 0, softirq: 0, steal: 0 });
+  t.equal(s.bootTime, null);
+});
+
+t.test('/proc/loadavg', async (t) => {
+  t.same(parseLoadAvg(fixtureText('rpi4', 'proc/loadavg')), { load1: 0.52, load5: 0.38, load15: 0.31 });
+  t.equal(parseLoadAvg('bogus'), null);
+});
+
+t.test('/proc/meminfo: kB become bytes, node_exporter names, unitless fields stay unitless', async (t) => {
+  const m = parseMeminfo(fixtureText('rpi4', 'proc/meminfo'));
+  t.equal(m.byField.get('MemTotal'), 3885076 * 1024);
+  t.equal(m.byField.get('MemAvailable'), 3141852 * 1024);
+  t.equal(m.byField.get('SwapFree'), 102396 * 1024);
+  t.ok(m.entries.find((e) => e.name === 'Active_anon' && e.bytes && e.value === 418340 * 1024), 'Active(anon) -> Active_anon');
+  const x = parseMeminfo(fixtureText('x86', 'proc/meminfo'));
+  t.same(x.entries.find((e) => e.name === 'HugePages_Total'), { name: 'HugePages_Total', value: 0, bytes: false });
+});
+
+t.test('/proc/diskstats: every line parsed, counters at the documented columns', async (t) => {
+  const d = parseDiskstats(fixtureText('rpi4', 'proc/diskstats'));
+  t.same(d.map((x) => x.device), ['ram0', 'ram1', 'loop0', 'loop1', 'mmcblk0', 'mmcblk0p1', 'mmcblk0p2']);
+  t.same(d.find((x) => x.device === 'mmcblk0'), {
+    major: 179, minor: 0, device: 'mmcblk0', readsCompleted: 404212, sectorsRead: 19304848, writesCompleted: 1092237, sectorsWritten: 31047874, ioTicksMs: 2188712,
+  });
+  // 11-field line from a pre-4.18 kernel still parses; a truncated one does not.
+  t.equal(parseDiskstats('   8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n   8 1 sda1 1 2\n').length, 1);
+});
+
+t.test('/proc/net/dev, including a counter glued to the colon', async (t) => {
+  const n = parseNetDev(fixtureText('rpi4', 'proc/net/dev'));
+  t.same(n.map((x) => x.device), ['lo', 'eth0', 'wlan0', 'docker0']);
+  t.same(n[1], { device: 'eth0', rxBytes: 1873456789, rxPackets: 2345678, rxErrs: 0, rxDrop: 12, txBytes: 987654321, txPackets: 1456789, txErrs: 0, txDrop: 0 });
+  const x = parseNetDev(fixtureText('x86', 'proc/net/dev'));
+  t.equal(x.find((i) => i.device === 'enp3s0')?.rxBytes, 12345678901);
+});
+
+t.test('mountinfo: device numbers, octal escapes, filesystem filter', async (t) => {
+  const m = parseMountinfo(fixtureText('rpi4', 'proc/self/mountinfo'));
+  const root = m.find((x) => x.mountpoint === '/');
+  t.same(root, { major: 179, minor: 2, mountpoint: '/', fstype: 'ext4', device: '/dev/mmcblk0p2' });
+  t.ok(m.find((x) => x.mountpoint === '/mnt/my share'), '\\040 decoded to a space');
+  t.same(m.filter(isReportedFilesystem).map((x) => x.mountpoint), ['/run', '/', '/run/lock', '/boot/firmware', '/run/user/1000', '/mnt/my share']);
+  const x = parseMountinfo(fixtureText('x86', 'proc/self/mountinfo'));
+  t.same(x.filter(isReportedFilesystem).map((e) => e.mountpoint), ['/run', '/', '/boot/efi', '/data'], 'squashfs snaps and nfs are left out');
+});
+
+t.test('/proc/mounts fallback has no device numbers', async (t) => {
+  t.same(parseMounts('/dev/sda1 /data xfs rw 0 0\n'), [{ major: -1, minor: -1, device: '/dev/sda1', mountpoint: '/data', fstype: 'xfs' }]);
+});
