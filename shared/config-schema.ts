@@ -69,6 +69,11 @@ export const ConfigSchema = Section(
         seeds: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Static peer addresses (host or host:port), comma-separated, for LANs without multicast' }),
         advertiseAddress: Type.Optional(Type.String({ minLength: 1, description: 'Address to advertise and hand to Docker (default: the interface with the default route)' })),
         interface: Type.Optional(Type.String({ minLength: 1, description: 'Interface whose address to advertise' })),
+        advertMaxAgeMs: Ms(600000, 'Adverts whose timestamp is further than this from our clock are dropped as stale', 1000),
+        republishMs: Ms(60000, 'How often the signed advert is refreshed (and whenever role or swarm changes)', 1000),
+        confirmIntervalMs: Ms(3000, 'How often each candidate peer is re-confirmed over authenticated HTTP', 200),
+        peerTtlMs: Ms(20000, 'A confirmed peer that has not answered for this long is forgotten (mDNS never proves liveness)', 1000),
+        requestTimeoutMs: Ms(2000, 'Deadline for one peer HTTP request (connect, headers and body)', 100),
       },
     ),
     formation: Section(
@@ -77,6 +82,10 @@ export const ConfigSchema = Section(
         expect: Type.Integer({ minimum: 1, maximum: 1000, default: 1, description: 'Confirmed peers (self included) needed before a new swarm may be created' }),
         holdOffMs: Ms(5000, 'How long the confirmed peer set must be stable before the election'),
         initDeadlineMs: Ms(20000, 'How long others wait for the winner to create the swarm before the next in rank takes over', 1000),
+        tickMs: Ms(1000, 'How often the formation controller re-evaluates', 100),
+        authWindowMs: Ms(30000, 'Peer requests whose timestamp differs from our clock by more than this are refused as stale', 1000),
+        rotateAfterMs: Ms(30000, 'The worker join token is rotated once no grant was issued for this long after the last one', 1000),
+        joinBackoffMaxMs: Ms(10000, 'Cap of the exponential backoff between join attempts', 100),
       },
     ),
     membership: Section(

@@ -24,6 +24,10 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_STALE: { status: 400, message: 'request timestamp outside the allowed window' },
   PISWARM_ERR_NOT_MANAGER: { status: 409, message: 'this node is not a swarm manager' },
   PISWARM_ERR_NO_CLUSTER_KEY: { status: 503, message: 'no cluster key configured' },
+  PISWARM_ERR_PEER_UNVERIFIED: { status: 502, message: 'a peer answer failed verification' },
+  PISWARM_ERR_PEER_UNREACHABLE: { status: 504, message: 'a peer did not answer in time' },
+  PISWARM_ERR_NO_ADDRESS: { status: 503, message: 'no usable address to advertise' },
+  PISWARM_ERR_SPLIT_SWARM: { status: 409, message: 'two swarms of this cluster exist' },
   // engine and host
   PISWARM_ERR_DOCKER_UNREACHABLE: { status: 503, message: 'the Docker engine does not answer' },
   PISWARM_ERR_DOCKER: { status: 502, message: 'the Docker engine refused the request' },

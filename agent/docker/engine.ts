@@ -68,6 +68,11 @@ export interface DockerEngine {
   removeNode(id: string, force: boolean): Promise<void>;
   /** Number of running tasks of user services scheduled on a node. */
   runningTasksOnNode(nodeId: string): Promise<number>;
+  /**
+   * Running containers of swarm services on this engine (works on workers,
+   * unlike task listing). Added by formation for the split-heal rule.
+   */
+  runningServiceContainers?(): Promise<number>;
 }
 
 interface DockerodeError extends Error {
@@ -193,5 +198,7 @@ export function createDockerEngine(opts: { socketPath: string; timeoutMs: number
         const tasks: unknown[] = await (docker.listTasks as (o: object) => Promise<unknown[]>)({ filters: JSON.stringify({ node: [nodeId], "desired-state": ["running"] }) });
         return tasks.length;
       }),
+    runningServiceContainers: () =>
+      call('container ls', async () => (await docker.listContainers({ filters: { label: ['com.docker.swarm.service.id'], status: ['running'] } })).length),
   };
 }

@@ -1,0 +1,211 @@
+import type { FormationPhase, PeerSwarm } from '../../shared/wire/peer.js';
+
+/**
+ * THE FIRST-MANAGER RULE (README text)
+ * ====================================
+ * Every node decides alone, from the same inputs, so no vote is needed:
+ *
+ * 1. A node that is already in a swarm (`docker info` says so) never inits
+ *    and never re-joins: a reboot or an agent restart changes nothing.
+ * 2. If any confirmed peer is in a swarm (or is initialising or joining one),
+ *    join that swarm. Never create one.
+ * 3. Once a node has seen a swarm of this cluster it remembers it
+ *    (`stateDir/formation.json`) and never creates another, even when no
+ *    member is reachable; it waits, and /health says what to do.
+ * 4. Otherwise wait until the set of confirmed peers (peers that proved over
+ *    HTTP that they hold the cluster key) has been unchanged for
+ *    `formation.holdOffMs` and counts at least `formation.expect` nodes,
+ *    self included. Then rank the nodes by node id (lowest first): rank 0
+ *    creates the swarm, everyone else waits and joins it. If no swarm appears
+ *    within `formation.initDeadlineMs`, rank 1 takes over, after another
+ *    deadline rank 2, and so on. Any change of the peer set restarts the
+ *    hold-off.
+ *
+ * THE SPLIT RULE
+ * ==============
+ * A partition during boot can still produce two swarms. A node sees it when
+ * its confirmed peers report two swarm ids. The winner is the swarm with the
+ * most nodes, then the older one (CreatedAt), then the lower swarm id. A node
+ * of a losing swarm that runs no user service gets a join grant from the
+ * winner first, then leaves (`docker swarm leave --force`) and joins the
+ * winner. A node that runs user services stays where it is and its /health
+ * warns (`swarm:formation`) with what to do: move the services to the
+ * winning swarm, then `docker swarm leave --force` on that node; the agent
+ * joins it to the winner by itself.
+ */
+
+export interface PeerState {
+  nodeId: string;
+  addr: string;
+  port: number;
+  phase: FormationPhase;
+  swarm: PeerSwarm | null;
+  seenSwarms: readonly string[];
+}
+
+export interface SelfState {
+  nodeId: string;
+  /** Engine swarm state from `docker info`. */
+  engine: 'inactive' | 'pending' | 'active' | 'error' | 'locked';
+  swarm: PeerSwarm | null;
+  seenSwarms: readonly string[];
+}
+
+export interface ElectionInput {
+  self: SelfState;
+  peers: readonly PeerState[];
+  now: number;
+  /** When the confirmed peer set last changed. */
+  stableSince: number;
+  expect: number;
+  holdOffMs: number;
+  initDeadlineMs: number;
+}
+
+export interface JoinTarget {
+  nodeId: string | null;
+  addr: string;
+  port: number;
+}
+
+export interface SplitInfo {
+  swarms: string[];
+  winner: string;
+}
+
+export type Decision =
+  | { action: 'member'; phase: 'manager' | 'member' | 'degraded'; reason: string; split: SplitInfo | null }
+  | { action: 'join'; phase: 'joining'; swarmId: string; via: JoinTarget[]; leaveFirst: boolean; reason: string; split: SplitInfo | null }
+  | { action: 'init'; phase: 'initialising'; rank: string[]; reason: string }
+  | { action: 'wait'; phase: 'discovering' | 'candidate' | 'waiting' | 'joining' | 'degraded'; reason: string; rank: string[] | null; winner: string | null };
+
+export interface SwarmSummary {
+  id: string;
+  nodes: number;
+  createdAt: string | null;
+}
+
+/** Orders swarms by the split rule: more nodes, then older, then lower id. */
+export function compareSwarms(a: SwarmSummary, b: SwarmSummary): number {
+  if (a.nodes !== b.nodes) return b.nodes - a.nodes;
+  const ta = a.createdAt ? Date.parse(a.createdAt) : Number.POSITIVE_INFINITY;
+  const tb = b.createdAt ? Date.parse(b.createdAt) : Number.POSITIVE_INFINITY;
+  const na = Number.isNaN(ta) ? Number.POSITIVE_INFINITY : ta;
+  const nb = Number.isNaN(tb) ? Number.POSITIVE_INFINITY : tb;
+  if (na !== nb) return na < nb ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** Builds per-swarm summaries from what self and peers report. */
+export function summarizeSwarms(members: ReadonlyArray<{ swarm: PeerSwarm | null }>): SwarmSummary[] {
+  const by = new Map<string, { seen: number; reported: number; createdAt: string | null }>();
+  for (const m of members) {
+    if (!m.swarm) continue;
+    const s = by.get(m.swarm.id) ?? { seen: 0, reported: 0, createdAt: null };
+    s.seen++;
+    if (m.swarm.nodes !== null) s.reported = Math.max(s.reported, m.swarm.nodes);
+    if (m.swarm.createdAt && (!s.createdAt || Date.parse(m.swarm.createdAt) < Date.parse(s.createdAt))) s.createdAt = m.swarm.createdAt;
+    by.set(m.swarm.id, s);
+  }
+  return [...by.entries()].map(([id, s]) => ({ id, nodes: Math.max(s.seen, s.reported), createdAt: s.createdAt }));
+}
+
+export function splitWinner(summaries: readonly SwarmSummary[]): SwarmSummary | null {
+  return [...summaries].sort(compareSwarms)[0] ?? null;
+}
+
+function joinTargets(peers: readonly PeerState[], swarmId: string, port: number): JoinTarget[] {
+  const members = peers.filter((p) => p.swarm?.id === swarmId);
+  const managers = members.filter((p) => p.swarm?.role === 'manager').map((p) => ({ nodeId: p.nodeId, addr: p.addr, port: p.port }));
+  if (managers.length > 0) return managers;
+  // Only workers of that swarm are confirmed: ask the managers they name, on
+  // the same API port (one cluster runs one port).
+  const seen = new Set<string>();
+  const out: JoinTarget[] = [];
+  for (const w of members) {
+    for (const a of w.swarm?.managerAddrs ?? []) {
+      const host = a.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+      if (!seen.has(host)) {
+        seen.add(host);
+        out.push({ nodeId: null, addr: host, port });
+      }
+    }
+  }
+  return out;
+}
+
+/** The whole rule as one pure function. */
+export function decide(input: ElectionInput, selfApiPort: number): Decision {
+  const { self, peers } = input;
+  if (self.engine === 'pending') return { action: 'wait', phase: 'joining', reason: 'the engine is joining a swarm', rank: null, winner: null };
+  if (self.engine === 'locked') return { action: 'wait', phase: 'degraded', reason: 'the swarm is locked: run `docker swarm unlock` on this node', rank: null, winner: null };
+  if (self.engine === 'error') return { action: 'wait', phase: 'degraded', reason: 'the engine reports a swarm error', rank: null, winner: null };
+
+  const summaries = summarizeSwarms([{ swarm: self.swarm }, ...peers]);
+  const winner = splitWinner(summaries);
+  const split: SplitInfo | null = summaries.length > 1 && winner ? { swarms: summaries.map((s) => s.id).sort(), winner: winner.id } : null;
+
+  if (self.engine === 'active' && self.swarm) {
+    const phase = self.swarm.role === 'manager' ? 'manager' : 'member';
+    if (!split || split.winner === self.swarm.id) {
+      return { action: 'member', phase, reason: split ? `split: this swarm wins (${split.swarms.join(' vs ')})` : `member of swarm ${self.swarm.id}`, split };
+    }
+    if (self.swarm.runningTasks === null || self.swarm.runningTasks > 0) {
+      return {
+        action: 'member',
+        phase: 'degraded',
+        reason: `split: swarm ${split.winner} wins over ours (${self.swarm.id}) but this node runs user services (${self.swarm.runningTasks ?? 'unknown'}); move them to the winning swarm, then run \`docker swarm leave --force\` here and the agent joins it`,
+        split,
+      };
+    }
+    const via = joinTargets(peers, split.winner, selfApiPort);
+    if (via.length === 0) return { action: 'member', phase: 'degraded', reason: `split: swarm ${split.winner} wins but none of its managers is reachable yet`, split };
+    return { action: 'join', phase: 'joining', swarmId: split.winner, via, leaveFirst: true, reason: `split: leaving losing swarm ${self.swarm.id} (no user services) for ${split.winner}`, split };
+  }
+  if (self.engine === 'active') {
+    // Active but we could not describe the swarm (e.g. a worker whose swarm id
+    // is not known yet): still a member, never init.
+    return { action: 'member', phase: 'member', reason: 'member of a swarm', split: null };
+  }
+
+  if (winner) {
+    const via = joinTargets(peers, winner.id, selfApiPort);
+    if (via.length === 0) return { action: 'wait', phase: 'waiting', reason: `swarm ${winner.id} exists but none of its managers is reachable yet`, rank: null, winner: null };
+    return { action: 'join', phase: 'joining', swarmId: winner.id, via, leaveFirst: false, reason: `confirmed peers are in swarm ${winner.id}`, split };
+  }
+  const busy = peers.find((p) => p.phase === 'initialising' || p.phase === 'joining');
+  if (busy) return { action: 'wait', phase: 'waiting', reason: `peer ${busy.nodeId} is ${busy.phase === 'initialising' ? 'creating' : 'joining'} a swarm`, rank: null, winner: busy.phase === 'initialising' ? busy.nodeId : null };
+  const seen = [...new Set([...self.seenSwarms, ...peers.flatMap((p) => p.seenSwarms)])];
+  if (seen.length > 0) {
+    return {
+      action: 'wait',
+      phase: 'waiting',
+      reason: `swarm ${seen.join(', ')} of this cluster exists but no member is reachable; a new swarm is never created (if that swarm is gone for good, delete formation.json in the state dir on every node)`,
+      rank: null,
+      winner: null,
+    };
+  }
+
+  const rank = [self.nodeId, ...peers.map((p) => p.nodeId)].sort();
+  if (rank.length < input.expect) {
+    return { action: 'wait', phase: 'discovering', reason: `${rank.length} of ${input.expect} expected nodes confirmed`, rank, winner: null };
+  }
+  const stableFor = input.now - input.stableSince;
+  if (stableFor < input.holdOffMs) {
+    return { action: 'wait', phase: 'candidate', reason: `peer set stable for ${stableFor} of ${input.holdOffMs} ms`, rank, winner: rank[0]! };
+  }
+  const slot = Math.floor((stableFor - input.holdOffMs) / input.initDeadlineMs);
+  const mine = rank.indexOf(self.nodeId);
+  if (mine <= slot) {
+    const why = mine === 0 ? 'lowest node id among confirmed peers' : `takeover: ${rank.slice(0, mine).join(', ')} did not create the swarm within ${input.initDeadlineMs} ms each`;
+    return { action: 'init', phase: 'initialising', rank, reason: why };
+  }
+  const w = rank[Math.min(slot, rank.length - 1)]!;
+  return { action: 'wait', phase: 'waiting', reason: `waiting for ${w} (rank ${slot}) to create the swarm`, rank, winner: w };
+}
+
+/** Capped exponential backoff with full jitter; `random` in [0, 1). */
+export function backoffMs(attempt: number, baseMs: number, capMs: number, random: number): number {
+  const exp = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(exp / 2 + (exp / 2) * random);
+}

@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import { Value } from '@sinclair/typebox/value';
+import { Agent, request } from 'undici';
+import { PiswarmError, isPiswarmError } from '../../shared/errors.js';
+import {
+  GrantResponse,
+  HelloResponse,
+  PEER_AUTH_HEADER,
+  type GrantRequest,
+  type HelloRequest,
+} from '../../shared/wire/peer.js';
+import type { ClusterKeys } from '../identity/keys.js';
+import type { NodeIdentity } from '../identity/identity.js';
+import { AuthError, openToken, signRequest, verifyResponse } from './protocol.js';
+
+export interface PeerTarget {
+  addr: string;
+  port: number;
+}
+
+export interface VerifiedHello {
+  /** Node id proven by the answer's MAC (equals response.nodeId). */
+  nodeId: string;
+  response: HelloResponse;
+}
+
+export interface OpenedGrant {
+  token: string;
+  swarmId: string;
+  createdAt: string | null;
+  managerAddrs: string[];
+  managerNodeId: string;
+}
+
+export interface PeerClient {
+  hello(target: PeerTarget, body: HelloRequest, signal?: AbortSignal): Promise<VerifiedHello>;
+  grant(target: PeerTarget, body: GrantRequest, signal?: AbortSignal): Promise<OpenedGrant>;
+  close(): Promise<void>;
+}
+
+export interface PeerClientOptions {
+  keys: ClusterKeys;
+  identity: NodeIdentity;
+  /** One request's whole deadline: connect, headers and body. */
+  timeoutMs: number;
+  /** Accepted clock difference for answers. */
+  windowMs: number;
+  now?: () => number;
+  nonce?: () => string;
+}
+
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+export function hostForUrl(addr: string): string {
+  return addr.includes(':') ? `[${addr}]` : addr;
+}
+
+/**
+ * undici with explicit deadlines: a dead Pi must cost at most `timeoutMs`
+ * per request, never undici's 300 s defaults. Every answer is verified
+ * before anything in it is believed.
+ */
+export function createPeerClient(opts: PeerClientOptions): PeerClient {
+  const now = opts.now ?? Date.now;
+  const nonce = opts.nonce ?? (() => randomBytes(16).toString('base64url'));
+  const dispatcher = new Agent({
+    connect: { timeout: opts.timeoutMs },
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs,
+    keepAliveTimeout: 10_000,
+    connections: 4,
+  });
+
+  async function call(target: PeerTarget, path: string, payload: object, signal?: AbortSignal): Promise<{ body: string; nodeId: string; requestNonce: string; responseNonce: string }> {
+    const body = JSON.stringify(payload);
+    const reqNonce = nonce();
+    const header = signRequest(opts.keys, { method: 'POST', path, body, nodeId: opts.identity.nodeId, now: now(), nonce: reqNonce });
+    const deadline = AbortSignal.timeout(opts.timeoutMs);
+    const sig = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    let status: number;
+    let text: string;
+    let answerAuth: unknown;
+    try {
+      const res = await request(`http://${hostForUrl(target.addr)}:${target.port}${path}`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json', [PEER_AUTH_HEADER]: header },
+        dispatcher,
+        signal: sig,
+      });
+      status = res.statusCode;
+      answerAuth = res.headers[PEER_AUTH_HEADER];
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_ANSWER_BYTES) {
+          res.body.destroy();
+          throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} exceeds ${MAX_ANSWER_BYTES} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      text = Buffer.concat(chunks).toString('utf8');
+    } catch (err) {
+      if (isPiswarmError(err)) throw err;
+      throw new PiswarmError('PISWARM_ERR_PEER_UNREACHABLE', `peer ${target.addr}:${target.port} did not answer: ${(err as NodeJS.ErrnoException).code ?? (err as Error).name}`, { cause: err });
+    }
+    if (status !== 200) {
+      // Error answers are not signed (the app's shared error handler writes
+      // them), so they are hints only: report the code, believe nothing else.
+      let code = 'unknown';
+      try {
+        code = String((JSON.parse(text) as { code?: unknown }).code ?? 'unknown').slice(0, 64);
+      } catch {
+        code = 'unparsable';
+      }
+      const known = code === 'PISWARM_ERR_NOT_MANAGER' ? 'PISWARM_ERR_NOT_MANAGER' : code === 'PISWARM_ERR_WRONG_CLUSTER' ? 'PISWARM_ERR_WRONG_CLUSTER' : 'PISWARM_ERR_PEER_UNVERIFIED';
+      throw new PiswarmError(known, `peer ${target.addr}:${target.port} refused ${path} (${status} ${code})`, { details: { status, code } });
+    }
+    try {
+      const h = verifyResponse(opts.keys, { requestNonce: reqNonce, status, body: text, header: answerAuth, now: now(), windowMs: opts.windowMs });
+      return { body: text, nodeId: h.nodeId, responseNonce: h.nonce, requestNonce: reqNonce };
+    } catch (err) {
+      const reason = err instanceof AuthError ? err.reason : 'malformed';
+      throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr}:${target.port} failed verification (${reason})`, { cause: err, details: { reason } });
+    }
+  }
+
+  function parse<T>(schema: Parameters<typeof Value.Check>[0], text: string, target: PeerTarget): T {
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (err) {
+      throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} is not JSON`, { cause: err });
+    }
+    if (!Value.Check(schema, v)) throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} does not match the schema`);
+    return v as T;
+  }
+
+  return {
+    async hello(target, body, signal) {
+      const r = await call(target, '/v1/peers/hello', body, signal);
+      const response = parse<HelloResponse>(HelloResponse, r.body, target);
+      if (response.nodeId !== r.nodeId) throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} names two node ids`);
+      return { nodeId: r.nodeId, response };
+    },
+    async grant(target, body, signal) {
+      const r = await call(target, '/v1/grants', body, signal);
+      const g = parse<GrantResponse>(GrantResponse, r.body, target);
+      if (g.managerNodeId !== r.nodeId) throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `grant of ${target.addr} names two node ids`);
+      const token = openToken(
+        opts.keys,
+        { requestNonce: r.requestNonce, responseNonce: r.responseNonce, joinerId: opts.identity.nodeId, managerId: r.nodeId, swarmId: g.swarmId, managerAddrs: g.managerAddrs },
+        g,
+      );
+      return { token, swarmId: g.swarmId, createdAt: g.createdAt, managerAddrs: g.managerAddrs, managerNodeId: g.managerNodeId };
+    },
+    close: () => dispatcher.close(),
+  };
+}

@@ -1,0 +1,188 @@
+import { createCipheriv, createDecipheriv, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { PiswarmError } from '../../shared/errors.js';
+import { hmac, sha256b64, type ClusterKeys } from '../identity/keys.js';
+
+/**
+ * The peer protocol, pure: callers pass nonces and clocks in, so every case
+ * (replay, stale, tampered, rogue) is a microsecond unit test.
+ *
+ * Request: header `x-piswarm-auth: v=1,c=<cluster id>,n=<node id>,t=<unix ms>,r=<nonce>,m=<mac>`
+ *   mac = HMAC(authKey, "piswarm-req-v1" | method | path | sha256(body) | nonce | t | n | c)
+ * Answer: the same header from the server, with its own nonce, and
+ *   mac = HMAC(authKey, "piswarm-res-v1" | request nonce | status | sha256(body) | nonce | t | n | c)
+ * so an answer is bound to the one request it answers: whoever lacks the
+ * cluster key cannot produce one the caller accepts, not even by replaying
+ * an old answer.
+ *
+ * Grant: the worker token is sealed with AES-256-GCM under
+ *   HKDF(grantKey, salt = request nonce | answer nonce, "piswarm-grant-v1")
+ * with the joiner id, manager id, swarm id and manager addresses as
+ * additional data. A passive listener sees only ciphertext; a fresh key per
+ * exchange means one captured grant says nothing about the next.
+ */
+export type AuthFailure = 'malformed' | 'wrong_cluster' | 'bad_mac' | 'stale' | 'replay';
+export const AUTH_FAILURES: readonly AuthFailure[] = ['malformed', 'wrong_cluster', 'bad_mac', 'stale', 'replay'];
+
+const FAILURE_CODE = {
+  malformed: 'PISWARM_ERR_AUTH_FAILED',
+  bad_mac: 'PISWARM_ERR_AUTH_FAILED',
+  wrong_cluster: 'PISWARM_ERR_WRONG_CLUSTER',
+  stale: 'PISWARM_ERR_STALE',
+  replay: 'PISWARM_ERR_REPLAY',
+} as const;
+
+export class AuthError extends PiswarmError {
+  constructor(readonly reason: AuthFailure, message: string) {
+    super(FAILURE_CODE[reason], message, { details: { reason } });
+  }
+}
+
+export interface AuthHeader {
+  v: number;
+  clusterId: string;
+  nodeId: string;
+  ts: number;
+  nonce: string;
+  mac: string;
+}
+
+const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/;
+
+export function formatAuthHeader(h: AuthHeader): string {
+  return `v=${h.v},c=${h.clusterId},n=${h.nodeId},t=${h.ts},r=${h.nonce},m=${h.mac}`;
+}
+
+export function parseAuthHeader(raw: unknown): AuthHeader | null {
+  if (typeof raw !== 'string' || raw.length > 400) return null;
+  const f: Record<string, string> = {};
+  for (const part of raw.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) return null;
+    f[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  const ts = Number(f.t);
+  if (f.v !== '1' || !f.c || !/^[0-9a-f]{24}$/.test(f.n ?? '') || !Number.isSafeInteger(ts) || !NONCE_RE.test(f.r ?? '') || !/^[A-Za-z0-9_-]{43}$/.test(f.m ?? '')) return null;
+  return { v: 1, clusterId: f.c, nodeId: f.n!, ts, nonce: f.r!, mac: f.m! };
+}
+
+function macEquals(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'base64url');
+  const y = Buffer.from(b, 'base64url');
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
+
+function requestMac(keys: ClusterKeys, method: string, path: string, body: string, h: Omit<AuthHeader, 'mac' | 'v'>): string {
+  return hmac(keys.authKey, ['piswarm-req-v1', method.toUpperCase(), path, sha256b64(body), h.nonce, String(h.ts), h.nodeId, h.clusterId].join('\n')).toString('base64url');
+}
+
+function responseMac(keys: ClusterKeys, requestNonce: string, status: number, body: string, h: Omit<AuthHeader, 'mac' | 'v'>): string {
+  return hmac(keys.authKey, ['piswarm-res-v1', requestNonce, String(status), sha256b64(body), h.nonce, String(h.ts), h.nodeId, h.clusterId].join('\n')).toString('base64url');
+}
+
+export function signRequest(keys: ClusterKeys, r: { method: string; path: string; body: string; nodeId: string; now: number; nonce: string }): string {
+  const h = { clusterId: keys.clusterId, nodeId: r.nodeId, ts: r.now, nonce: r.nonce };
+  return formatAuthHeader({ v: 1, ...h, mac: requestMac(keys, r.method, r.path, r.body, h) });
+}
+
+/**
+ * Remembers nonces of accepted requests for twice the time window, so a
+ * captured request can be replayed neither inside the window (nonce seen) nor
+ * after it (stale). Only authentic requests enter, so a flood of forgeries
+ * cannot fill it; it is bounded anyway.
+ */
+export class ReplayCache {
+  private readonly seen = new Map<string, number>();
+  constructor(private readonly ttlMs: number, private readonly max = 10_000) {}
+
+  /** True when the nonce is new (and records it). */
+  check(nonce: string, now: number): boolean {
+    if (this.seen.size >= this.max / 2) for (const [n, exp] of this.seen) if (exp <= now) this.seen.delete(n);
+    const exp = this.seen.get(nonce);
+    if (exp !== undefined && exp > now) return false;
+    if (this.seen.size >= this.max) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(nonce, now + this.ttlMs);
+    return true;
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+}
+
+/** Verifies a request; throws AuthError (with a stable code) on any failure. */
+export function verifyRequest(
+  keys: ClusterKeys,
+  r: { method: string; path: string; body: string; header: unknown; now: number; windowMs: number; replay: ReplayCache },
+): AuthHeader {
+  const h = parseAuthHeader(r.header);
+  if (!h) throw new AuthError('malformed', 'missing or malformed x-piswarm-auth header');
+  if (h.clusterId !== keys.clusterId) throw new AuthError('wrong_cluster', 'the caller belongs to another cluster (different cluster key)');
+  if (!macEquals(h.mac, requestMac(keys, r.method, r.path, r.body, h))) throw new AuthError('bad_mac', 'request signature does not verify');
+  // Checked after the MAC so a forger cannot probe our clock or fill the cache.
+  if (Math.abs(r.now - h.ts) > r.windowMs) throw new AuthError('stale', `request timestamp is more than ${Math.round(r.windowMs / 1000)} s from this node's clock`);
+  if (!r.replay.check(h.nonce, r.now)) throw new AuthError('replay', 'request nonce was already used');
+  return h;
+}
+
+export function signResponse(keys: ClusterKeys, r: { requestNonce: string; status: number; body: string; nodeId: string; now: number; nonce: string }): string {
+  const h = { clusterId: keys.clusterId, nodeId: r.nodeId, ts: r.now, nonce: r.nonce };
+  return formatAuthHeader({ v: 1, ...h, mac: responseMac(keys, r.requestNonce, r.status, r.body, h) });
+}
+
+/** Verifies an answer is from a key holder and answers our request (its nonce). */
+export function verifyResponse(
+  keys: ClusterKeys,
+  r: { requestNonce: string; status: number; body: string; header: unknown; now: number; windowMs: number },
+): AuthHeader {
+  const h = parseAuthHeader(r.header);
+  if (!h) throw new AuthError('malformed', 'peer answer has no valid x-piswarm-auth header');
+  if (h.clusterId !== keys.clusterId) throw new AuthError('wrong_cluster', 'peer answered for another cluster');
+  if (!macEquals(h.mac, responseMac(keys, r.requestNonce, r.status, r.body, h))) throw new AuthError('bad_mac', 'peer answer signature does not verify');
+  if (Math.abs(r.now - h.ts) > r.windowMs) throw new AuthError('stale', 'peer answer timestamp outside the allowed window');
+  return h;
+}
+
+export interface SealedToken {
+  iv: string;
+  ciphertext: string;
+  tag: string;
+}
+
+export interface GrantBinding {
+  requestNonce: string;
+  responseNonce: string;
+  joinerId: string;
+  managerId: string;
+  swarmId: string;
+  managerAddrs: readonly string[];
+}
+
+function grantKey(keys: ClusterKeys, b: GrantBinding): Buffer {
+  const salt = Buffer.from(`${b.requestNonce}.${b.responseNonce}`);
+  return Buffer.from(hkdfSync('sha256', keys.grantKey, salt, Buffer.from('piswarm-grant-v1'), 32));
+}
+
+function aad(b: GrantBinding): Buffer {
+  return Buffer.from(['piswarm-grant-aad-v1', b.joinerId, b.managerId, b.swarmId, b.managerAddrs.join(',')].join('\n'));
+}
+
+export function sealToken(keys: ClusterKeys, b: GrantBinding, token: string, iv: Buffer): SealedToken {
+  const c = createCipheriv('aes-256-gcm', grantKey(keys, b), iv);
+  c.setAAD(aad(b));
+  const ct = Buffer.concat([c.update(token, 'utf8'), c.final()]);
+  return { iv: iv.toString('base64url'), ciphertext: ct.toString('base64url'), tag: c.getAuthTag().toString('base64url') };
+}
+
+export function openToken(keys: ClusterKeys, b: GrantBinding, s: SealedToken): string {
+  try {
+    const iv = Buffer.from(s.iv, 'base64url');
+    const tag = Buffer.from(s.tag, 'base64url');
+    if (iv.length !== 12 || tag.length !== 16) throw new Error('bad iv or tag length');
+    const d = createDecipheriv('aes-256-gcm', grantKey(keys, b), iv);
+    d.setAAD(aad(b));
+    d.setAuthTag(tag);
+    return Buffer.concat([d.update(Buffer.from(s.ciphertext, 'base64url')), d.final()]).toString('utf8');
+  } catch (err) {
+    throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', 'the grant does not decrypt: not sealed for this exchange or tampered with', { cause: err });
+  }
+}

@@ -1,0 +1,154 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { Value } from '@sinclair/typebox/value';
+import { PiswarmError, isPiswarmError } from '../../shared/errors.js';
+import {
+  FormationStatus,
+  GrantRequest,
+  HelloRequest,
+  PEER_AUTH_HEADER,
+  PEER_BODY_LIMIT,
+  PeersResponse,
+  type GrantResponse,
+  type HelloResponse,
+  type PeerView,
+} from '../../shared/wire/peer.js';
+import type { ClusterKeys } from '../identity/keys.js';
+import type { NodeIdentity } from '../identity/identity.js';
+import { AuthError, sealToken, signResponse, verifyRequest, type ReplayCache } from './protocol.js';
+
+export interface GrantSource {
+  swarmId: string;
+  createdAt: string | null;
+  managerAddrs: string[];
+  /** The worker join token; never logged, never returned in clear. */
+  workerToken: string;
+}
+
+export interface PeerRouteContext {
+  keys: ClusterKeys | null;
+  identity: NodeIdentity;
+  windowMs: number;
+  replay: ReplayCache;
+  now(): number;
+  nonce(): string;
+  iv(): Buffer;
+  /** Answers a verified hello; also a hint that the caller exists. */
+  hello(req: HelloRequest, remote: string): HelloResponse;
+  /** Throws PISWARM_ERR_NOT_MANAGER unless this node is a manager. */
+  grantSource(): Promise<GrantSource>;
+  onGrantIssued(joiner: GrantRequest): void;
+  status(): FormationStatus;
+  peers(): PeerView[];
+  authFailure(reason: string): void;
+  grantRefused(reason: string): void;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    piswarmRawBody?: string;
+  }
+}
+
+const NO_QUERY = { type: 'object', properties: {}, additionalProperties: false } as const;
+
+/**
+ * Peer endpoints (POST /v1/peers/hello, POST /v1/grants) and the read-only
+ * formation views (GET /v1/formation, GET /v1/peers). Errors are thrown as
+ * PiswarmError so the app's one error handler answers them with a stable
+ * code; nothing here ever puts a token or key into an answer in clear.
+ */
+export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
+  return async (app) => {
+    // The MAC covers the exact bytes sent, so keep them: re-serialising the
+    // parsed object would not reproduce them byte for byte.
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (req: FastifyRequest, body: string | Buffer, done) => {
+      const text = typeof body === 'string' ? body : body.toString('utf8');
+      req.piswarmRawBody = text;
+      try {
+        done(null, JSON.parse(text));
+      } catch {
+        done(new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'body is not valid JSON'), undefined);
+      }
+    });
+
+    // Refusals that never reach a handler (oversized, wrong media type) are counted too.
+    app.addHook('onError', async (req, _reply, err) => {
+      const code = (err as { code?: string }).code;
+      if (req.routeOptions.url === '/v1/grants' && code && !isPiswarmError(err)) ctx.grantRefused(code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'too_large' : 'malformed');
+      if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') ctx.authFailure('too_large');
+    });
+
+    const authenticate = (req: FastifyRequest, path: string) => {
+      if (!ctx.keys) throw new PiswarmError('PISWARM_ERR_NO_CLUSTER_KEY');
+      try {
+        return verifyRequest(ctx.keys, { method: req.method, path, body: req.piswarmRawBody ?? '', header: req.headers[PEER_AUTH_HEADER], now: ctx.now(), windowMs: ctx.windowMs, replay: ctx.replay });
+      } catch (err) {
+        if (err instanceof AuthError) ctx.authFailure(err.reason);
+        throw err;
+      }
+    };
+
+    const validate = <T>(schema: Parameters<typeof Value.Check>[0], body: unknown, what: string): T => {
+      if (!Value.Check(schema, body)) {
+        const first = Value.Errors(schema, body).First();
+        ctx.authFailure('malformed_body');
+        throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', `${what}: ${first ? `${first.path || '/'} ${first.message}` : 'invalid body'}`);
+      }
+      return body as T;
+    };
+
+    const route = { bodyLimit: PEER_BODY_LIMIT, schema: { querystring: NO_QUERY } };
+
+    app.post('/v1/peers/hello', route, async (req, reply) => {
+      const auth = authenticate(req, '/v1/peers/hello');
+      const body = validate<HelloRequest>(HelloRequest, req.body, 'hello');
+      if (body.nodeId !== auth.nodeId) {
+        ctx.authFailure('malformed_body');
+        throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'hello: nodeId differs from the signed node id');
+      }
+      const answer = JSON.stringify(ctx.hello(body, req.socket.remoteAddress ?? ''));
+      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce: ctx.nonce() });
+      return reply.code(200).header(PEER_AUTH_HEADER, header).type('application/json').send(answer);
+    });
+
+    app.post('/v1/grants', route, async (req, reply) => {
+      let auth;
+      try {
+        auth = authenticate(req, '/v1/grants');
+      } catch (err) {
+        ctx.grantRefused(err instanceof AuthError ? err.reason : 'no_key');
+        throw err;
+      }
+      let joiner: GrantRequest;
+      try {
+        joiner = validate<GrantRequest>(GrantRequest, req.body, 'grant');
+        if (joiner.nodeId !== auth.nodeId) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'grant: nodeId differs from the signed node id');
+      } catch (err) {
+        ctx.grantRefused('malformed');
+        throw err;
+      }
+      let src: GrantSource;
+      try {
+        src = await ctx.grantSource();
+      } catch (err) {
+        ctx.grantRefused(isPiswarmError(err, 'PISWARM_ERR_NOT_MANAGER') ? 'not_manager' : 'engine');
+        throw err;
+      }
+      const responseNonce = ctx.nonce();
+      const sealed = sealToken(
+        ctx.keys!,
+        { requestNonce: auth.nonce, responseNonce, joinerId: joiner.nodeId, managerId: ctx.identity.nodeId, swarmId: src.swarmId, managerAddrs: src.managerAddrs },
+        src.workerToken,
+        ctx.iv(),
+      );
+      const grant: GrantResponse = { v: 1, swarmId: src.swarmId, createdAt: src.createdAt, managerNodeId: ctx.identity.nodeId, managerAddrs: src.managerAddrs, ...sealed };
+      const answer = JSON.stringify(grant);
+      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce: responseNonce });
+      ctx.onGrantIssued(joiner);
+      return reply.code(200).header(PEER_AUTH_HEADER, header).type('application/json').send(answer);
+    });
+
+    app.get('/v1/formation', { schema: { querystring: NO_QUERY, response: { 200: FormationStatus } } }, async () => ctx.status());
+    app.get('/v1/peers', { schema: { querystring: NO_QUERY, response: { 200: PeersResponse } } }, async () => ({ peers: ctx.peers() }));
+  };
+}

@@ -1,0 +1,649 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Config } from '../../shared/config-schema.js';
+import { PiswarmError, isPiswarmError } from '../../shared/errors.js';
+import type { FormationPhase, FormationStatus, GrantRequest, HelloRequest, HelloResponse, PeerSwarm, PeerView, TimelineEntry } from '../../shared/wire/peer.js';
+import type { DockerEngine, EngineInfo } from '../docker/engine.js';
+import type { Logger } from '../log/logger.js';
+import type { Collector, MetricFamily } from '../metrics/types.js';
+import type { HealthCheck, CheckResult } from '../health/types.js';
+import type { NodeIdentity } from '../identity/identity.js';
+import { deriveClusterKeys, type ClusterKeys } from '../identity/keys.js';
+import type { AddressChoice } from '../net/address.js';
+import { seedCandidates, type Candidate, type Discovery } from '../discovery/discovery.js';
+import type { AdvertRole } from '../discovery/advert.js';
+import type { PeerClient } from '../peers/client.js';
+import { ReplayCache } from '../peers/protocol.js';
+import { createPeerRoutes, type GrantSource } from '../peers/routes.js';
+import { backoffMs, decide, type Decision, type PeerState } from '../election/rule.js';
+import { createFileFormationStore, type FormationStore, type PersistedFormation } from './store.js';
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * What the lead wires (agent/agent.ts):
+ *
+ *   const keys = config.clusterKey ? deriveClusterKeys(config.clusterKey) : null;
+ *   const identity = loadOrCreateIdentity(config.stateDir, config.nodeName!);
+ *   const formation = createFormation({
+ *     config, log, docker, clock: { now: Date.now, setTimeout, clearTimeout }, identity,
+ *     discovery: keys && config.discovery.mdns ? createMdnsDiscovery({ keys, identity, log, now: Date.now,
+ *       maxAgeMs: config.discovery.advertMaxAgeMs, republishMs: config.discovery.republishMs }) : null,
+ *     peerClient: keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs,
+ *       windowMs: config.formation.authWindowMs }) : null,
+ *     address: () => detectAdvertiseAddress(config),
+ *   });
+ *   plugins: [formation.routes]; collectors: [formation.collector]; checks: formation.healthChecks;
+ *   start: await formation.start() (returns at once; formation runs in the background);
+ *   stop:  await formation.stop()  (goodbye packets, bounded by a deadline).
+ */
+export interface FormationDeps {
+  config: Config;
+  log: Logger;
+  docker: DockerEngine;
+  clock: Clock;
+  identity: NodeIdentity;
+  /** null when mDNS is off or there is no cluster key (seeds still work). */
+  discovery: Discovery | null;
+  /** null when there is no cluster key. */
+  peerClient: PeerClient | null;
+  /** Chooses the advertise address; throws PISWARM_ERR_NO_ADDRESS until one exists. */
+  address: () => AddressChoice;
+  store?: FormationStore;
+  random?: () => number;
+  /** Keys derived from config.clusterKey (derived here when absent). */
+  keys?: ClusterKeys | null;
+}
+
+export interface Formation {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  routes: FastifyPluginAsync;
+  collector: Collector;
+  healthChecks: HealthCheck[];
+  status(): FormationStatus;
+  /** Runs one evaluation now (tests and the bench drive it). */
+  tick(): Promise<void>;
+}
+
+interface PeerRecord {
+  nodeId: string;
+  name: string;
+  addr: string;
+  port: number;
+  source: 'mdns' | 'seed' | 'inbound';
+  state: HelloResponse | null;
+  confirmedAt: number | null;
+  lastError: string | null;
+}
+
+interface Attempt {
+  lastTry: number;
+  failures: number;
+}
+
+const TIMELINE_MAX = 64;
+const SWARM_PORT = 2377;
+const FORMING_WARN_MS = 120_000;
+
+export function createFormation(deps: FormationDeps): Formation {
+  const { config, docker, clock, identity } = deps;
+  const log = deps.log.child({ mod: 'formation' });
+  const keys = deps.keys !== undefined ? deps.keys : config.clusterKey ? deriveClusterKeys(config.clusterKey) : null;
+  const enabled = config.formation.enabled && keys !== null && deps.peerClient !== null;
+  const store = deps.store ?? createFileFormationStore(config.stateDir, (err) => log.warn({ err: { message: (err as Error).message } }, 'formation state cannot be persisted'));
+  const random = deps.random ?? Math.random;
+  const port = config.http.port;
+  const replay = new ReplayCache(config.formation.authWindowMs * 2);
+
+  let persisted: PersistedFormation = store.load();
+  let phase: FormationPhase = enabled ? 'discovering' : 'disabled';
+  let reason = enabled ? 'starting' : keys === null ? 'no cluster key configured' : 'formation.enabled is false';
+  let phaseSince = clock.now();
+  const timeline: TimelineEntry[] = [];
+  const peers = new Map<string, PeerRecord>();
+  const attempts = new Map<string, Attempt>();
+  const selfKeys = new Set<string>(); // candidate keys that turned out to be this node
+  const inbound = new Map<string, Candidate>();
+  let peerSetKey = '';
+  let stableSince = clock.now();
+  let address: AddressChoice | null = null;
+  let info: EngineInfo | null = null;
+  let selfSwarm: PeerSwarm | null = null;
+  const createdAtById = new Map<string, string>();
+  let lastDecision: Decision | null = null;
+  let joinAttempt = 0;
+  let nextJoinAt = 0;
+  let lastGrantAt: number | null = null;
+  let engineError: string | null = null;
+  let timer: unknown = null;
+  let running: Promise<void> | null = null;
+  let stopped = false;
+  const abort = new AbortController();
+
+  const counters = {
+    elections: 0,
+    inits: 0,
+    initFailures: 0,
+    joins: 0,
+    joinFailures: 0,
+    leaves: 0,
+    grantsIssued: 0,
+    rotations: 0,
+    splits: 0,
+    grantsRefused: new Map<string, number>(),
+    authFailures: new Map<string, number>(),
+    helloFailures: 0,
+  };
+  const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+
+  const setPhase = (to: FormationPhase, why: string) => {
+    if (to === phase && why === reason) return;
+    const from = phase;
+    reason = why;
+    if (to === phase) return;
+    phase = to;
+    phaseSince = clock.now();
+    if (to === 'candidate') counters.elections++;
+    timeline.push({ at: new Date(clock.now()).toISOString(), from, to, reason: why });
+    if (timeline.length > TIMELINE_MAX) timeline.shift();
+    log.info({ from, to, reason: why }, 'formation phase changed');
+  };
+
+  const rememberSwarm = (id: string, createdAt: string | null, joined: boolean) => {
+    let changed = false;
+    const seen = persisted.seenSwarms.find((s) => s.id === id);
+    if (!seen) {
+      persisted.seenSwarms.push({ id, createdAt, firstSeen: new Date(clock.now()).toISOString() });
+      persisted.seenSwarms = persisted.seenSwarms.slice(-16);
+      changed = true;
+    } else if (!seen.createdAt && createdAt) {
+      seen.createdAt = createdAt;
+      changed = true;
+    }
+    if (joined && persisted.joined?.id !== id) {
+      persisted.joined = { id, createdAt };
+      changed = true;
+    }
+    if (changed) store.save(persisted);
+  };
+
+  const advertRole = (): AdvertRole =>
+    phase === 'initialising' ? 'initialising' : selfSwarm ? (selfSwarm.role === 'manager' ? 'manager' : 'worker') : 'none';
+
+  // ---------------------------------------------------------------- engine
+  async function readEngine(): Promise<void> {
+    try {
+      info = await docker.info();
+      engineError = null;
+    } catch (err) {
+      info = null;
+      engineError = isPiswarmError(err) ? err.code : 'error';
+      selfSwarm = null;
+      return;
+    }
+    const s = info.swarm;
+    if (s.state !== 'active') {
+      selfSwarm = null;
+      return;
+    }
+    const id = s.clusterId ?? persisted.joined?.id ?? null;
+    if (!id) {
+      selfSwarm = null;
+      return;
+    }
+    let createdAt = createdAtById.get(id) ?? (persisted.joined?.id === id ? persisted.joined.createdAt : null) ?? persisted.seenSwarms.find((x) => x.id === id)?.createdAt ?? null;
+    if (s.isManager && !createdAtById.has(id)) {
+      try {
+        const d = await docker.swarmInspect();
+        createdAt = d.createdAt;
+        createdAtById.set(id, d.createdAt);
+      } catch (err) {
+        log.debug({ code: (err as PiswarmError).code }, 'swarm inspect failed');
+      }
+    }
+    const managerAddrs = s.remoteManagers.map((m) => m.addr).slice(0, 16);
+    selfSwarm = { id, createdAt, role: s.isManager ? 'manager' : 'worker', nodes: s.isManager ? s.nodes : null, managerAddrs, runningTasks: selfSwarm?.id === id ? selfSwarm.runningTasks : null };
+    rememberSwarm(id, createdAt, false);
+  }
+
+  async function countUserTasks(): Promise<number | null> {
+    try {
+      if (docker.runningServiceContainers) return await docker.runningServiceContainers();
+      if (info?.swarm.nodeId) return await docker.runningTasksOnNode(info.swarm.nodeId);
+    } catch (err) {
+      log.debug({ code: (err as PiswarmError).code }, 'cannot count user tasks');
+    }
+    return null;
+  }
+
+  // ----------------------------------------------------------------- peers
+  const helloBody = (): HelloRequest => ({ v: 1, nodeId: identity.nodeId, name: identity.name, addr: address?.address ?? '0.0.0.0', port });
+
+  function candidates(now: number): Candidate[] {
+    const list = [...(deps.discovery?.candidates() ?? []), ...seedCandidates(config.discovery.seeds, port, now), ...inbound.values()];
+    const out = new Map<string, Candidate>();
+    for (const c of list) {
+      if (c.nodeId === identity.nodeId || selfKeys.has(c.key)) continue;
+      if (address && c.addr === address.address && c.port === port) continue;
+      out.set(c.key, c);
+    }
+    // Confirmed peers are re-confirmed at their last known address even when
+    // their advert is gone: liveness comes from HTTP only.
+    for (const p of peers.values()) if (!out.has(p.nodeId)) out.set(p.nodeId, { key: p.nodeId, nodeId: p.nodeId, addr: p.addr, port: p.port, source: p.source === 'inbound' ? 'mdns' : p.source, advert: null, seenAt: now });
+    return [...out.values()];
+  }
+
+  async function confirm(now: number): Promise<void> {
+    const client = deps.peerClient!;
+    const forming = phase !== 'member' && phase !== 'manager';
+    const interval = forming ? config.formation.tickMs : config.discovery.confirmIntervalMs;
+    const due = candidates(now).filter((c) => {
+      const a = attempts.get(c.key);
+      if (!a) return true;
+      const wait = a.failures === 0 ? interval : Math.min(30_000, interval * 2 ** Math.min(a.failures, 5));
+      return now - a.lastTry >= wait;
+    });
+    await Promise.all(
+      due.map(async (c) => {
+        const a = attempts.get(c.key) ?? { lastTry: 0, failures: 0 };
+        a.lastTry = now;
+        attempts.set(c.key, a);
+        try {
+          const { nodeId, response } = await client.hello({ addr: c.addr, port: c.port }, helloBody(), abort.signal);
+          if (nodeId === identity.nodeId) {
+            selfKeys.add(c.key);
+            return;
+          }
+          a.failures = 0;
+          const rec: PeerRecord = {
+            nodeId,
+            name: response.name,
+            // The answer is signed: its address is the one the peer chose, not
+            // whichever of its interfaces we happened to reach.
+            addr: response.addr,
+            port: response.port,
+            source: c.source,
+            state: response,
+            confirmedAt: clock.now(),
+            lastError: null,
+          };
+          peers.set(nodeId, rec);
+          if (response.swarm) rememberSwarm(response.swarm.id, response.swarm.createdAt, false);
+          for (const id of response.seenSwarms) rememberSwarm(id, null, false);
+        } catch (err) {
+          a.failures++;
+          counters.helloFailures++;
+          const code = isPiswarmError(err) ? err.code : 'error';
+          const p = c.nodeId ? peers.get(c.nodeId) : undefined;
+          if (p) p.lastError = code;
+          log.debug({ candidate: c.key, addr: c.addr, code, detail: (err as Error).message }, 'peer not confirmed');
+        }
+      }),
+    );
+    for (const [id, p] of peers) if (p.confirmedAt !== null && clock.now() - p.confirmedAt > config.discovery.peerTtlMs) {
+      peers.delete(id);
+      log.info({ peer: id, addr: p.addr }, 'peer forgotten (no authenticated answer within peerTtlMs)');
+    }
+    for (const [k, c] of inbound) if (clock.now() - c.seenAt > config.discovery.peerTtlMs) inbound.delete(k);
+    const key = [...peers.keys()].sort().join(',');
+    if (key !== peerSetKey) {
+      peerSetKey = key;
+      stableSince = clock.now();
+    }
+  }
+
+  const confirmedPeerStates = (): PeerState[] =>
+    [...peers.values()].filter((p) => p.state).map((p) => ({ nodeId: p.nodeId, addr: p.addr, port: p.port, phase: p.state!.phase, swarm: p.state!.swarm, seenSwarms: p.state!.seenSwarms }));
+
+  // ------------------------------------------------------------------ acts
+  const swarmAddrs = () => ({ advertiseAddr: address!.address, listenAddr: `${address!.address}:${SWARM_PORT}`, dataPathAddr: address!.address });
+
+  async function doInit(d: Extract<Decision, { action: 'init' }>): Promise<void> {
+    setPhase('initialising', d.reason);
+    deps.discovery?.publish({ addr: address!.address, port, role: 'initialising', swarmId: null });
+    // Last look before the irreversible step: a restart may have raced us.
+    const fresh = await docker.info();
+    if (fresh.swarm.state !== 'inactive') {
+      log.warn({ state: fresh.swarm.state }, 'engine already in a swarm: not initialising');
+      return;
+    }
+    try {
+      const id = await docker.swarmInit(swarmAddrs());
+      counters.inits++;
+      let createdAt: string | null = null;
+      try {
+        createdAt = (await docker.swarmInspect()).createdAt;
+        createdAtById.set(id, createdAt);
+      } catch (err) {
+        log.debug({ code: (err as PiswarmError).code }, 'swarm inspect after init failed');
+      }
+      rememberSwarm(id, createdAt, true);
+      log.info({ swarmId: id, rank: d.rank, why: d.reason }, 'created the swarm');
+    } catch (err) {
+      counters.initFailures++;
+      log.warn({ code: (err as PiswarmError).code, detail: (err as Error).message }, 'swarm init failed');
+      await readEngine();
+    }
+  }
+
+  async function doJoin(d: Extract<Decision, { action: 'join' }>, now: number): Promise<void> {
+    if (now < nextJoinAt) return;
+    setPhase('joining', d.reason);
+    const client = deps.peerClient!;
+    const req: GrantRequest = { v: 1, nodeId: identity.nodeId, name: identity.name, addr: address!.address };
+    for (const target of d.via) {
+      if (abort.signal.aborted) return;
+      let grant;
+      try {
+        grant = await client.grant({ addr: target.addr, port: target.port }, req, abort.signal);
+      } catch (err) {
+        log.debug({ via: target.addr, code: isPiswarmError(err) ? err.code : 'error' }, 'grant refused or failed');
+        continue;
+      }
+      if (grant.swarmId !== d.swarmId) {
+        log.debug({ via: target.addr, expected: d.swarmId, got: grant.swarmId }, 'grant is for another swarm');
+        continue;
+      }
+      try {
+        if (d.leaveFirst && (await docker.info()).swarm.state === 'active') {
+          log.warn({ from: selfSwarm?.id, to: d.swarmId }, 'leaving the losing swarm of a split');
+          await docker.swarmLeave(true);
+          counters.leaves++;
+        }
+        await docker.swarmJoin({ ...swarmAddrs(), remoteAddrs: grant.managerAddrs, joinToken: grant.token });
+      } catch (err) {
+        // A join that timed out may still have succeeded: ask the engine
+        // before trying again, or we would leave and re-join in a loop.
+        const state = (await docker.info().catch(() => null))?.swarm.state;
+        if (state !== 'active' && state !== 'pending') {
+          log.warn({ via: target.addr, code: (err as PiswarmError).code, detail: (err as Error).message }, 'swarm join failed');
+          continue;
+        }
+        log.info({ via: target.addr, state }, 'swarm join reported an error but the engine is in the swarm');
+      }
+      counters.joins++;
+      joinAttempt = 0;
+      rememberSwarm(d.swarmId, grant.createdAt, true);
+      log.info({ swarmId: d.swarmId, via: target.addr }, 'joined the swarm');
+      return;
+    }
+    counters.joinFailures++;
+    const delay = backoffMs(joinAttempt++, 500, config.formation.joinBackoffMaxMs, random());
+    nextJoinAt = clock.now() + delay;
+    setPhase('waiting', `no manager of ${d.swarmId} granted a join yet; retrying in ${delay} ms`);
+  }
+
+  async function managerDuties(now: number): Promise<void> {
+    if (lastGrantAt === null || now - lastGrantAt < config.formation.rotateAfterMs) return;
+    lastGrantAt = null;
+    try {
+      await docker.rotateWorkerToken();
+      counters.rotations++;
+      log.info('worker join token rotated after a burst of joins');
+    } catch (err) {
+      lastGrantAt = now; // try again after another quiet period
+      log.warn({ code: (err as PiswarmError).code }, 'worker token rotation failed');
+    }
+  }
+
+  // ------------------------------------------------------------------ tick
+  async function tick(): Promise<void> {
+    if (!enabled) return;
+    const now = clock.now();
+    if (!address) {
+      try {
+        address = deps.address();
+        log.info({ address: address.address, iface: address.interface, why: address.reason }, 'advertise address chosen');
+      } catch (err) {
+        setPhase('discovering', isPiswarmError(err) ? err.message : 'no address yet');
+        return;
+      }
+    }
+    await readEngine();
+    if (!info) {
+      setPhase('degraded', `the Docker engine does not answer (${engineError})`);
+      return;
+    }
+    deps.discovery?.publish({ addr: address.address, port, role: advertRole(), swarmId: selfSwarm?.id ?? null });
+    await confirm(now);
+    let peerStates = confirmedPeerStates();
+    // The split rule needs to know whether this node runs user services.
+    if (selfSwarm && peerStates.some((p) => p.swarm && p.swarm.id !== selfSwarm!.id)) {
+      selfSwarm.runningTasks = await countUserTasks();
+      peerStates = confirmedPeerStates();
+    }
+    const d = decide(
+      {
+        self: { nodeId: identity.nodeId, engine: info.swarm.state, swarm: selfSwarm, seenSwarms: persisted.seenSwarms.map((s) => s.id) },
+        peers: peerStates,
+        now: clock.now(),
+        stableSince,
+        expect: config.formation.expect,
+        holdOffMs: config.formation.holdOffMs,
+        initDeadlineMs: config.formation.initDeadlineMs,
+      },
+      port,
+    );
+    if ('split' in d && d.split && !(lastDecision && 'split' in lastDecision && lastDecision.split)) {
+      counters.splits++;
+      log.warn({ swarms: d.split.swarms, winner: d.split.winner }, 'split swarm detected');
+    }
+    lastDecision = d;
+    switch (d.action) {
+      case 'member':
+        setPhase(d.phase, d.reason);
+        if (selfSwarm?.role === 'manager') await managerDuties(clock.now());
+        break;
+      case 'wait':
+        setPhase(d.phase, d.reason);
+        break;
+      case 'init':
+        await doInit(d);
+        await readEngine();
+        break;
+      case 'join':
+        await doJoin(d, clock.now());
+        await readEngine();
+        break;
+    }
+    if (selfSwarm) deps.discovery?.publish({ addr: address.address, port, role: advertRole(), swarmId: selfSwarm.id });
+  }
+
+  function schedule(): void {
+    if (stopped) return;
+    timer = clock.setTimeout(() => {
+      running = tick()
+        .catch((err) => log.error({ code: (err as PiswarmError).code, detail: (err as Error).message }, 'formation tick failed'))
+        .finally(() => {
+          running = null;
+          schedule();
+        });
+    }, config.formation.tickMs);
+  }
+
+  // ---------------------------------------------------------------- server
+  const grantSource = async (): Promise<GrantSource> => {
+    const i = await docker.info();
+    if (!i.swarm.isManager) throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
+    const d = await docker.swarmInspect();
+    const managerAddrs = i.swarm.remoteManagers.map((m) => m.addr).slice(0, 16);
+    if (managerAddrs.length === 0 && address) managerAddrs.push(`${address.address}:${SWARM_PORT}`);
+    return { swarmId: d.id, createdAt: d.createdAt, managerAddrs, workerToken: d.workerToken };
+  };
+
+  const peerView = (p: PeerRecord): PeerView => ({
+    nodeId: p.nodeId,
+    name: p.name,
+    addr: p.addr,
+    port: p.port,
+    phase: p.state?.phase ?? 'unknown',
+    source: p.source,
+    swarmId: p.state?.swarm?.id ?? null,
+    role: p.state?.swarm?.role ?? null,
+    confirmedAt: p.confirmedAt === null ? null : new Date(p.confirmedAt).toISOString(),
+    lastError: p.lastError,
+  });
+
+  const status = (): FormationStatus => {
+    const d = lastDecision;
+    const election =
+      d && (d.action === 'init' || d.action === 'wait') && d.action === 'init'
+        ? { winner: identity.nodeId, rank: d.rank, why: d.reason }
+        : d && d.action === 'wait' && d.rank
+          ? { winner: d.winner, rank: d.rank, why: d.reason }
+          : null;
+    const split = d && 'split' in d && d.split ? { swarms: d.split.swarms, winner: d.split.winner, action: d.reason } : null;
+    return {
+      enabled,
+      nodeId: identity.nodeId,
+      name: identity.name,
+      address: address?.address ?? null,
+      phase,
+      reason,
+      swarm: selfSwarm ? { id: selfSwarm.id, role: selfSwarm.role, createdAt: selfSwarm.createdAt } : null,
+      confirmedPeers: [...peers.values()].map(peerView),
+      election,
+      split,
+      seenSwarms: persisted.seenSwarms.map((s) => s.id),
+      foreignClusters: (deps.discovery?.foreign() ?? []).map((f) => ({ clusterId: f.clusterId, addr: f.addr, lastSeen: new Date(f.lastSeen).toISOString() })),
+      timeline: [...timeline],
+    };
+  };
+
+  const routes = createPeerRoutes({
+    keys,
+    identity,
+    windowMs: config.formation.authWindowMs,
+    replay,
+    now: () => clock.now(),
+    nonce: () => randomBytes(16).toString('base64url'),
+    iv: () => randomBytes(12),
+    hello: (req, remote) => {
+      // An inbound hello is a hint (the caller holds the key); it becomes a
+      // peer only once our own hello to it is answered.
+      if (req.nodeId !== identity.nodeId && !peers.has(req.nodeId)) {
+        inbound.set(req.nodeId, { key: req.nodeId, nodeId: req.nodeId, addr: req.addr, port: req.port, source: 'mdns', advert: null, seenAt: clock.now() });
+        log.debug({ peer: req.nodeId, remote }, 'inbound hello');
+      }
+      return {
+        v: 1,
+        nodeId: identity.nodeId,
+        name: identity.name,
+        addr: address?.address ?? '0.0.0.0',
+        port,
+        phase: phase === 'disabled' ? 'discovering' : phase,
+        swarm: selfSwarm,
+        seenSwarms: persisted.seenSwarms.map((s) => s.id).slice(-16),
+      };
+    },
+    grantSource,
+    onGrantIssued: (joiner) => {
+      counters.grantsIssued++;
+      lastGrantAt = clock.now();
+      log.info({ joiner: joiner.nodeId, name: joiner.name, addr: joiner.addr }, 'join grant issued');
+    },
+    status,
+    peers: () => [...peers.values()].map(peerView),
+    authFailure: (r) => bump(counters.authFailures, r),
+    grantRefused: (r) => bump(counters.grantsRefused, r),
+  });
+
+  const collector: Collector = {
+    name: 'formation',
+    collect(): MetricFamily[] {
+      const c = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+      const byLabel = (m: Map<string, number>, label: string) => [...m.entries()].map(([k, v]) => ({ labels: { [label]: k }, value: v }));
+      const dropped: Record<string, number> = deps.discovery?.dropped() ?? {};
+      return [
+        {
+          name: 'piswarm_formation_phase',
+          help: 'Formation phase of this node (state set: 1 for the current phase)',
+          type: 'gauge',
+          samples: (['discovering', 'candidate', 'waiting', 'initialising', 'joining', 'member', 'manager', 'degraded', 'disabled'] as const).map((p) => ({ labels: { phase: p }, value: p === phase ? 1 : 0 })),
+        },
+        { name: 'piswarm_formation_confirmed_peers', help: 'Peers confirmed over authenticated HTTP', type: 'gauge', samples: [{ value: peers.size }] },
+        { name: 'piswarm_formation_phase_seconds', help: 'Seconds since the last phase change', type: 'gauge', samples: [{ value: Math.max(0, (clock.now() - phaseSince) / 1000) }] },
+        c('piswarm_formation_elections_total', 'Times the peer set became a candidate set for the first-manager election', counters.elections),
+        c('piswarm_formation_inits_total', 'Swarms created by this node', counters.inits),
+        c('piswarm_formation_init_failures_total', 'swarm init calls that failed', counters.initFailures),
+        c('piswarm_formation_joins_total', 'Swarms joined by this node', counters.joins),
+        c('piswarm_formation_join_failures_total', 'Join rounds in which no manager granted a join', counters.joinFailures),
+        c('piswarm_formation_split_leaves_total', 'Losing split swarms this node left', counters.leaves),
+        c('piswarm_formation_splits_detected_total', 'Times two swarms of this cluster were seen', counters.splits),
+        c('piswarm_formation_grants_issued_total', 'Join grants issued by this node', counters.grantsIssued),
+        { name: 'piswarm_formation_grants_refused_total', help: 'Join grant requests refused, by reason', type: 'counter', samples: byLabel(counters.grantsRefused, 'reason') },
+        c('piswarm_formation_token_rotations_total', 'Worker join token rotations after a burst of joins', counters.rotations),
+        c('piswarm_peer_hello_failures_total', 'Outbound peer confirmations that failed', counters.helloFailures),
+        { name: 'piswarm_peer_auth_failures_total', help: 'Inbound peer requests refused, by reason', type: 'counter', samples: byLabel(counters.authFailures, 'reason') },
+        {
+          name: 'piswarm_discovery_adverts_dropped_total',
+          help: 'mDNS adverts dropped, by reason',
+          type: 'counter',
+          samples: Object.entries(dropped).filter(([r]) => r !== 'self').map(([r, v]) => ({ labels: { reason: r }, value: v })),
+        },
+        { name: 'piswarm_discovery_candidates', help: 'Peer candidates from mDNS and seeds (unconfirmed hints)', type: 'gauge', samples: [{ value: enabled ? candidates(clock.now()).length : 0 }] },
+      ];
+    },
+  };
+
+  const healthChecks: HealthCheck[] = [
+    {
+      name: 'swarm:formation',
+      run(): CheckResult[] {
+        const base = { componentType: 'system', observedValue: phase, time: new Date(clock.now()).toISOString() };
+        if (!enabled) {
+          return [{ ...base, status: 'warn', output: keys === null ? 'formation is off: no cluster key (set clusterKeyFile to a file holding the shared key, the same on every node)' : 'formation is off (formation.enabled=false)' }];
+        }
+        if (phase === 'member' || phase === 'manager') return [{ ...base, status: 'pass' }];
+        if (phase === 'degraded') return [{ ...base, status: 'warn', output: reason }];
+        if (clock.now() - phaseSince > FORMING_WARN_MS) return [{ ...base, status: 'warn', output: `still ${phase} after ${Math.round((clock.now() - phaseSince) / 1000)} s: ${reason}` }];
+        return [{ ...base, status: 'pass', output: reason }];
+      },
+    },
+    {
+      name: 'discovery:peers',
+      run(): CheckResult[] {
+        const base = { componentType: 'system', observedValue: peers.size, observedUnit: 'peers', time: new Date(clock.now()).toISOString() };
+        const foreign = deps.discovery?.foreign() ?? [];
+        const wrong = counters.authFailures.get('wrong_cluster') ?? 0;
+        if (foreign.length > 0) {
+          const list = foreign.slice(0, 5).map((f) => `${f.clusterId} at ${f.addr}`).join(', ');
+          return [{ ...base, status: 'warn', output: `adverts of another piswarm cluster are seen (${list}): those nodes hold a different cluster key. If they should be in this cluster, give them this cluster's key; if this node is the odd one out, fix its clusterKeyFile` }];
+        }
+        if (wrong > 0) return [{ ...base, status: 'warn', output: `${wrong} peer requests came from another cluster (different cluster key)` }];
+        return [{ ...base, status: 'pass' }];
+      },
+    },
+  ];
+
+  return {
+    async start() {
+      if (!enabled) {
+        log.warn({ reason }, 'formation is off');
+        return;
+      }
+      stopped = false;
+      log.info({ nodeId: identity.nodeId, expect: config.formation.expect, holdOffMs: config.formation.holdOffMs }, 'formation starting');
+      schedule();
+    },
+    async stop() {
+      stopped = true;
+      abort.abort();
+      if (timer !== null) clock.clearTimeout(timer);
+      timer = null;
+      if (running) await Promise.race([running, new Promise((r) => setTimeout(r, 2000))]);
+      await deps.discovery?.stop();
+      await deps.peerClient?.close().catch((err: unknown) => log.debug({ err: { message: (err as Error).message } }, 'peer client close failed'));
+    },
+    routes,
+    collector,
+    healthChecks,
+    status,
+    tick,
+  };
+}

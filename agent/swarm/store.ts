@@ -1,0 +1,62 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../identity/identity.js';
+
+/**
+ * What formation must remember across reboots: the swarms of this cluster
+ * this node has seen (once any exists, creating a new one is off) and the
+ * swarm it joined (a worker cannot ask its engine for the swarm id).
+ */
+export interface PersistedFormation {
+  seenSwarms: Array<{ id: string; createdAt: string | null; firstSeen: string }>;
+  joined: { id: string; createdAt: string | null } | null;
+}
+
+export interface FormationStore {
+  load(): PersistedFormation;
+  save(state: PersistedFormation): void;
+}
+
+export function emptyFormation(): PersistedFormation {
+  return { seenSwarms: [], joined: null };
+}
+
+export function createFileFormationStore(stateDir: string, onError: (err: unknown) => void): FormationStore {
+  const file = join(stateDir, 'formation.json');
+  return {
+    load() {
+      try {
+        const p = JSON.parse(readFileSync(file, 'utf8')) as Partial<PersistedFormation>;
+        return {
+          seenSwarms: Array.isArray(p.seenSwarms) ? p.seenSwarms.filter((s) => typeof s?.id === 'string').slice(-16) : [],
+          joined: p.joined && typeof p.joined.id === 'string' ? { id: p.joined.id, createdAt: p.joined.createdAt ?? null } : null,
+        };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(err);
+        return emptyFormation();
+      }
+    },
+    save(state) {
+      try {
+        mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+        writeFileAtomic(file, `${JSON.stringify(state, null, 2)}\n`);
+      } catch (err) {
+        onError(err);
+      }
+    },
+  };
+}
+
+/** In-memory store for tests and for a node without a writable state dir. */
+export function createMemoryFormationStore(initial: PersistedFormation = emptyFormation()): FormationStore & { state: PersistedFormation } {
+  const box = { state: structuredClone(initial) };
+  return {
+    get state() {
+      return box.state;
+    },
+    load: () => structuredClone(box.state),
+    save: (s) => {
+      box.state = structuredClone(s);
+    },
+  };
+}
