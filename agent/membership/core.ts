@@ -509,7 +509,7 @@ export class GossipCore {
       this.awareness.apply(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1);
       const cur = this.members.get(target.id);
       if (!cur || cur !== target || (cur.state !== 'alive' && cur.state !== 'suspect')) return;
-      this.s.suspicionsRaised++;
+      if (cur.state === 'alive') this.s.suspicionsRaised++; // later failures only confirm
       this.log.debug({ peer: cur.id, incarnation: cur.incarnation }, 'probe failed, suspecting member');
       this.onSuspect(cur.id, cur.incarnation, this.selfRec.id);
     }, interval);
@@ -904,7 +904,8 @@ export class GossipCore {
     }
     this.s.messagesSent++;
     this.s.bytesSent += data.length;
-    this.transport.send(to, data);
+    // A fresh address object: the transport must not hold on to our member records.
+    this.transport.send({ addr: to.addr, port: to.port }, data);
   }
 
   private later(fn: () => void, ms: number): TimerHandle {
