@@ -1,0 +1,318 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { diskRates, resolveBootDisk, wholeDisks, type DiskRates } from '../host/disks.js';
+import { CPU_MODES, isReportedFilesystem, type MountEntry, type DiskStat } from '../host/procfs.js';
+import type { FsSpace, HostReader, Uname } from '../host/reader.js';
+import { THROTTLE_CONDITIONS, type ThrottleState } from '../host/rpi.js';
+import { emptySnapshot, type HostSnapshot } from '../host/types.js';
+import type { SampledCollector } from './sampler.js';
+import type { MetricFamily, MetricSample } from './types.js';
+
+const gauge = (name: string, help: string, samples: MetricSample[]): MetricFamily => ({ name, help, type: 'gauge', samples });
+const counter = (name: string, help: string, samples: MetricSample[]): MetricFamily => ({ name, help, type: 'counter', samples });
+
+export interface HostCollectorOptions {
+  reader: HostReader;
+  configuredDiskDevice?: string | undefined;
+  version: string;
+}
+
+/**
+ * Host collectors in the style and naming of node_exporter, plus piswarm's own
+ * Pi-specific series. Each collector keeps its last successful sample; the
+ * HostSnapshot is assembled from those for the health checks.
+ */
+export function createHostCollectors(opts: HostCollectorOptions) {
+  const r = opts.reader;
+  const snap: HostSnapshot = emptySnapshot();
+
+  // cpu ---------------------------------------------------------------------
+  let stat: ReturnType<HostReader['stat']> | null = null;
+  const cpu: SampledCollector = {
+    name: 'cpu',
+    sample() {
+      stat = null;
+      stat = r.stat();
+    },
+    collect() {
+      if (!stat) return [];
+      const out = [
+        counter('node_cpu_seconds_total', 'Seconds the CPUs spent in each mode.', stat.cpus.flatMap((c) =>
+          CPU_MODES.map((mode) => ({ labels: { cpu: c.cpu, mode }, value: c.seconds[mode] })))),
+      ];
+      if (stat.bootTime !== null) out.push(gauge('node_boot_time_seconds', 'Node boot time, in unixtime.', [{ value: stat.bootTime }]));
+      return out;
+    },
+  };
+
+  // loadavg -----------------------------------------------------------------
+  const loadavg: SampledCollector = {
+    name: 'loadavg',
+    sample() {
+      snap.load = null;
+      snap.load = r.loadavg();
+      if (!snap.load) throw Object.assign(new Error('unparseable /proc/loadavg'), { code: 'PISWARM_ERR_COLLECTOR' });
+    },
+    collect() {
+      const l = snap.load;
+      if (!l) return [];
+      return [
+        gauge('node_load1', '1m load average.', [{ value: l.load1 }]),
+        gauge('node_load5', '5m load average.', [{ value: l.load5 }]),
+        gauge('node_load15', '15m load average.', [{ value: l.load15 }]),
+      ];
+    },
+  };
+
+  // meminfo -----------------------------------------------------------------
+  let mem: ReturnType<HostReader['meminfo']> | null = null;
+  const meminfo: SampledCollector = {
+    name: 'meminfo',
+    sample() {
+      mem = null;
+      snap.memory = null;
+      mem = r.meminfo();
+      const f = (k: string) => mem?.byField.get(k);
+      const total = f('MemTotal');
+      if (total === undefined) throw Object.assign(new Error('MemTotal missing from /proc/meminfo'), { code: 'PISWARM_ERR_COLLECTOR' });
+      snap.memory = {
+        totalBytes: total,
+        availableBytes: f('MemAvailable') ?? null,
+        freeBytes: f('MemFree') ?? 0,
+        swapTotalBytes: f('SwapTotal') ?? 0,
+        swapFreeBytes: f('SwapFree') ?? 0,
+      };
+    },
+    collect() {
+      if (!mem) return [];
+      return mem.entries.map((e) => {
+        const name = `node_memory_${e.name}${e.bytes ? '_bytes' : ''}`;
+        return gauge(name, `Memory information field ${e.name}${e.bytes ? '_bytes' : ''}.`, [{ value: e.value }]);
+      });
+    },
+  };
+
+  // filesystem ----------------------------------------------------------------
+  interface FsRow { m: MountEntry; space: FsSpace | null }
+  let fsRows: FsRow[] = [];
+  let mounts: MountEntry[] = [];
+  const filesystem: SampledCollector = {
+    name: 'filesystem',
+    sample() {
+      snap.rootFs = null;
+      fsRows = [];
+      mounts = r.mounts();
+      const rows: FsRow[] = [];
+      for (const m of mounts.filter(isReportedFilesystem)) {
+        let space: FsSpace | null = null;
+        try {
+          space = r.statfs(m.mountpoint);
+        } catch {
+          // An unreachable mount (EACCES, a stale bind mount) is one series with device_error 1, not a failed collector.
+          space = null;
+        }
+        rows.push({ m, space });
+      }
+      fsRows = rows;
+      // `/` is statted whatever its type: in a container it is overlay (excluded above), yet its free space is what fills up.
+      const rootMount = [...mounts].reverse().find((m) => m.mountpoint === '/');
+      const root = r.statfs('/');
+      snap.rootFs = { device: rootMount?.device ?? null, fstype: rootMount?.fstype ?? null, ...root };
+    },
+    collect() {
+      const labels = (m: MountEntry) => ({ device: m.device, fstype: m.fstype, mountpoint: m.mountpoint });
+      const ok = fsRows.filter((x) => x.space !== null) as Array<{ m: MountEntry; space: FsSpace }>;
+      return [
+        gauge('node_filesystem_size_bytes', 'Filesystem size in bytes.', ok.map((x) => ({ labels: labels(x.m), value: x.space.sizeBytes }))),
+        gauge('node_filesystem_free_bytes', 'Filesystem free space in bytes.', ok.map((x) => ({ labels: labels(x.m), value: x.space.freeBytes }))),
+        gauge('node_filesystem_avail_bytes', 'Filesystem space available to non-root users in bytes.', ok.map((x) => ({ labels: labels(x.m), value: x.space.availBytes }))),
+        gauge('node_filesystem_device_error', 'Whether an error occurred while getting statistics for the given device.', fsRows.map((x) => ({ labels: labels(x.m), value: x.space ? 0 : 1 }))),
+      ];
+    },
+  };
+
+  // diskstats + passive throughput + boot disk --------------------------------
+  let disks: DiskStat[] = [];
+  let prevDisks: { at: number; stats: DiskStat[] } | null = null;
+  let rates: DiskRates[] = [];
+  const diskstats: SampledCollector = {
+    name: 'diskstats',
+    sample(now) {
+      snap.bootDisk = null;
+      snap.bootDiskRates = null;
+      rates = [];
+      const all = r.diskstats();
+      const sysBlock = r.sysBlock();
+      disks = wholeDisks(all, sysBlock);
+      rates = prevDisks ? diskRates(prevDisks.stats, disks, (now - prevDisks.at) / 1000) : [];
+      prevDisks = { at: now, stats: disks };
+      const sizes = new Map(fsRows.filter((x) => x.space).map((x) => [x.m.mountpoint, x.space?.sizeBytes ?? 0]));
+      snap.bootDisk = resolveBootDisk({
+        mounts: mounts.length > 0 ? mounts : r.mounts(),
+        stats: all,
+        sysBlock,
+        configuredDevice: opts.configuredDiskDevice,
+        sizeOf: (mp) => sizes.get(mp) ?? null,
+      });
+      snap.bootDiskRates = rates.find((x) => x.device === snap.bootDisk?.device) ?? null;
+    },
+    collect() {
+      const per = <T>(rows: T[], f: (x: T) => number, dev: (x: T) => string) => rows.map((x) => ({ labels: { device: dev(x) }, value: f(x) }));
+      const d = (f: (x: DiskStat) => number) => per(disks, f, (x) => x.device);
+      const rr = (f: (x: DiskRates) => number) => per(rates, f, (x) => x.device);
+      const out = [
+        counter('node_disk_reads_completed_total', 'The total number of reads completed successfully.', d((x) => x.readsCompleted)),
+        counter('node_disk_writes_completed_total', 'The total number of writes completed successfully.', d((x) => x.writesCompleted)),
+        counter('node_disk_read_bytes_total', 'The total number of bytes read successfully.', d((x) => x.sectorsRead * 512)),
+        counter('node_disk_written_bytes_total', 'The total number of bytes written successfully.', d((x) => x.sectorsWritten * 512)),
+        counter('node_disk_io_time_seconds_total', 'Total seconds spent doing I/Os.', d((x) => x.ioTicksMs / 1000)),
+        gauge('piswarm_disk_read_bytes_per_second', 'Bytes read per second over the last sampling interval (whole disks).', rr((x) => x.readBytesPerSecond)),
+        gauge('piswarm_disk_write_bytes_per_second', 'Bytes written per second over the last sampling interval (whole disks).', rr((x) => x.writeBytesPerSecond)),
+        gauge('piswarm_disk_reads_per_second', 'Read operations completed per second over the last sampling interval.', rr((x) => x.readsPerSecond)),
+        gauge('piswarm_disk_writes_per_second', 'Write operations completed per second over the last sampling interval.', rr((x) => x.writesPerSecond)),
+        gauge('piswarm_disk_busy_ratio', 'Share of the last sampling interval the disk had I/O in flight (0-1).', rr((x) => x.busyRatio)),
+      ];
+      if (snap.bootDisk) {
+        out.push(gauge('piswarm_boot_disk_info', 'The whole disk behind / (source: root-mount, configured or largest-filesystem).', [
+          { labels: { device: snap.bootDisk.device, source: snap.bootDisk.source }, value: 1 },
+        ]));
+      }
+      return out;
+    },
+  };
+
+  // netdev --------------------------------------------------------------------
+  let net: ReturnType<HostReader['netDev']> = [];
+  const netdev: SampledCollector = {
+    name: 'netdev',
+    sample() {
+      net = [];
+      net = r.netDev();
+    },
+    collect() {
+      const c = (name: string, help: string, f: (x: (typeof net)[number]) => number) =>
+        counter(name, help, net.map((x) => ({ labels: { device: x.device }, value: f(x) })));
+      return [
+        c('node_network_receive_bytes_total', 'Network device statistic receive_bytes.', (x) => x.rxBytes),
+        c('node_network_transmit_bytes_total', 'Network device statistic transmit_bytes.', (x) => x.txBytes),
+        c('node_network_receive_packets_total', 'Network device statistic receive_packets.', (x) => x.rxPackets),
+        c('node_network_transmit_packets_total', 'Network device statistic transmit_packets.', (x) => x.txPackets),
+        c('node_network_receive_errs_total', 'Network device statistic receive_errs.', (x) => x.rxErrs),
+        c('node_network_transmit_errs_total', 'Network device statistic transmit_errs.', (x) => x.txErrs),
+        c('node_network_receive_drop_total', 'Network device statistic receive_drop.', (x) => x.rxDrop),
+        c('node_network_transmit_drop_total', 'Network device statistic transmit_drop.', (x) => x.txDrop),
+      ];
+    },
+  };
+
+  // thermal -------------------------------------------------------------------
+  const thermal: SampledCollector = {
+    name: 'thermal',
+    sample() {
+      snap.thermalZones = [];
+      snap.maxTemperatureCelsius = null;
+      snap.thermalZones = r.thermalZones();
+      snap.maxTemperatureCelsius = snap.thermalZones.length === 0 ? null : Math.max(...snap.thermalZones.map((z) => z.celsius));
+    },
+    collect() {
+      if (snap.thermalZones.length === 0) return [];
+      return [gauge('node_thermal_zone_temp', 'Zone temperature in Celsius', snap.thermalZones.map((z) => ({ labels: { type: z.type, zone: z.zone }, value: z.celsius })))];
+    },
+  };
+
+  // Raspberry Pi throttling ----------------------------------------------------
+  let throttle: ThrottleState = { source: 'absent' };
+  const rpi: SampledCollector = {
+    name: 'rpi_throttle',
+    sample() {
+      try {
+        throttle = r.throttle();
+      } catch (err) {
+        snap.throttling = null;
+        snap.throttlingSource = 'error';
+        throw err;
+      }
+      snap.throttling = throttle.source === 'absent' ? null : throttle.flags;
+      snap.throttlingSource = throttle.source;
+    },
+    collect() {
+      // Absent hardware is a state, not an error: it shows as source="absent" and no condition series.
+      const out = [gauge('piswarm_rpi_throttle_source', 'Where throttling information comes from (firmware, hwmon or absent).', [
+        { labels: { source: throttle.source }, value: 1 },
+      ])];
+      if (throttle.source === 'absent') return out;
+      const samples: MetricSample[] = [];
+      for (const c of THROTTLE_CONDITIONS) {
+        samples.push({ labels: { condition: c, when: 'now' }, value: throttle.flags.now[c] ? 1 : 0 });
+        if (throttle.flags.sinceBoot) samples.push({ labels: { condition: c, when: 'since_boot' }, value: throttle.flags.sinceBoot[c] ? 1 : 0 });
+      }
+      out.push(gauge('piswarm_rpi_throttled', 'Raspberry Pi firmware throttling conditions (get_throttled bits), 1 = set.', samples));
+      return out;
+    },
+  };
+
+  // uname ---------------------------------------------------------------------
+  let uname: Uname | null = null;
+  const unameCollector: SampledCollector = {
+    name: 'uname',
+    sample() {
+      uname = null;
+      uname = r.uname();
+    },
+    collect() {
+      return uname ? [gauge('node_uname_info', 'Labeled system information as provided by the uname system call.', [{ labels: { ...uname }, value: 1 }])] : [];
+    },
+  };
+
+  // clock sync ------------------------------------------------------------------
+  const timesync: SampledCollector = {
+    name: 'timesync',
+    sample() {
+      snap.clockSync = null;
+      snap.clockSync = r.clockSync();
+    },
+    collect() {
+      const s = snap.clockSync?.synchronized;
+      // Unknown is no series rather than a made-up 0 or 1.
+      return s === undefined || s === null ? [] : [gauge('piswarm_clock_synchronized', 'Whether systemd-timesyncd reports the clock synchronised (1) or not (0).', [{ value: s ? 1 : 0 }])];
+    },
+  };
+
+  // agent process -------------------------------------------------------------
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  let proc = { cpuSeconds: 0, rss: 0, lagP99: 0 };
+  const startTime = (Date.now() - process.uptime() * 1000) / 1000;
+  const processCollector: SampledCollector = {
+    name: 'process',
+    sample() {
+      const u = process.cpuUsage();
+      // Percentile over the last interval, then reset, so one slow start does not dominate forever.
+      proc = { cpuSeconds: (u.user + u.system) / 1e6, rss: process.memoryUsage.rss(), lagP99: loop.count > 0 ? loop.percentile(99) / 1e9 : 0 };
+      loop.reset();
+    },
+    collect() {
+      return [
+        counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', [{ value: proc.cpuSeconds }]),
+        gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', [{ value: proc.rss }]),
+        gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', [{ value: Math.round(startTime * 1000) / 1000 }]),
+        gauge('nodejs_eventloop_lag_p99_seconds', 'The 99th percentile of the event loop delay over the last sampling interval.', [{ value: proc.lagP99 }]),
+        gauge('piswarm_build_info', 'piswarm agent version and Node.js runtime, constant 1.', [{ labels: { version: opts.version, node_version: process.version }, value: 1 }]),
+      ];
+    },
+  };
+
+  const snapshotCollector: SampledCollector = {
+    // Runs last so the snapshot's time stamps a complete sample.
+    name: 'snapshot',
+    sample(now) {
+      snap.at = now;
+    },
+    collect: () => [],
+  };
+
+  return {
+    collectors: [cpu, loadavg, meminfo, filesystem, diskstats, netdev, thermal, rpi, unameCollector, timesync, processCollector, snapshotCollector],
+    snapshot: (): HostSnapshot => structuredClone(snap),
+    stop: () => loop.disable(),
+  };
+}

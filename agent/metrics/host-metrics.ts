@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import type { Config } from '../../shared/config-schema.js';
+import { createDiskBenchCollector, runDiskBench, type DiskBenchResult } from '../disk-bench/disk-bench.js';
+import { createHostReader, type FsSpace } from '../host/reader.js';
+import type { HostSnapshot } from '../host/types.js';
+import type { Logger } from '../log/logger.js';
+import { PiswarmError } from '../../shared/errors.js';
+import { createHostCollectors } from './host-collectors.js';
+import { createSampler, type SamplerClock } from './sampler.js';
+import type { Collector } from './types.js';
+
+export interface HostMetricsOptions {
+  config: Pick<Config, 'metrics' | 'diskBench' | 'stateDir'>;
+  log: Pick<Logger, 'debug' | 'warn' | 'info'>;
+  /** Fake clock for tests; defaults to Date.now + unref'd setInterval. */
+  clock?: SamplerClock;
+  /** Agent version for piswarm_build_info (defaults to package.json's). */
+  version?: string;
+  /** Test seams over recorded procfs/sysfs: statfs and the timesyncd flag file. */
+  statfs?: (mountpoint: string) => FsSpace;
+  timesyncFile?: string;
+  machine?: () => string;
+}
+
+/** The package.json two levels above dist/agent/metrics (or agent/metrics when run from source). */
+function packageVersion(): string {
+  for (const rel of ['../../../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'piswarm' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // Not at this depth: try the next candidate; 'unknown' below if none matches.
+      continue;
+    }
+  }
+  return 'unknown';
+}
+
+/**
+ * Host metrics and the HostSnapshot for health checks. start() takes the first
+ * sample and then samples every config.metrics.intervalMs; render(extra) formats the
+ * cached host families followed by other subsystems' collectors.
+ */
+export function createHostMetrics(opts: HostMetricsOptions) {
+  const reader = createHostReader({
+    procRoot: opts.config.metrics.procRoot,
+    sysRoot: opts.config.metrics.sysRoot,
+    ...(opts.statfs ? { statfs: opts.statfs } : {}),
+    ...(opts.timesyncFile ? { timesyncFile: opts.timesyncFile } : {}),
+    ...(opts.machine ? { machine: opts.machine } : {}),
+  });
+  const host = createHostCollectors({ reader, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
+  const bench = createDiskBenchCollector(opts.config.stateDir);
+  const collectors = [...host.collectors, bench];
+  const sampler = createSampler({ intervalMs: opts.config.metrics.intervalMs, log: opts.log, collectors, ...(opts.clock ? { clock: opts.clock } : {}) });
+
+  return {
+    sampler,
+    collectors: collectors as Collector[],
+    snapshot: (): HostSnapshot => host.snapshot(),
+    start: () => sampler.start(),
+    stop(): void {
+      sampler.stop();
+      host.stop();
+    },
+    render: (extra: readonly Collector[] = []): string => sampler.render(extra),
+    /**
+     * Benchmarks config.diskBench.device, or the boot disk of the last sample, with
+     * the configured bounds; persists and exports the result. Rejects with
+     * PISWARM_ERR_BUSY while another run is in progress.
+     */
+    async runDiskBench(): Promise<DiskBenchResult> {
+      const device = opts.config.diskBench.device ?? host.snapshot().bootDisk?.device;
+      if (!device) throw new PiswarmError('PISWARM_ERR_DISK_BENCH', 'no boot disk found and diskBench.device is not set');
+      const result = await runDiskBench({
+        device, maxBytes: opts.config.diskBench.maxBytes, maxSeconds: opts.config.diskBench.maxSeconds, stateDir: opts.config.stateDir,
+      });
+      bench.update(result);
+      opts.log.info({ device: result.device, bytesPerSecond: Math.round(result.bytesPerSecond), seconds: result.seconds }, 'disk benchmark finished');
+      return result;
+    },
+  };
+}
+
+export type HostMetrics = ReturnType<typeof createHostMetrics>;

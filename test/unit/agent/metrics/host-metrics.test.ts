@@ -1,0 +1,171 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { createHostMetrics } from '../../../../agent/metrics/host-metrics.js';
+import type { SamplerClock } from '../../../../agent/metrics/sampler.js';
+import { fixtureReaderOptions, type HostName } from '../host/fixtures.js';
+import { promtoolCheck, promtoolSkip } from './promtool.js';
+
+const silent = {
+  debug() {}, info() {},
+  warn(obj: unknown) {
+    throw new Error(`Not implemented: warn ${JSON.stringify(obj)}`);
+  },
+} as never;
+
+// Time stands still; the interval is registered but never fires (these tests sample by hand).
+const clock: SamplerClock = {
+  now: () => 1_700_003_600_000,
+  setInterval: () => 'interval',
+  clearInterval: (h) => {
+    if (h !== 'interval') throw new Error(`Not implemented: clearInterval(${String(h)})`);
+  },
+};
+
+function hostMetrics(t: { teardown(fn: () => void): void }, host: HostName, stateDir?: string, c: SamplerClock = clock) {
+  const { procRoot, sysRoot, ...seams } = fixtureReaderOptions(host);
+  const dir = stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-state-'));
+  if (!stateDir) t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const hm = createHostMetrics({
+    config: { metrics: { intervalMs: 5000, procRoot, sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    log: silent, clock: c, version: '9.9.9', ...seams,
+  });
+  t.teardown(() => hm.stop());
+  return hm;
+}
+
+const series = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' '));
+
+t.test('Pi 4: node_exporter-compatible series with the exact recorded values', async (t) => {
+  const hm = hostMetrics(t, 'rpi4');
+  await hm.sampler.sampleOnce();
+  const text = hm.render();
+  t.equal(series(text, 'node_cpu_seconds_total').length, 32, '4 CPUs x 8 modes');
+  t.ok(text.includes('node_cpu_seconds_total{cpu="2",mode="iowait"} 88.77\n'));
+  t.same(series(text, 'node_boot_time_seconds'), ['node_boot_time_seconds 1700000000']);
+  t.same(series(text, 'node_load5'), ['node_load5 0.38']);
+  t.same(series(text, 'node_memory_MemTotal_bytes'), [`node_memory_MemTotal_bytes ${3885076 * 1024}`]);
+  t.same(series(text, 'node_memory_MemAvailable_bytes'), [`node_memory_MemAvailable_bytes ${3141852 * 1024}`]);
+  t.same(series(text, 'node_memory_Active_anon_bytes'), [`node_memory_Active_anon_bytes ${418340 * 1024}`]);
+  t.same(series(text, 'node_disk_read_bytes_total'), [`node_disk_read_bytes_total{device="mmcblk0"} ${19304848 * 512}`], 'whole disk only: no mmcblk0p1/p2, no ram/loop');
+  t.same(series(text, 'node_disk_written_bytes_total'), [`node_disk_written_bytes_total{device="mmcblk0"} ${31047874 * 512}`]);
+  t.same(series(text, 'node_disk_io_time_seconds_total'), ['node_disk_io_time_seconds_total{device="mmcblk0"} 2188.712']);
+  t.same(series(text, 'node_disk_reads_completed_total'), ['node_disk_reads_completed_total{device="mmcblk0"} 404212']);
+  t.same(series(text, 'node_disk_writes_completed_total'), ['node_disk_writes_completed_total{device="mmcblk0"} 1092237']);
+  t.same(series(text, 'piswarm_disk_read_bytes_per_second'), [], 'no rate from a single sample');
+  t.same(series(text, 'piswarm_boot_disk_info'), ['piswarm_boot_disk_info{device="mmcblk0",source="root-mount"} 1']);
+  t.same(series(text, 'node_filesystem_avail_bytes').slice(0, 2), [
+    'node_filesystem_avail_bytes{device="tmpfs",fstype="tmpfs",mountpoint="/run"} 794148864',
+    'node_filesystem_avail_bytes{device="/dev/mmcblk0p2",fstype="ext4",mountpoint="/"} 22687158272',
+  ]);
+  t.ok(series(text, 'node_filesystem_size_bytes').includes('node_filesystem_size_bytes{device="/dev/mmcblk0p1",fstype="vfat",mountpoint="/boot/firmware"} 535805952'));
+  t.notOk(text.includes('mountpoint="/sys'), 'pseudo filesystems left out');
+  t.notOk(text.includes('fstype="overlay"'), 'container layers left out');
+  t.same(series(text, 'node_network_receive_bytes_total{device="eth0"}'), ['node_network_receive_bytes_total{device="eth0"} 1873456789']);
+  t.same(series(text, 'node_network_receive_drop_total{device="eth0"}'), ['node_network_receive_drop_total{device="eth0"} 12']);
+  t.same(series(text, 'node_thermal_zone_temp'), ['node_thermal_zone_temp{type="cpu-thermal",zone="0"} 52.582']);
+  t.same(series(text, 'piswarm_rpi_throttled').filter((l) => l.endsWith(' 1')), [
+    'piswarm_rpi_throttled{condition="under_voltage",when="now"} 1',
+    'piswarm_rpi_throttled{condition="under_voltage",when="since_boot"} 1',
+    'piswarm_rpi_throttled{condition="throttled",when="now"} 1',
+    'piswarm_rpi_throttled{condition="throttled",when="since_boot"} 1',
+  ]);
+  t.equal(series(text, 'piswarm_rpi_throttled').length, 8);
+  t.same(series(text, 'node_uname_info'), ['node_uname_info{sysname="Linux",release="6.6.51+rpt-rpi-v8",version="#1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08)",machine="aarch64",nodename="pi-node-1",domainname="(none)"} 1']);
+  t.same(series(text, 'piswarm_clock_synchronized'), ['piswarm_clock_synchronized 1']);
+  t.same(series(text, 'piswarm_build_info'), [`piswarm_build_info{version="9.9.9",node_version="${process.version}"} 1`]);
+  t.equal(series(text, 'process_resident_memory_bytes').length, 1);
+  t.equal(series(text, 'nodejs_eventloop_lag_p99_seconds').length, 1);
+  t.notOk(text.split('\n').some((l) => l.startsWith('piswarm_collector_success') && l.endsWith(' 0')), 'every collector succeeded');
+});
+
+t.test('Pi 4 snapshot', async (t) => {
+  const hm = hostMetrics(t, 'rpi4');
+  await hm.start();
+  const s = hm.snapshot();
+  t.equal(s.at, 1_700_003_600_000);
+  t.same(s.rootFs, { device: '/dev/mmcblk0p2', fstype: 'ext4', sizeBytes: 31205634048, freeBytes: 24012251136, availBytes: 22687158272 });
+  t.equal(s.maxTemperatureCelsius, 52.582);
+  t.equal(s.throttlingSource, 'firmware');
+  t.equal(s.throttling?.now.under_voltage, true);
+  t.same(s.memory, { totalBytes: 3885076 * 1024, availableBytes: 3141852 * 1024, freeBytes: 1932648 * 1024, swapTotalBytes: 102396 * 1024, swapFreeBytes: 102396 * 1024 });
+  t.same(s.bootDisk, { device: 'mmcblk0', source: 'root-mount' });
+  t.same(s.load, { load1: 0.52, load5: 0.38, load15: 0.31 });
+  t.equal(s.clockSync?.synchronized, true);
+  s.memory = null;
+  t.not(hm.snapshot().memory, null, 'snapshot() hands out a copy');
+});
+
+t.test('x86: two whole disks, no throttling series, absent state exported', async (t) => {
+  const hm = hostMetrics(t, 'x86');
+  await hm.sampler.sampleOnce();
+  const text = hm.render();
+  t.same(series(text, 'node_disk_read_bytes_total'), [
+    `node_disk_read_bytes_total{device="nvme0n1"} ${345678901 * 512}`,
+    `node_disk_read_bytes_total{device="sda"} ${98765432 * 512}`,
+  ]);
+  t.same(series(text, 'piswarm_rpi_throttled'), []);
+  t.same(series(text, 'piswarm_rpi_throttle_source'), ['piswarm_rpi_throttle_source{source="absent"} 1']);
+  t.same(series(text, 'piswarm_boot_disk_info'), ['piswarm_boot_disk_info{device="nvme0n1",source="root-mount"} 1']);
+  t.same(series(text, 'piswarm_clock_synchronized'), ['piswarm_clock_synchronized 0']);
+  t.same(series(text, 'node_memory_HugePages_Total'), ['node_memory_HugePages_Total 0']);
+  t.equal(hm.snapshot().maxTemperatureCelsius, 45);
+  t.equal(hm.snapshot().throttling, null);
+});
+
+t.test('a collector failing on a broken host file does not fail the scrape', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-broken-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.cpSync(fixtureReaderOptions('rpi4').procRoot, path.join(dir, 'proc'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'proc', 'meminfo'), 'garbage\n');
+  fs.rmSync(path.join(dir, 'proc', 'loadavg'));
+  const { sysRoot, procRoot: _p, ...seams } = fixtureReaderOptions('rpi4');
+  const hm = createHostMetrics({
+    config: { metrics: { intervalMs: 5000, procRoot: path.join(dir, 'proc'), sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    log: silent, clock, version: '1', ...seams,
+  });
+  t.teardown(() => hm.stop());
+  await hm.start();
+  const text = hm.render();
+  t.ok(text.includes('piswarm_collector_success{collector="meminfo"} 0'));
+  t.ok(text.includes('piswarm_collector_success{collector="loadavg"} 0'));
+  t.ok(text.includes('piswarm_collector_success{collector="cpu"} 1'));
+  t.same(series(text, 'node_load1'), []);
+  t.equal(hm.snapshot().memory, null, 'no stale memory in the snapshot');
+});
+
+t.test('disk benchmark result is loaded from the state file at start', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-state-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'disk-bench.json'), JSON.stringify({ device: '/dev/mmcblk0', bytes: 268435456, seconds: 6.1, bytesPerSecond: 44005812.5, blockSize: 4194304, at: '2024-01-01T00:00:00.000Z' }));
+  const hm = hostMetrics(t, 'rpi4', dir);
+  await hm.start();
+  const text = hm.render();
+  t.same(series(text, 'piswarm_disk_bench_read_bytes_per_second'), ['piswarm_disk_bench_read_bytes_per_second{device="mmcblk0"} 44005812.5']);
+  t.same(series(text, 'piswarm_disk_bench_timestamp_seconds'), ['piswarm_disk_bench_timestamp_seconds{device="mmcblk0"} 1704067200']);
+});
+
+t.test('promtool accepts the whole scrape of both recorded hosts and of this machine', { skip: promtoolSkip() }, async (t) => {
+  const texts: Array<[string, string]> = [];
+  for (const host of ['rpi4', 'x86'] as const) {
+    let now = 1_700_003_600_000;
+    const hm = hostMetrics(t, host, undefined, { ...clock, now: () => (now += 5000) });
+    await hm.sampler.sampleOnce();
+    await hm.sampler.sampleOnce(); // second sample: the rate series appear too
+    texts.push([host, hm.render()]);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-state-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const live = createHostMetrics({ config: { metrics: { intervalMs: 5000, procRoot: '/proc', sysRoot: '/sys' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir }, log: silent, clock });
+  t.teardown(() => live.stop());
+  await live.sampler.sampleOnce();
+  texts.push(['live', live.render()]);
+  for (const [name, text] of texts) {
+    const v = promtoolCheck(text);
+    t.equal(v.parseError, null, `${name}: parses`);
+    t.same(v.disallowedLint, [], `${name}: only node_exporter's own camelCase meminfo names are linted`);
+    t.ok(series(text, 'piswarm_collector_success').length >= 10, `${name}: has collector series`);
+  }
+  t.ok(texts[0]?.[1].includes('piswarm_disk_busy_ratio{device="mmcblk0"} 0'), 'second sample of the same files: zero rates');
+});

@@ -1,0 +1,30 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+
+export const PROMTOOL = '/usr/bin/promtool';
+
+/** Skip reason when promtool is absent outside CI; in CI its absence must fail the test. */
+export function promtoolSkip(): string | false {
+  if (fs.existsSync(PROMTOOL)) return false;
+  return process.env.CI ? false : 'promtool not installed (Debian package "prometheus"); CI installs it';
+}
+
+// node_exporter's meminfo names keep the kernel's field names (node_memory_MemTotal_bytes);
+// promtool 2.42 lints them as camelCase. That lint is the price of compatibility, nothing else is allowed.
+const ALLOWED_LINT = /^node_memory_\w+ metric names should be written in 'snake_case' not 'camelCase'$/;
+
+export interface PromtoolVerdict {
+  status: number | null;
+  parseError: string | null;
+  lint: string[];
+  disallowedLint: string[];
+}
+
+export function promtoolCheck(text: string): PromtoolVerdict {
+  const r = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  const lines = out.split('\n').filter((l) => l.trim() !== '');
+  const parseError = lines.find((l) => /error/i.test(l)) ?? (r.error ? String(r.error) : null);
+  const lint = lines.filter((l) => !/error/i.test(l));
+  return { status: r.status, parseError, lint, disallowedLint: lint.filter((l) => !ALLOWED_LINT.test(l)) };
+}
