@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { clusterCreateCommand } from '../../../agent/cli/cluster.js';
 import type { CommandContext } from '../../../agent/cli/command.js';
-import { flashCommand } from '../../../agent/cli/flash.js';
+import { flashCommand, makeFlashCommand } from '../../../agent/cli/flash.js';
+import { cardReader, fakeHost } from '../../unit/agent/provision/fake-host.js';
 import { BOOT_KEY_FILE } from '../../../agent/provision/cloud-init.js';
 import { readClusterFile } from '../../../agent/provision/cluster-file.js';
 import { BOOT_START_SECTOR, buildPiImage, buildRelease, have, IMAGE_BYTES, missingTools, mtoolsList, mtoolsRead, readRange, ROOT_START_SECTOR, sha256, STOCK_CMDLINE } from './disk-image.js';
@@ -203,6 +204,56 @@ t.test('refusals leave the target unchanged', { skip: missing.length ? `missing 
     t.equal(await flashCommand.run(c), 1);
     t.match(c.stderr.join('\n'), /not a \.tar\.gz/);
     t.equal(sha256(target), before);
+  });
+
+  // Block devices from a recorded host (a card reader /dev/sdb, 8:16): the
+  // "device" is a real file, so an accidental write would change its hash.
+  const blockCases: [string, Parameters<typeof cardReader>[0], string, boolean, RegExp][] = [
+    ['mounted partition', { files: { '/proc/self/mountinfo': '27 1 254:0 / / rw - ext4 /dev/vda rw\n40 27 8:17 / /media/pi/bootfs rw - vfat /dev/sdb1 rw\n' } }, 'sdb', true, /is in use: \/dev\/sdb1 mounted on \/media\/pi\/bootfs/],
+    ['disk holding /', { files: { '/proc/self/mountinfo': '27 1 8:18 / / rw - ext4 /dev/root rw\n' } }, 'sdb', true, /holds the running system's root file system/],
+    ['smaller than the image', { sizeSectors: 1000 }, 'sdb', true, /is too small: 512000 bytes, the image needs 67108864/],
+    ['a partition', {}, 'sdb1', true, /is a partition; give the whole card/],
+    ['not confirmed (no terminal, no --yes)', {}, 'sdb', false, /writing was not confirmed \(answer yes on a terminal, or pass --yes in scripts\)/],
+  ];
+  for (const [name, extra, dev, yes, msg] of blockCases) {
+    await t.test(`block device refused: ${name}`, async (t) => {
+      const rec = cardReader(extra);
+      const fakeDev = join(dir, dev);
+      writeFileSync(fakeDev, Buffer.alloc(1 << 20, 0x5a));
+      const devBefore = sha256(fakeDev);
+      rec.stats![fakeDev] = rec.stats![`/dev/${dev}`]!;
+      const c = makeCtx([...base(image, fakeDev), ...(yes ? ['--yes'] : [])], dir, false);
+      t.equal(await makeFlashCommand(fakeHost(rec)).run(c), 1);
+      t.match(c.stderr.join('\n'), msg);
+      t.match(c.stderr.join('\n'), /PISWARM_ERR_FLASH_REFUSED/);
+      t.equal(c.asked.length, yes ? 0 : 1, yes ? 'no question with --yes' : 'asked once');
+      t.equal(sha256(fakeDev), devBefore, 'device unchanged');
+    });
+  }
+
+  await t.test('block device refused: smaller than the uncompressed size of an .img.xz', async (t) => {
+    execFileSync('xz', ['-T1', '-0', '-k', '-f', image]);
+    const rec = cardReader({ sizeSectors: 100000 });
+    const fakeDev = join(dir, 'sdb-xz');
+    writeFileSync(fakeDev, Buffer.alloc(1 << 20, 0x33));
+    const devBefore = sha256(fakeDev);
+    rec.stats![fakeDev] = rec.stats!['/dev/sdb']!;
+    t.ok(statSync(`${image}.xz`).size < 100000 * 512, 'the compressed file alone would fit');
+    const c = makeCtx([...base(`${image}.xz`, fakeDev), '--yes'], dir);
+    t.equal(await makeFlashCommand(fakeHost(rec)).run(c), 1);
+    t.match(c.stderr.join('\n'), /is too small: 51200000 bytes, the image needs 67108864/);
+    t.equal(sha256(fakeDev), devBefore, 'device unchanged');
+  });
+
+  await t.test('block device written after a yes on the terminal', async (t) => {
+    const rec = cardReader();
+    const fakeDev = join(dir, 'sdb-ok');
+    writeFileSync(fakeDev, Buffer.alloc(IMAGE_BYTES));
+    rec.stats![fakeDev] = rec.stats!['/dev/sdb']!;
+    const c = makeCtx(base(image, fakeDev), dir, true);
+    t.equal(await makeFlashCommand(fakeHost(rec)).run(c), 0, c.stderr.join('\n'));
+    t.match(c.asked[0], /^Erase ALL data on .*sdb-ok \(15\.9 GB\) and write pi\.img\?$/);
+    t.ok(mtoolsList(fakeDev, BOOT_OFFSET).includes('user-data'));
   });
 
   const root = findRootDisk();
