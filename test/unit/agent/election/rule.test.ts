@@ -1,0 +1,150 @@
+import t from 'tap';
+import { backoffMs, compareSwarms, decide, splitWinner, summarizeSwarms, type ElectionInput, type PeerState, type SelfState } from '../../../../agent/election/rule.js';
+import type { PeerSwarm } from '../../../../shared/wire/peer.js';
+
+const id = (i: number) => i.toString(16).padStart(24, '0');
+const cfg = { expect: 3, holdOffMs: 5000, initDeadlineMs: 20_000 };
+const PORT = 7070;
+const swarm = (sid: string, over: Partial<PeerSwarm> = {}): PeerSwarm => ({ id: sid, createdAt: '2026-01-01T00:00:00Z', role: 'manager', nodes: 1, managerAddrs: ['10.0.0.1:2377'], runningTasks: 0, ...over });
+const peer = (i: number, over: Partial<PeerState> = {}): PeerState => ({ nodeId: id(i), addr: `10.0.0.${i}`, port: PORT, phase: 'candidate', swarm: null, seenSwarms: [], ...over });
+const self = (i: number, over: Partial<SelfState> = {}): SelfState => ({ nodeId: id(i), engine: 'inactive', swarm: null, seenSwarms: [], ...over });
+const input = (s: SelfState, peers: PeerState[], now: number, stableSince = 0, c = cfg): ElectionInput => ({ self: s, peers, now, stableSince, ...c });
+
+t.test('lowest id creates once the set is stable and big enough; others wait for it', async (t) => {
+  const peers = [peer(2), peer(3)];
+  t.equal(decide(input(self(1), [peer(2)], 10_000), PORT).phase, 'discovering', 'fewer than expect');
+  t.equal(decide(input(self(1), peers, 4_999), PORT).phase, 'candidate', 'hold-off not over');
+  const d = decide(input(self(1), peers, 5_000), PORT);
+  t.equal(d.action, 'init');
+  const w = decide(input(self(2), [peer(1), peer(3)], 5_000), PORT);
+  t.equal(w.action, 'wait');
+  t.equal(w.action === 'wait' && w.winner, id(1));
+});
+
+t.test('takeover: the next in rank creates after each deadline', async (t) => {
+  const at = (ms: number, me: number) => decide(input(self(me), [1, 2, 3].filter((x) => x !== me).map((x) => peer(x)), ms), PORT).action;
+  t.equal(at(5_000 + 19_999, 2), 'wait');
+  t.equal(at(5_000 + 20_000, 2), 'init', 'rank 1 after one deadline');
+  t.equal(at(5_000 + 20_000, 3), 'wait');
+  t.equal(at(5_000 + 40_000, 3), 'init', 'rank 2 after two');
+  t.equal(decide(input(self(3), [peer(1, { phase: 'initialising' }), peer(2)], 60_000), PORT).action, 'wait', 'never while a peer says it is creating one');
+});
+
+t.test('never create when any peer is in a swarm, joining one, or one was ever seen', async (t) => {
+  const d = decide(input(self(1), [peer(2, { swarm: swarm('S', { role: 'worker', managerAddrs: ['10.0.0.9:2377'] }) }), peer(3, { swarm: swarm('S') })], 1e9), PORT);
+  t.equal(d.action, 'join');
+  if (d.action === 'join') {
+    t.equal(d.swarmId, 'S');
+    t.same(d.via.map((v) => v.addr), ['10.0.0.3'], 'managers are asked, not workers');
+  }
+  const onlyWorker = decide(input(self(1), [peer(2, { swarm: swarm('S', { role: 'worker', managerAddrs: ['10.0.0.9:2377'] }) })], 1e9), PORT);
+  t.same(onlyWorker.action === 'join' && onlyWorker.via, [{ nodeId: null, addr: '10.0.0.9', port: PORT }], 'the managers a worker names');
+  t.equal(decide(input(self(1), [peer(2, { phase: 'joining' }), peer(3)], 1e9), PORT).action, 'wait');
+  t.equal(decide(input(self(1, { seenSwarms: ['OLD'] }), [peer(2), peer(3)], 1e9), PORT).action, 'wait', 'this node saw a swarm');
+  t.equal(decide(input(self(1), [peer(2, { seenSwarms: ['OLD'] }), peer(3)], 1e9), PORT).action, 'wait', 'a peer saw a swarm');
+});
+
+t.test('a member stays a member (restart/reboot never re-inits or re-joins)', async (t) => {
+  const d = decide(input(self(1, { engine: 'active', swarm: swarm('S', { role: 'worker' }) }), [], 1e9), PORT);
+  t.same([d.action, d.phase], ['member', 'member']);
+  t.same(decide(input(self(9, { engine: 'active', swarm: swarm('S') }), [peer(1), peer(2)], 1e9), PORT).phase, 'manager');
+  t.equal(decide(input(self(1, { engine: 'active' }), [peer(2), peer(3)], 1e9), PORT).action, 'member', 'active with unknown swarm id');
+  t.equal(decide(input(self(1, { engine: 'pending' }), [peer(2), peer(3)], 1e9), PORT).action, 'wait');
+  t.equal(decide(input(self(1, { engine: 'locked' }), [], 1e9), PORT).phase, 'degraded');
+});
+
+t.test('split-heal decision table', async (t) => {
+  const A = (o: Partial<PeerSwarm> = {}) => swarm('AAAA', { nodes: 3, createdAt: '2026-01-01T00:00:10Z', ...o });
+  const B = (o: Partial<PeerSwarm> = {}) => swarm('BBBB', { nodes: 2, createdAt: '2026-01-01T00:00:00Z', ...o });
+  t.equal(splitWinner([{ id: 'AAAA', nodes: 3, createdAt: 'x' }, { id: 'BBBB', nodes: 2, createdAt: '2020-01-01T00:00:00Z' }])!.id, 'AAAA', 'more nodes wins');
+  t.equal(splitWinner([{ id: 'AAAA', nodes: 2, createdAt: '2026-01-02T00:00:00Z' }, { id: 'BBBB', nodes: 2, createdAt: '2026-01-01T00:00:00Z' }])!.id, 'BBBB', 'then older');
+  t.equal(splitWinner([{ id: 'BBBB', nodes: 2, createdAt: null }, { id: 'AAAA', nodes: 2, createdAt: null }])!.id, 'AAAA', 'then lower id');
+  t.ok(compareSwarms({ id: 'X', nodes: 1, createdAt: '2026-01-01T00:00:00Z' }, { id: 'Y', nodes: 1, createdAt: null }) < 0, 'unknown age counts as newest');
+  t.same(summarizeSwarms([{ swarm: A({ nodes: 1 }) }, { swarm: A({ nodes: null }) }, { swarm: null }]), [{ id: 'AAAA', nodes: 2, createdAt: '2026-01-01T00:00:10Z' }], 'counts members seen when managers report fewer');
+
+  const rows: Array<[string, SelfState, PeerState[], string, string]> = [
+    ['winner side stays', self(1, { engine: 'active', swarm: A() }), [peer(2, { swarm: B() })], 'member', 'manager'],
+    ['loser without services leaves and joins the winner', self(1, { engine: 'active', swarm: B({ runningTasks: 0 }) }), [peer(2, { swarm: A() })], 'join', 'joining'],
+    ['loser with services stays, degraded', self(1, { engine: 'active', swarm: B({ runningTasks: 2 }) }), [peer(2, { swarm: A() })], 'member', 'degraded'],
+    ['loser with unknown task count stays', self(1, { engine: 'active', swarm: B({ runningTasks: null }) }), [peer(2, { swarm: A() })], 'member', 'degraded'],
+    ['loser, winner has no reachable manager', self(1, { engine: 'active', swarm: B({ runningTasks: 0 }) }), [peer(2, { swarm: A({ role: 'worker', managerAddrs: [] }) })], 'member', 'degraded'],
+    ['outsider joins the winner of two', self(1), [peer(2, { swarm: A() }), peer(3, { swarm: B() })], 'join', 'joining'],
+  ];
+  for (const [what, s, ps, action, phase] of rows) {
+    const d = decide(input(s, ps, 1e9), PORT);
+    t.same([d.action, d.phase], [action, phase], what);
+  }
+  const leave = decide(input(self(1, { engine: 'active', swarm: B({ runningTasks: 0 }) }), [peer(2, { swarm: A() })], 1e9), PORT);
+  t.ok(leave.action === 'join' && leave.leaveFirst && leave.swarmId === 'AAAA');
+  const stay = decide(input(self(1, { engine: 'active', swarm: B({ runningTasks: 2 }) }), [peer(2, { swarm: A() })], 1e9), PORT);
+  t.match(stay.reason, /docker swarm leave --force/, 'health text says what to do');
+});
+
+/**
+ * Property: N nodes boot at random moments, see each other after random
+ * delays (discovery + HTTP confirmation), and run the rule on every tick.
+ * An init becomes visible to others only after a confirmation delay, and
+ * a node is 'initialising' while its init runs. Exactly one swarm results.
+ */
+function simulate(n: number, seed: number, c = cfg): { creators: number; formedAt: number } {
+  let s = seed;
+  const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const boot = Array.from({ length: n }, () => Math.floor(rnd() * 3000));
+  const seeLatency = Array.from({ length: n }, () => Array.from({ length: n }, () => 50 + Math.floor(rnd() * 1500)));
+  const ids = Array.from({ length: n }, () => Math.floor(rnd() * 2 ** 40));
+  const swarmOf: Array<string | null> = Array(n).fill(null);
+  const initAt: Array<number | null> = Array(n).fill(null);
+  const stable = Array.from({ length: n }, () => ({ key: '', since: 0 }));
+  let creators = 0;
+  for (let now = 0; now < 200_000; now += 100) {
+    for (let i = 0; i < n; i++) {
+      if (now < boot[i]! || swarmOf[i]) continue;
+      const visible = [];
+      for (let j = 0; j < n; j++) {
+        if (j === i || now < Math.max(boot[i]!, boot[j]!) + seeLatency[i]![j]!) continue;
+        // Peers learn our swarm/phase at their next confirmation, up to 1 s late.
+        const lagged = now - seeLatency[i]![j]! / 2;
+        const sw = swarmOf[j] && initAt[j]! + 300 <= lagged ? swarm(swarmOf[j]!) : null;
+        const phase = initAt[j] !== null && initAt[j]! <= lagged ? 'initialising' : 'candidate';
+        visible.push(peer(ids[j]!, { swarm: sw, phase }));
+      }
+      const key = visible.map((p) => p.nodeId).sort().join();
+      if (key !== stable[i]!.key) stable[i] = { key, since: now };
+      const d = decide(input(self(ids[i]!), visible, now, stable[i]!.since, c), PORT);
+      if (d.action === 'init' && initAt[i] === null) {
+        creators++;
+        initAt[i] = now;
+        swarmOf[i] = `S${i}`;
+      } else if (d.action === 'join') swarmOf[i] = d.swarmId;
+    }
+    if (swarmOf.every(Boolean)) return { creators, formedAt: now };
+  }
+  return { creators, formedAt: -1 };
+}
+
+t.test('simultaneous boot of 5 nodes, 500 different arrival orders: exactly one creator every time', async (t) => {
+  let bad = 0;
+  for (let seed = 1; seed <= 500; seed++) {
+    const r = simulate(5, seed, { expect: 5, holdOffMs: 3000, initDeadlineMs: 20_000 });
+    if (r.creators !== 1 || r.formedAt < 0) bad++;
+  }
+  t.equal(bad, 0, 'no run with zero or several creators');
+  for (let seed = 1; seed <= 200; seed++) {
+    const r = simulate(5, seed * 7, { expect: 1, holdOffMs: 5000, initDeadlineMs: 20_000 });
+    if (r.creators !== 1) bad++;
+  }
+  t.equal(bad, 0, 'also with expect=1 when boots are within the hold-off');
+});
+
+t.test('the simulation can see a double init: without hold-off, staggered boots make two swarms', async (t) => {
+  let multi = 0;
+  for (let seed = 1; seed <= 100; seed++) if (simulate(5, seed, { expect: 1, holdOffMs: 0, initDeadlineMs: 20_000 }).creators > 1) multi++;
+  t.ok(multi > 0, `${multi} of 100 runs made more than one swarm (which is why hold-off and expect exist)`);
+});
+
+t.test('backoff: capped, jittered, grows', async (t) => {
+  t.equal(backoffMs(0, 500, 10_000, 0), 250);
+  t.equal(backoffMs(0, 500, 10_000, 0.999), 499);
+  t.equal(backoffMs(3, 500, 10_000, 0), 2000);
+  t.equal(backoffMs(50, 500, 10_000, 0.5), 7500);
+});
