@@ -42,7 +42,8 @@ export interface HostSnapshot {
   maxTemperatureCelsius: number | null;
   /** Null when the host is not a Raspberry Pi (or its firmware interface is absent). */
   throttling: ThrottleFlags | null;
-  throttlingSource: 'firmware' | 'hwmon' | 'absent' | 'error';
+  /** 'unknown' before the first sample; 'error' when the files exist but cannot be read. */
+  throttlingSource: 'firmware' | 'hwmon' | 'absent' | 'error' | 'unknown';
   memory: MemorySummary | null;
   load: LoadAvg | null;
   bootDisk: BootDisk | null;
@@ -54,6 +55,6 @@ export interface HostSnapshot {
 export function emptySnapshot(): HostSnapshot {
   return {
     at: 0, rootFs: null, thermalZones: [], maxTemperatureCelsius: null, throttling: null,
-    throttlingSource: 'absent', memory: null, load: null, bootDisk: null, bootDiskRates: null, clockSync: null,
+    throttlingSource: 'unknown', memory: null, load: null, bootDisk: null, bootDiskRates: null, clockSync: null,
   };
 }
