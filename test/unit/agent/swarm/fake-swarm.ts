@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import type { DockerEngine, EngineInfo, SwarmAddresses } from '../../../../agent/docker/engine.js';
+import { PiswarmError } from '../../../../shared/errors.js';
+import { fakeDocker } from '../../../helpers/fakes.js';
+import { AdvertBook, type Discovery, type LocalAdvert } from '../../../../agent/discovery/discovery.js';
+import { encodeAdvert } from '../../../../agent/discovery/advert.js';
+import type { ClusterKeys } from '../../../../agent/identity/keys.js';
+
+/**
+ * A world of swarms for fake engines: it models init, join by worker token,
+ * leave, token rotation and inspect the way dockerd answers them, and
+ * records every call so tests can count inits and joins.
+ */
+interface FakeSwarm {
+  id: string;
+  createdAt: string;
+  workerToken: string;
+  managerToken: string;
+  members: Map<string, { nodeId: string; role: 'manager' | 'worker'; addr: string }>;
+}
+
+const token = () => `SWMTKN-1-${randomBytes(24).toString('hex')}-${randomBytes(12).toString('hex')}`;
+
+export class FakeWorld {
+  readonly swarms = new Map<string, FakeSwarm>();
+  readonly calls: Array<{ node: string; op: string }> = [];
+  private t = Date.parse('2026-01-01T00:00:00Z');
+
+  engine(name: string, opts: { tasks?: number } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null } } {
+    let swarmId: string | null = null;
+    let nodeId: string | null = null;
+    let addr: string | null = null;
+    const world = this;
+    const mine = () => (swarmId ? world.swarms.get(swarmId) ?? null : null);
+    const role = () => (nodeId ? mine()?.members.get(nodeId)?.role ?? null : null);
+    const info = async (): Promise<EngineInfo> => {
+      const s = mine();
+      const manager = role() === 'manager';
+      return {
+        serverVersion: '20.10.24',
+        swarm: {
+          state: s ? 'active' : 'inactive',
+          nodeId,
+          nodeAddr: addr,
+          clusterId: s && manager ? s.id : null, // workers do not see the cluster id, as in dockerd
+          isManager: manager,
+          managers: s ? [...s.members.values()].filter((m) => m.role === 'manager').length : 0,
+          nodes: s && manager ? s.members.size : 0,
+          remoteManagers: s ? [...s.members.entries()].filter(([, m]) => m.role === 'manager').map(([id, m]) => ({ nodeId: id, addr: `${m.addr}:2377` })) : [],
+          error: null,
+        },
+      };
+    };
+    const e = fakeDocker({
+      info,
+      async swarmInit(a: SwarmAddresses) {
+        world.calls.push({ node: name, op: 'init' });
+        if (swarmId) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm init: This node is already part of a swarm');
+        const id = randomBytes(13).toString('hex').slice(0, 25);
+        nodeId = randomBytes(13).toString('hex').slice(0, 25);
+        addr = a.advertiseAddr;
+        world.t += 1000;
+        world.swarms.set(id, { id, createdAt: new Date(world.t).toISOString(), workerToken: token(), managerToken: token(), members: new Map([[nodeId, { nodeId, role: 'manager', addr: a.advertiseAddr }]]) });
+        swarmId = id;
+        return id;
+      },
+      async swarmJoin(a) {
+        world.calls.push({ node: name, op: 'join' });
+        if (swarmId) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm join: This node is already part of a swarm');
+        const s = [...world.swarms.values()].find((x) => x.workerToken === a.joinToken || x.managerToken === a.joinToken);
+        if (!s) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm join: invalid join token');
+        if (!a.remoteAddrs.some((r) => [...s.members.values()].some((m) => `${m.addr}:2377` === r))) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm join: no manager at the remote addresses');
+        nodeId = randomBytes(13).toString('hex').slice(0, 25);
+        addr = a.advertiseAddr;
+        s.members.set(nodeId, { nodeId, role: s.managerToken === a.joinToken ? 'manager' : 'worker', addr: a.advertiseAddr });
+        swarmId = s.id;
+      },
+      async swarmInspect() {
+        const s = mine();
+        if (!s || role() !== 'manager') throw new PiswarmError('PISWARM_ERR_NOT_MANAGER', 'swarm inspect: This node is not a swarm manager.');
+        return { id: s.id, createdAt: s.createdAt, workerToken: s.workerToken, managerToken: s.managerToken, version: 1 };
+      },
+      async rotateWorkerToken() {
+        world.calls.push({ node: name, op: 'rotate' });
+        const s = mine();
+        if (!s || role() !== 'manager') throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
+        s.workerToken = token();
+      },
+      async swarmLeave(force: boolean) {
+        world.calls.push({ node: name, op: 'leave' });
+        const s = mine();
+        if (!s) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm leave: This node is not part of a swarm');
+        if (role() === 'manager' && !force) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm leave: use --force');
+        s.members.delete(nodeId!);
+        if (s.members.size === 0) world.swarms.delete(s.id);
+        swarmId = null;
+        nodeId = null;
+      },
+      async runningServiceContainers() {
+        return opts.tasks ?? 0;
+      },
+    });
+    return Object.assign(e, { name, state: () => ({ swarmId, role: role() }) });
+  }
+
+  count(op: string): number {
+    return this.calls.filter((c) => c.op === op).length;
+  }
+}
+
+/** A LAN for fake discovery: every published advert is heard by every node, through the real verification. */
+export class FakeLan {
+  readonly adverts = new Map<string, { txt: Record<string, string>; from: string }>();
+
+  discovery(keys: ClusterKeys, nodeId: string): Discovery {
+    const book = new AdvertBook(keys, nodeId, 600_000);
+    let seq = 0;
+    const lan = this;
+    return {
+      publish(a: LocalAdvert) {
+        lan.adverts.set(nodeId, { txt: encodeAdvert(keys, { ...a, nodeId, ts: Date.now(), seq: ++seq }), from: a.addr });
+      },
+      candidates() {
+        for (const [id, a] of lan.adverts) if (id !== nodeId) book.ingest(a.txt, a.from, Date.now());
+        return book.candidates(Date.now());
+      },
+      dropped: () => book.dropped(),
+      foreign: () => book.foreign(Date.now(), 600_000),
+      async stop() {
+        lan.adverts.delete(nodeId);
+      },
+    };
+  }
+}
