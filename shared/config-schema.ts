@@ -99,7 +99,7 @@ export const ConfigSchema = Section(
         suspicionMaxTimeoutMult: Type.Integer({ minimum: 1, maximum: 64, default: 6, description: 'Gossip: unconfirmed suspicions last up to this multiple of the timeout' }),
         gossipNodes: Type.Integer({ minimum: 1, maximum: 16, default: 3, description: 'Gossip: fan-out of each gossip round' }),
         gossipIntervalMs: Ms(200, 'Gossip: period of gossip rounds', 10),
-        retransmitMult: Type.Integer({ minimum: 1, maximum: 16, default: 4, description: 'Gossip: each change is retransmitted retransmitMult * log10(members + 1) times' }),
+        retransmitMult: Type.Integer({ minimum: 1, maximum: 16, default: 5, description: 'Gossip: each change is retransmitted retransmitMult * log10(members + 1) times' }),
       },
     ),
   },

@@ -99,6 +99,7 @@ export interface MembershipStats {
   deathsDeclared: number;
   gossipMessagesSent: number;
   pushPulls: number;
+  reconnectAttempts: number;
   messagesSent: number;
   bytesSent: number;
   messagesReceived: number;

@@ -15,7 +15,7 @@ export const DEFAULT_SIM_CONFIG: MembershipConfig = Object.freeze({
   suspicionMaxTimeoutMult: 6,
   gossipNodes: 3,
   gossipIntervalMs: 200,
-  retransmitMult: 4,
+  retransmitMult: 5,
 });
 
 const silent: MembershipLog = { debug() {}, info() {}, warn() {}, error() {} };
