@@ -1,0 +1,188 @@
+import t from 'tap';
+import { createServer } from 'node:net';
+import { buildApp } from '../../../../agent/http/app.js';
+import type { HealthDocument } from '../../../../agent/health/aggregate.js';
+import { deriveClusterKeys } from '../../../../agent/identity/keys.js';
+import type { NodeIdentity } from '../../../../agent/identity/identity.js';
+import { createPeerClient } from '../../../../agent/peers/client.js';
+import { createFormation, type Formation } from '../../../../agent/swarm/formation.js';
+import { createMemoryFormationStore, type FormationStore } from '../../../../agent/swarm/store.js';
+import { renderFamilies } from '../../../../agent/metrics/format.js';
+import { memoryLogger } from '../../../helpers/fakes.js';
+import { FakeLan, FakeWorld } from './fake-swarm.js';
+import { KEY, OTHER_KEY, testConfig } from './helpers.js';
+
+/**
+ * Several formation controllers in one process, each with its own fake
+ * engine (one shared world of swarms), talking real authenticated HTTP over
+ * loopback addresses 127.0.0.x (one port, like a real cluster), and hearing
+ * each other's signed adverts through the real verification.
+ */
+const doc: HealthDocument = { status: 'pass', version: '0', releaseId: '0', serviceId: 'x', description: 'x', checks: {} };
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+    s.on('error', reject);
+  });
+}
+
+interface Node {
+  name: string;
+  formation: Formation;
+  engine: ReturnType<FakeWorld['engine']>;
+  store: FormationStore;
+  identity: NodeIdentity;
+  lines: () => Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+async function node(world: FakeWorld, lan: FakeLan, i: number, port: number, opts: { key?: string; expect?: number; engine?: Node['engine']; store?: FormationStore; identity?: NodeIdentity } = {}): Promise<Node> {
+  const name = `pi-${i}`;
+  const key = opts.key ?? KEY;
+  const keys = deriveClusterKeys(key);
+  const identity = opts.identity ?? { nodeId: (0x100 + i * 7919).toString(16).padStart(24, '0'), name, createdAt: '' };
+  const engine = opts.engine ?? world.engine(name);
+  const store = opts.store ?? createMemoryFormationStore();
+  const { log, lines } = memoryLogger();
+  const addr = `127.0.0.${i + 1}`;
+  const config = testConfig({
+    clusterKey: key,
+    nodeName: name,
+    http: { port },
+    discovery: { confirmIntervalMs: 300, peerTtlMs: 5000, requestTimeoutMs: 1000 },
+    formation: { expect: opts.expect ?? 1, holdOffMs: 600, initDeadlineMs: 3000, tickMs: 100, rotateAfterMs: 1000 },
+  });
+  const formation = createFormation({
+    config,
+    log,
+    docker: engine,
+    clock: { now: Date.now, setTimeout, clearTimeout },
+    identity,
+    discovery: lan.discovery(keys, identity.nodeId),
+    peerClient: createPeerClient({ keys, identity, timeoutMs: 1000, windowMs: 30_000 }),
+    address: () => ({ address: addr, interface: 'lo', reason: 'test' }),
+    store,
+  });
+  const app = await buildApp({ log, bodyLimit: 16384, version: '0', health: () => doc, metrics: () => '', countError: () => undefined, plugins: [formation.routes] });
+  await app.listen({ host: addr, port });
+  await formation.start();
+  return {
+    name, formation, engine, store, identity, lines,
+    async close() {
+      await formation.stop();
+      await app.close();
+    },
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms: number): Promise<number> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return Date.now() - t0;
+}
+
+t.test('5 nodes powered on together form exactly one swarm; a late node joins; a foreign node never does', async (t) => {
+  const world = new FakeWorld();
+  const lan = new FakeLan();
+  const port = await freePort();
+  const nodes: Node[] = [];
+  t.teardown(async () => {
+    for (const n of nodes) await n.close();
+  });
+  for (let i = 1; i <= 5; i++) nodes.push(await node(world, lan, i, port, { expect: 5 }));
+  const ms = await until('one swarm of 5', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 5, 15_000);
+  t.comment(`formed in ${ms} ms`);
+  t.equal(world.count('init'), 1, 'exactly one swarm init');
+  t.equal(world.count('join'), 4, 'four joins, no retries needed');
+  const creator = world.calls.find((c) => c.op === 'init')!.node;
+  const lowest = [...nodes].sort((a, b) => (a.identity.nodeId < b.identity.nodeId ? -1 : 1))[0]!;
+  t.equal(creator, lowest.name, 'the lowest node id created it');
+  await until('all report member/manager', () => nodes.every((n) => ['member', 'manager'].includes(n.formation.status().phase)), 5000);
+  const st = lowest.formation.status();
+  t.equal(st.phase, 'manager');
+  t.ok(st.timeline.some((e) => e.to === 'initialising'), 'timeline records the init');
+  t.equal(st.confirmedPeers.length, 4);
+
+  // A node powered on after formation joins by itself, with expect=5 still configured.
+  nodes.push(await node(world, lan, 6, port, { expect: 5 }));
+  await until('late node joined', () => [...world.swarms.values()][0]!.members.size === 6, 10_000);
+  t.equal(world.count('init'), 1, 'still one init');
+
+  // Another cluster key: never joins, never a peer, and its /health warns.
+  const foreign = await node(world, lan, 7, port, { key: OTHER_KEY, expect: 1 });
+  nodes.push(foreign);
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(foreign.engine.state().swarmId === [...world.swarms.keys()][0], false, 'foreign node is not in our swarm');
+  t.equal(foreign.formation.status().confirmedPeers.length, 0, 'it confirmed nobody');
+  t.notOk(nodes.slice(0, 6).some((n) => n.formation.status().confirmedPeers.some((p) => p.nodeId === foreign.identity.nodeId)), 'nobody confirmed it');
+  const warn = foreign.formation.healthChecks.find((c) => c.name === 'discovery:peers')!.run()[0]!;
+  t.equal(warn.status, 'warn');
+  t.match(warn.output, /another piswarm cluster/);
+  t.match(renderFamilies(foreign.formation.collector.collect()), /piswarm_discovery_adverts_dropped_total\{reason="wrong_cluster"\} [1-9]/);
+
+  // Token rotation after the burst of joins.
+  await until('worker token rotated', () => world.count('rotate') >= 1, 5000);
+  t.pass('worker token rotated once the joins stopped');
+
+  const all = nodes.flatMap((n) => n.lines()).map((l) => JSON.stringify(l)).join('\n');
+  t.notOk(all.includes('SWMTKN'), 'no join token in any log line');
+  t.notOk(all.includes(KEY) || all.includes(OTHER_KEY), 'no cluster key in any log line');
+  t.ok(nodes[0]!.lines().some((l) => l.msg === 'formation phase changed' && typeof l.from === 'string' && typeof l.to === 'string'), 'one log line per transition');
+});
+
+t.test('agent restart of a member: no init, no join, no duplicate', async (t) => {
+  const world = new FakeWorld();
+  const lan = new FakeLan();
+  const port = await freePort();
+  const a = await node(world, lan, 1, port);
+  const b = await node(world, lan, 2, port);
+  await until('two in one swarm', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 2, 10_000);
+  const calls = world.calls.length;
+  await b.close();
+  const b2 = await node(world, lan, 2, port, { engine: b.engine, store: b.store, identity: b.identity });
+  t.teardown(async () => {
+    await a.close();
+    await b2.close();
+  });
+  await until('restarted node reports member', () => b2.formation.status().phase === 'member' || b2.formation.status().phase === 'manager', 5000);
+  await new Promise((r) => setTimeout(r, 800));
+  t.same(world.calls.slice(calls).filter((c) => c.op === 'init' || c.op === 'join' || c.op === 'leave'), [], 'no init, join or leave after restart');
+  t.equal([...world.swarms.values()][0]!.members.size, 2, 'no duplicate node entry');
+});
+
+t.test('split: two swarms made during a partition heal to the bigger one', async (t) => {
+  const world = new FakeWorld();
+  const port = await freePort();
+  // Two LANs = a partition: 3 nodes on one side, 2 on the other.
+  const left = new FakeLan();
+  const right = new FakeLan();
+  const nodes: Node[] = [];
+  t.teardown(async () => {
+    for (const n of nodes) await n.close();
+  });
+  for (let i = 1; i <= 3; i++) nodes.push(await node(world, left, i, port, { expect: 3 }));
+  for (let i = 4; i <= 5; i++) nodes.push(await node(world, right, i, port, { expect: 2 }));
+  await until('two swarms', () => world.swarms.size === 2 && [...world.swarms.values()].every((s) => s.members.size >= 2), 15_000);
+  const big = [...world.swarms.values()].find((s) => s.members.size === 3)!.id;
+  // Heal the partition: node 4 now hears the left side's adverts (seeds would do the same).
+  for (const [id, a] of left.adverts) right.adverts.set(id, a);
+  for (const [id, a] of right.adverts) left.adverts.set(id, a);
+  const sync = setInterval(() => {
+    for (const [id, a] of left.adverts) right.adverts.set(id, a);
+    for (const [id, a] of right.adverts) left.adverts.set(id, a);
+  }, 50);
+  t.teardown(() => clearInterval(sync));
+  await until('one swarm of 5', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 5, 20_000);
+  t.equal([...world.swarms.keys()][0], big, 'the bigger swarm won');
+  t.ok(world.count('leave') >= 2, 'the losing side left');
+  const m = renderFamilies(nodes[3]!.formation.collector.collect());
+  t.match(m, /piswarm_formation_splits_detected_total [1-9]/);
+});
