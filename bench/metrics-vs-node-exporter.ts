@@ -1,0 +1,138 @@
+/**
+ * Our /metrics against Debian's prometheus-node-exporter on the same machine, in
+ * one run, under the same bounded concurrent load. Prints a table; asserts nothing.
+ *
+ *   node dist/bench/metrics-vs-node-exporter.js [--requests 2000] [--concurrency 8]
+ *
+ * Our server runs in a child process (this file with --serve) so its resident
+ * memory is its own and the load generator does not share its event loop. It is a
+ * minimal fastify app serving render(): the lead's buildApp adds routing and error
+ * handling whose cost is the same for every route, not the metrics work measured here.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+
+const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+
+async function serve(port: number): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const { createHostMetrics } = await import('../agent/metrics/host-metrics.js');
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-bench-state-'));
+  const quiet = { debug() {}, info() {}, warn(o: unknown) { process.stderr.write(`warn ${JSON.stringify(o)}\n`); } } as never;
+  const hm = createHostMetrics({ config: { metrics: { intervalMs: 5000, procRoot: '/proc', sysRoot: '/sys' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir }, log: quiet });
+  await hm.start();
+  const app = Fastify();
+  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(hm.render()));
+  await app.listen({ host: '127.0.0.1', port });
+  process.stdout.write('ready\n');
+  process.on('SIGTERM', () => {
+    hm.stop();
+    void app.close().then(() => process.exit(0));
+  });
+}
+
+function rssKiB(pid: number): { rss: number; hwm: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+}
+
+async function waitUp(url: string, child: ChildProcess, name: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(url);
+      if (r.ok) {
+        await r.arrayBuffer();
+        return;
+      }
+    } catch {
+      // not listening yet: retry until the deadline
+    }
+    if (Date.now() > deadline) throw new Error(`${name} did not answer ${url}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Result { name: string; idleKiB: number; p50: number; p99: number; rps: number; bytes: number; series: number; rssKiB: number; hwmKiB: number }
+
+async function load(name: string, origin: string, pid: number, requests: number, concurrency: number): Promise<Result> {
+  const idleKiB = rssKiB(pid).rss; // after start-up and the first scrapes of waitUp, before the load
+  const pool = new Pool(origin, { connections: concurrency, pipelining: 1 });
+  const one = async () => {
+    const t0 = performance.now();
+    const r = await pool.request({ path: '/metrics', method: 'GET' });
+    const body = await r.body.text();
+    if (r.statusCode !== 200) throw new Error(`${name}: HTTP ${r.statusCode}`);
+    return { ms: performance.now() - t0, body };
+  };
+  for (let i = 0; i < 50; i++) await one(); // warm-up: JIT, connections, node_exporter's first scrape
+  const lat: number[] = [];
+  let body = '';
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < requests) {
+      next++;
+      const r = await one();
+      lat.push(r.ms);
+      body = r.body;
+    }
+  }));
+  const secs = (performance.now() - t0) / 1000;
+  await pool.close();
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] as number;
+  const mem = rssKiB(pid);
+  return {
+    name, idleKiB, p50: q(0.5), p99: q(0.99), rps: lat.length / secs, bytes: Buffer.byteLength(body),
+    series: body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length, rssKiB: mem.rss, hwmKiB: mem.hwm,
+  };
+}
+
+async function main(): Promise<void> {
+  const requests = arg('requests', 2000);
+  const concurrency = arg('concurrency', 8);
+  const ourPort = 19101 + Math.floor(Math.random() * 500);
+  const nePort = ourPort + 1000;
+  if (!fs.existsSync(NODE_EXPORTER)) {
+    console.log(`node_exporter not installed (${NODE_EXPORTER}): apt-get install prometheus-node-exporter`);
+    process.exitCode = 1;
+    return;
+  }
+  const ours = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', String(ourPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ne = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${nePort}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  try {
+    await Promise.all([waitUp(`http://127.0.0.1:${ourPort}/metrics`, ours, 'piswarm'), waitUp(`http://127.0.0.1:${nePort}/metrics`, ne, 'node_exporter')]);
+    const a = await load('piswarm', `http://127.0.0.1:${ourPort}`, ours.pid as number, requests, concurrency);
+    const b = await load('node_exporter', `http://127.0.0.1:${nePort}`, ne.pid as number, requests, concurrency);
+    console.log(`${requests} GET /metrics per server, ${concurrency} concurrent (undici Pool), loopback, ${os.cpus().length} CPUs, Node ${process.version}`);
+    const row = (cells: Array<string | number>) => console.log(cells.map((c, i) => String(c).padStart(i === 0 ? 14 : 12)).join(' '));
+    row(['', 'p50 ms', 'p99 ms', 'req/s', 'bytes', 'series', 'idle RSS', 'RSS MiB', 'peak MiB']);
+    for (const r of [a, b]) row([r.name, r.p50.toFixed(2), r.p99.toFixed(2), r.rps.toFixed(0), r.bytes, r.series, (r.idleKiB / 1024).toFixed(1), (r.rssKiB / 1024).toFixed(1), (r.hwmKiB / 1024).toFixed(1)]);
+    row(['ratio p/ne', (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2), (a.rps / b.rps).toFixed(2), (a.bytes / b.bytes).toFixed(2), (a.series / b.series).toFixed(2), (a.idleKiB / b.idleKiB).toFixed(2), (a.rssKiB / b.rssKiB).toFixed(2), (a.hwmKiB / b.hwmKiB).toFixed(2)]);
+  } finally {
+    ours.kill('SIGTERM');
+    ne.kill('SIGTERM');
+  }
+}
+
+const serveAt = process.argv.indexOf('--serve');
+if (serveAt >= 0) {
+  void serve(Number(process.argv[serveAt + 1]));
+} else {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
