@@ -39,6 +39,8 @@ export interface PeerRouteContext {
   onGrantIssued(joiner: GrantRequest): void;
   status(): FormationStatus;
   peers(): PeerView[];
+  /** Swarm nodes as a manager's engine lists them; throws NOT_MANAGER elsewhere. */
+  nodes(): Promise<unknown[]>;
   authFailure(reason: string): void;
   grantRefused(reason: string): void;
 }
@@ -150,5 +152,6 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
 
     app.get('/v1/formation', { schema: { querystring: NO_QUERY, response: { 200: FormationStatus } } }, async () => ctx.status());
     app.get('/v1/peers', { schema: { querystring: NO_QUERY, response: { 200: PeersResponse } } }, async () => ({ peers: ctx.peers() }));
+    app.get('/v1/nodes', { schema: { querystring: NO_QUERY } }, async () => ({ nodes: await ctx.nodes() }));
   };
 }

@@ -549,6 +549,14 @@ export function createFormation(deps: FormationDeps): Formation {
     },
     status,
     peers: () => [...peers.values()].map(peerView),
+    nodes: async () => {
+      const i = await docker.info();
+      if (!i.swarm.isManager) {
+        const managers = i.swarm.remoteManagers.map((m) => m.addr.replace(/:\d+$/, '')).join(', ');
+        throw new PiswarmError('PISWARM_ERR_NOT_MANAGER', `this node is not a swarm manager; ask a manager${managers ? ` (${managers})` : ''}`);
+      }
+      return (await docker.listNodes()).map((n) => ({ id: n.id, hostname: n.hostname, role: n.role, state: n.state, availability: n.availability, addr: n.addr, leader: n.leader, reachability: n.reachability }));
+    },
     authFailure: (r) => bump(counters.authFailures, r),
     grantRefused: (r) => bump(counters.grantsRefused, r),
   });

@@ -96,6 +96,11 @@ export class FakeWorld {
         swarmId = null;
         nodeId = null;
       },
+      async listNodes() {
+        const s = mine();
+        if (!s || role() !== 'manager') throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
+        return [...s.members.values()].map((m) => ({ id: m.nodeId, hostname: m.addr, role: m.role, availability: 'active' as const, state: 'ready', addr: m.addr, leader: m.nodeId === nodeId, reachability: m.role === 'manager' ? 'reachable' : null, labels: {}, createdAt: '', updatedAt: '', version: 1 }));
+      },
       async runningServiceContainers() {
         return opts.tasks ?? 0;
       },

@@ -1,0 +1,62 @@
+import { EXIT } from '../../shared/constants.js';
+import type { Config } from '../../shared/config-schema.js';
+import { parseArgs, type Command } from './command.js';
+import { callLocal, localBaseUrl } from './local-api.js';
+
+type LoadConfig = (argv: string[]) => { config: Readonly<Config>; rest: string[] };
+
+interface NodeRow {
+  id: string;
+  hostname: string;
+  role: string;
+  state: string;
+  availability: string;
+  addr: string;
+  leader: boolean;
+  reachability: string | null;
+}
+
+/** `piswarm nodes`: the swarm's nodes as the local manager's engine lists them (GET /v1/nodes). */
+export function nodesCommand(load: LoadConfig): Command {
+  return {
+    name: 'nodes',
+    summary: 'swarm nodes (ask a manager)',
+    usage: `piswarm nodes [--json] [--url URL]\n\nAsks the local agent for GET /v1/nodes: every node of the swarm with role,\nstate and availability, like \`docker node ls\`. Only managers can answer; on a\nworker the error names the managers to ask.\nExit 0; 1: not a manager or the engine refused; 69: the agent does not answer.\n\n  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --json        print the nodes as JSON`,
+    async run(ctx) {
+      const { config, rest } = load(ctx.argv);
+      const a = parseArgs(rest, { booleans: ['json'], strings: ['url'] });
+      if (a.unknown.length || a.missing.length || a.positional.length) {
+        ctx.err(`unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}\n\n${this.usage}`);
+        return EXIT.USAGE;
+      }
+      const base = localBaseUrl(config, a.values.url as string | undefined);
+      let ans;
+      try {
+        ans = await callLocal(base, '/v1/nodes');
+      } catch (err) {
+        ctx.err(`the agent at ${base} does not answer: ${(err as Error).message}`);
+        return EXIT.UNAVAILABLE;
+      }
+      let body: { nodes?: NodeRow[]; code?: string; message?: string };
+      try {
+        body = JSON.parse(ans.text);
+      } catch {
+        ctx.err(`the agent at ${base} answered ${ans.status} with something that is not JSON`);
+        return EXIT.UNAVAILABLE;
+      }
+      if (ans.status !== 200 || !Array.isArray(body.nodes)) {
+        ctx.err(`${body.code ?? ans.status}: ${body.message ?? 'no node list'}`);
+        return EXIT.FAILURE;
+      }
+      if (a.values.json) {
+        ctx.out(JSON.stringify(body.nodes, null, 2));
+        return EXIT.OK;
+      }
+      const rows = [['ID', 'HOSTNAME', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS', 'ADDRESS']];
+      for (const n of body.nodes) rows.push([n.id, n.hostname, n.state, n.availability, n.role === 'manager' ? (n.leader ? 'Leader' : n.reachability ?? 'manager') : '', n.addr]);
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) ctx.out(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+      return EXIT.OK;
+    },
+  };
+}

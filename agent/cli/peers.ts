@@ -1,0 +1,57 @@
+import { EXIT } from '../../shared/constants.js';
+import type { Config } from '../../shared/config-schema.js';
+import type { FormationStatus } from '../../shared/wire/peer.js';
+import { parseArgs, type Command } from './command.js';
+import { callLocal, localBaseUrl } from './local-api.js';
+
+type LoadConfig = (argv: string[]) => { config: Readonly<Config>; rest: string[] };
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+/** `piswarm peers`: this node's formation phase and its confirmed peers (GET /v1/formation). */
+export function peersCommand(load: LoadConfig): Command {
+  return {
+    name: 'peers',
+    summary: 'formation phase and confirmed peers of the local agent',
+    usage: `piswarm peers [--json] [--url URL]\n\nAsks the local agent for GET /v1/formation: its phase, why, the election\nwinner, the peers it confirmed over authenticated HTTP and recent phase\nchanges. Exit 0; 1: formation is degraded or off; 69: the agent does not answer.\n\n  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --json        print the formation document as JSON`,
+    async run(ctx) {
+      const { config, rest } = load(ctx.argv);
+      const a = parseArgs(rest, { booleans: ['json'], strings: ['url'] });
+      if (a.unknown.length || a.missing.length || a.positional.length) {
+        ctx.err(`unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}\n\n${this.usage}`);
+        return EXIT.USAGE;
+      }
+      const base = localBaseUrl(config, a.values.url as string | undefined);
+      let st: FormationStatus;
+      try {
+        const ans = await callLocal(base, '/v1/formation');
+        if (ans.status !== 200) {
+          ctx.err(`the agent at ${base} answered ${ans.status}: ${ans.text.slice(0, 300)}`);
+          return EXIT.UNAVAILABLE;
+        }
+        st = JSON.parse(ans.text) as FormationStatus;
+      } catch (err) {
+        ctx.err(`the agent at ${base} does not answer: ${(err as Error).message}`);
+        return EXIT.UNAVAILABLE;
+      }
+      if (a.values.json) ctx.out(JSON.stringify(st, null, 2));
+      else {
+        ctx.out(`node ${st.name} (${st.nodeId}) at ${st.address ?? '?'}: ${st.phase} — ${st.reason}`);
+        if (st.swarm) ctx.out(`swarm ${st.swarm.id} (${st.swarm.role})`);
+        if (st.election) ctx.out(`election: winner ${st.election.winner ?? '-'} — ${st.election.why}`);
+        if (st.split) ctx.out(`SPLIT: swarms ${st.split.swarms.join(', ')}; winner ${st.split.winner} — ${st.split.action}`);
+        for (const f of st.foreignClusters) ctx.out(`another cluster (${f.clusterId}) advertises from ${f.addr}`);
+        if (st.confirmedPeers.length === 0) ctx.out('no confirmed peers');
+        else {
+          const rows = [['NODE ID', 'NAME', 'ADDRESS', 'PHASE', 'SWARM', 'ROLE', 'CONFIRMED']];
+          for (const p of st.confirmedPeers) rows.push([p.nodeId, p.name, `${p.addr}:${p.port}`, p.phase, p.swarmId ?? '-', p.role ?? '-', p.confirmedAt ?? '-']);
+          for (const line of table(rows)) ctx.out(line);
+        }
+      }
+      return st.phase === 'degraded' || st.phase === 'disabled' ? EXIT.FAILURE : EXIT.OK;
+    },
+  };
+}
