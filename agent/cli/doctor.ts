@@ -26,7 +26,7 @@ export function formatReport(checks: readonly DoctorCheck[]): string {
   const head = status === 'fail'
     ? `piswarm doctor: ${fails} problem(s) will stop the swarm from forming${warns ? `, ${warns} warning(s)` : ''}`
     : status === 'warn' ? `piswarm doctor: nothing blocks the swarm; ${warns} warning(s)` : 'piswarm doctor: all checks passed';
-  const lines = checks.map((c) => `${LABEL[c.status]}  ${c.id.padEnd(width)}  ${c.output}${c.fix && c.status !== 'pass' ? `\n      ${''.padEnd(width)}fix: ${c.fix}` : ''}`);
+  const lines = checks.map((c) => `${LABEL[c.status]}  ${c.id.padEnd(width)}  ${c.output}${c.fix && c.status !== 'pass' ? `\n        ${''.padEnd(width)}fix: ${c.fix}` : ''}`);
   return [head, ...lines].join('\n');
 }
 

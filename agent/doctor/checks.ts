@@ -93,7 +93,7 @@ export function checkModule(s: SystemState, name: 'vxlan' | 'ip_vs'): DoctorChec
   const how = { loaded: 'loaded', builtin: 'built into the kernel', loadable: 'available as a module (loaded on demand)' } as const;
   if (state !== 'missing') return { id, status: 'pass', observedValue: state, output: `${name} ${how[state]}: ${what} can work` };
   const noTree = s.files[modulesDep(s.kernelRelease)] == null && s.files[modulesBuiltin(s.kernelRelease)] == null;
-  const fix = `Run "sudo modprobe ${name}"; if it is not found, install the kernel's extra modules (Ubuntu: sudo apt install linux-modules-extra-raspi) and reboot.${noTree ? ` /lib/modules/${s.kernelRelease} is missing: the running kernel does not match the installed modules (reboot after a kernel upgrade).` : ''}`;
+  const fix = `Run "sudo modprobe ${name}"; if it is not found, install the kernel's extra modules (Ubuntu: sudo apt install linux-modules-extra-raspi) and reboot.${noTree ? ` /lib/modules/${s.kernelRelease} is missing: there is no module tree for the running kernel (after a kernel upgrade, reboot).` : ''}`;
   // Without IPVS the swarm still forms and overlay networks work; only ingress-published ports do not route.
   return name === 'vxlan'
     ? { id, status: 'fail', observedValue: state, output: `kernel module vxlan is missing: ${what} cannot work, so services on different nodes cannot reach each other`, fix }
