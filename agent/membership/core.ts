@@ -244,6 +244,7 @@ export class GossipCore {
   private readonly pending = new Map<number, AckHandler>();
   private readonly joins = new Map<number, () => void>();
   private seq = 0;
+  private liveCache: number | null = null;
   private running = false;
   private leaving = false;
   private probeTimer: TimerHandle | null = null;
@@ -370,6 +371,7 @@ export class GossipCore {
     this.leaving = true;
     this.selfRec.incarnation++;
     this.selfRec.state = 'left';
+    this.liveCache = null;
     this.selfRec.stateChangedAt = this.clock.now();
     this.queue.set(this.selfRec.id, ['l', this.selfRec.id, this.selfRec.incarnation]);
     if (this.probeTimer !== null) this.clock.clearTimer(this.probeTimer);
@@ -452,7 +454,7 @@ export class GossipCore {
   private resetProbeOrder(): void {
     const now = this.clock.now();
     for (const m of this.others) {
-      if ((m.state === 'dead' || m.state === 'left') && now - m.stateChangedAt > this.o.deadRetainMs) this.members.delete(m.id);
+      if ((m.state === 'dead' || m.state === 'left') && now - m.stateChangedAt > this.o.deadRetainMs) this.members.delete(m.id); // not live: cache unaffected
     }
     if (this.others.length !== this.members.size - 1) this.others = this.others.filter((m) => this.members.get(m.id) === m);
     const ids = this.others.filter((m) => m.state === 'alive' || m.state === 'suspect').map((m) => m.id);
@@ -751,6 +753,7 @@ export class GossipCore {
     m.metaJson = metaJson;
     if (prev !== 'alive') {
       m.state = 'alive';
+      this.liveCache = null;
       m.stateChangedAt = this.clock.now();
     }
     this.queue.set(id, this.aliveUpdate(m));
@@ -784,6 +787,7 @@ export class GossipCore {
     if (from !== this.selfRec.id) this.s.suspicionsReceived++;
     m.incarnation = inc;
     m.state = 'suspect';
+    this.liveCache = null;
     m.stateChangedAt = this.clock.now();
     this.queue.set(id, ['s', id, inc, from]);
     const n = this.liveCount();
@@ -824,6 +828,7 @@ export class GossipCore {
     const prev = m.state;
     m.incarnation = inc;
     m.state = kind;
+    this.liveCache = null;
     m.stateChangedAt = this.clock.now();
     this.queue.set(id, kind === 'left' ? ['l', id, inc] : ['d', id, inc, from]);
     this.fire(kind, m, prev);
@@ -846,6 +851,7 @@ export class GossipCore {
   }
 
   private addMember(rec: MemberRec): void {
+    this.liveCache = null;
     this.members.set(rec.id, rec);
     this.others.push(rec);
     if (rec.state === 'alive' || rec.state === 'suspect') this.insertIntoProbeOrder(rec.id);
@@ -864,10 +870,14 @@ export class GossipCore {
 
   // ---------------------------------------------------------------- helpers
 
+  /** Alive + suspect members, self included; cached because every send asks for it. */
   private liveCount(): number {
-    let n = 0;
-    for (const m of this.members.values()) if (m.state === 'alive' || m.state === 'suspect') n++;
-    return n;
+    if (this.liveCache === null) {
+      let n = 0;
+      for (const m of this.members.values()) if (m.state === 'alive' || m.state === 'suspect') n++;
+      this.liveCache = n;
+    }
+    return this.liveCache;
   }
 
   private aliveUpdate(m: MemberRec): Update {
