@@ -1,0 +1,49 @@
+import type { Config } from '../../shared/config-schema.js';
+import type { DockerEngine } from '../docker/engine.js';
+import type { Logger } from '../log/logger.js';
+import type { Subsystem } from '../lifecycle/subsystem.js';
+import { loadOrCreateIdentity } from '../identity/identity.js';
+import { deriveClusterKeys } from '../identity/keys.js';
+import { createMdnsDiscovery } from '../discovery/mdns.js';
+import { createPeerClient } from '../peers/client.js';
+import { detectAdvertiseAddress } from '../net/address.js';
+import { createFormation, type Formation } from './formation.js';
+
+/**
+ * Formation built from the real adapters, as one Subsystem for
+ * agent/subsystems.ts:
+ *
+ *   const formation = formationSubsystem(config, deps);
+ *   parts.push(formation);
+ *
+ * Without a cluster key it still exists (routes answer NO_CLUSTER_KEY and
+ * /health warns) but discovers and forms nothing.
+ */
+export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger; docker: DockerEngine }): Subsystem & { formation: Formation } {
+  const identity = loadOrCreateIdentity(config.stateDir, config.nodeName ?? 'piswarm');
+  const keys = config.clusterKey ? deriveClusterKeys(config.clusterKey) : null;
+  const now = () => Date.now();
+  const formation = createFormation({
+    config: config as Config,
+    log: deps.log,
+    docker: deps.docker,
+    clock: { now, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+    identity,
+    keys,
+    discovery:
+      keys && config.discovery.mdns
+        ? createMdnsDiscovery({ keys, identity, log: deps.log, now, maxAgeMs: config.discovery.advertMaxAgeMs, republishMs: config.discovery.republishMs })
+        : null,
+    peerClient: keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null,
+    address: () => detectAdvertiseAddress(config),
+  });
+  return {
+    name: 'formation',
+    formation,
+    start: () => formation.start(),
+    stop: () => formation.stop(),
+    collectors: [formation.collector],
+    checks: formation.healthChecks,
+    routes: formation.routes,
+  };
+}
