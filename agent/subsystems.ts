@@ -3,6 +3,7 @@ import type { Logger } from './log/logger.js';
 import type { DockerEngine } from './docker/engine.js';
 import type { EngineMonitor } from './docker/monitor.js';
 import type { Subsystem } from './lifecycle/subsystem.js';
+import { formationSubsystem } from './swarm/subsystem.js';
 
 export interface SubsystemDeps {
   log: Logger;
@@ -19,5 +20,6 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   if (!config.clusterKey) {
     deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
   }
+  parts.push(formationSubsystem(config, deps));
   return parts;
 }
