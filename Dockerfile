@@ -1,0 +1,85 @@
+# piswarm images. The JavaScript is built on the host and arrives as the
+# release tarball (`npm run package` -> release/piswarm.tar.gz), together
+# with a node binary staged as release/node (`cp "$(command -v node)" release/node`;
+# it links against bookworm's glibc). No npm registry is needed to build.
+#
+#   docker build --target pi    -t piswarm/pi    [--build-arg BASE=piswarm/base:bookworm] .
+#   docker build --target agent -t piswarm/agent [--build-arg BASE=...] .
+#
+# BASE defaults to the public image; scripts/build-base.sh makes a local one
+# (debootstrap) that already holds every package below, so the install
+# steps are no-ops on it.
+ARG BASE=debian:bookworm
+
+# ---------------------------------------------------------------------------
+# pi: a simulated Raspberry Pi. systemd is PID 1, docker.service runs the
+# node's own Docker Engine, and the agent is installed by scripts/install.sh
+# exactly as on a real Pi. Run it with the flags in scripts/sim/node-flags.ts
+# (a cgroup mount, capabilities, an anonymous /var/lib/docker volume).
+FROM ${BASE} AS pi
+ARG PI_PACKAGES="systemd systemd-sysv dbus docker.io iproute2 iputils-ping procps ca-certificates util-linux kmod iptables less"
+RUN set -eu; missing=; \
+    for p in $PI_PACKAGES; do \
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"; \
+    done; \
+    if [ -n "$missing" ]; then \
+      apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing && \
+      rm -rf /var/lib/apt/lists/*; \
+    fi
+# Units that need real hardware, a console or the host's clock. udev in
+# particular must not run: /sys is the host's, and a `udevadm trigger` from
+# a container replays uevents to the host's own udev.
+RUN systemctl mask \
+      systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+      systemd-udev-trigger.service systemd-udev-settle.service \
+      getty.target console-getty.service systemd-timesyncd.service \
+      systemd-firstboot.service systemd-modules-load.service sys-kernel-config.mount \
+      apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
+ && systemctl enable docker.service containerd.service \
+ && systemctl set-default multi-user.target
+# systemd recognises the container from this and skips what a VM or bare
+# metal would need.
+ENV container=docker
+COPY release/node /usr/local/bin/node
+# The release goes last: a code change rebuilds only this layer.
+COPY release/piswarm.tar.gz /tmp/piswarm.tar.gz
+RUN /bin/bash -c 'set -eu; d=$(mktemp -d); tar -xzf /tmp/piswarm.tar.gz -C "$d"; \
+      "$d"/piswarm-*/scripts/install.sh --release /tmp/piswarm.tar.gz --no-start; rm -rf "$d" /tmp/piswarm.tar.gz'
+# systemd's documented way to be asked to shut down cleanly (systemd(1), SIGRTMIN+3 = halt).
+STOPSIGNAL SIGRTMIN+3
+CMD ["/sbin/init"]
+
+# ---------------------------------------------------------------------------
+# agent: the agent alone in a plain container (no systemd), for hosts that
+# run everything in Docker. Give it the host's Docker socket:
+#   docker run -d --network host -v /var/run/docker.sock:/var/run/docker.sock \
+#     --group-add "$(stat -c %g /var/run/docker.sock)" \
+#     -v /etc/piswarm:/etc/piswarm:ro -v piswarm-state:/var/lib/piswarm piswarm/agent
+FROM ${BASE} AS agent
+RUN set -eu; missing=; \
+    for p in tini ca-certificates; do \
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"; \
+    done; \
+    if [ -n "$missing" ]; then \
+      apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing && \
+      rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    useradd --system --user-group --home-dir /var/lib/piswarm --create-home --shell /usr/sbin/nologin piswarm; \
+    mkdir -p /etc/piswarm; chown root:piswarm /etc/piswarm; chmod 0750 /etc/piswarm
+COPY release/node /usr/local/bin/node
+COPY release/piswarm.tar.gz /tmp/piswarm.tar.gz
+RUN mkdir -p /opt/piswarm && tar -xzf /tmp/piswarm.tar.gz -C /opt/piswarm --strip-components=1 \
+ && chown -R root:root /opt/piswarm && rm /tmp/piswarm.tar.gz
+ENV NODE_ENV=production
+USER piswarm
+WORKDIR /var/lib/piswarm
+EXPOSE 7070
+# /livez, not /health: /health fails when dockerd is unhealthy, and
+# replacing the agent's container cannot fix dockerd.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["/usr/local/bin/node", "-e", "fetch('http://127.0.0.1:'+(process.env.PISWARM_HTTP_PORT||7070)+'/livez',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# tini is PID 1: it forwards SIGTERM to node and reaps the perl/child
+# processes the agent spawns; node runs directly, never through npm, so the
+# signal reaches the agent itself.
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/node", "/opt/piswarm/dist/agent/main.js"]
+CMD ["agent"]

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds the local base image `piswarm/base:bookworm` with debootstrap, for
+# machines where no container registry answers (so `FROM debian:bookworm`
+# cannot be pulled). It already holds every package the Dockerfile's
+# `apt-get install` step asks for, which makes that step a no-op on it.
+#
+# Skips the work when an image of that name exists and was built from the
+# same recipe (the sha256 of this file, kept in a label). `--force` rebuilds.
+set -euo pipefail
+
+IMAGE=${PISWARM_BASE_IMAGE:-piswarm/base:bookworm}
+SUITE=bookworm
+# Keep in step with the Dockerfile's PI_PACKAGES: a package missing here only
+# costs an apt-get run at image build time, never a broken image.
+INCLUDE=systemd,systemd-sysv,dbus,docker.io,iproute2,iputils-ping,procps,ca-certificates,util-linux,kmod,iptables,tini,less
+
+log() { printf 'build-base: %s\n' "$*" >&2; }
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+recipe=$(sha256sum "$here/build-base.sh" | cut -c1-16)
+
+if [[ ${1:-} != --force ]] &&
+  [[ $(docker image inspect -f '{{index .Config.Labels "io.piswarm.base.recipe"}}' "$IMAGE" 2>/dev/null) == "$recipe" ]]; then
+  log "$IMAGE is up to date (recipe $recipe)"
+  exit 0
+fi
+
+# The Debian mirror this host already uses (deb822 .sources first, then the
+# one-line format); deb.debian.org otherwise.
+mirror=$(
+  { grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security
+    grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}'; } |
+    grep -m1 -E '/debian/?$' || true
+)
+mirror=${mirror:-http://deb.debian.org/debian}
+
+work=$(mktemp -d /var/tmp/piswarm-base.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+start=$SECONDS
+log "debootstrap $SUITE from $mirror into $work"
+debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+  tail -n 40 "$work/debootstrap.log" >&2
+  exit 1
+}
+
+root=$work/root
+# Same sources as a public debian:bookworm image, so later apt-get runs work.
+cat >"$root/etc/apt/sources.list" <<EOF
+deb $mirror $SUITE main
+deb $mirror $SUITE-updates main
+EOF
+# An empty machine-id makes systemd generate a fresh one at each node's first
+# boot: every simulated Pi must be a distinct machine (journald, DHCP, swarm).
+: >"$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+
+log "importing as $IMAGE"
+tar -C "$root" -c . | docker import \
+  --change "LABEL io.piswarm.base.recipe=$recipe" \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'CMD ["/bin/bash"]' \
+  - "$IMAGE" >/dev/null
+log "built $IMAGE in $((SECONDS - start))s"

@@ -1,0 +1,446 @@
+/**
+ * The simulated Raspberry Pi cluster, as a library: every node is a container
+ * booting systemd, its own Docker Engine and the agent installed by
+ * scripts/install.sh. The CLI (main.ts) and the integration tests both drive
+ * clusters through these functions.
+ *
+ * Everything created carries the label io.piswarm.sim.cluster=<name>, and
+ * `down` removes exactly what carries it, so clusters coexist and nothing
+ * else on the engine is touched.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_HTTP_PORT } from '../../shared/constants.js';
+import { PiswarmError } from '../../shared/errors.js';
+import { NODE_FLAGS } from './node-flags.js';
+import { ensureImages, PI_IMAGE, serviceGid, type ImageTimings } from './images.js';
+import { docker, run, type RunResult } from './run.js';
+import { tar } from './tar.js';
+
+export const LABEL_CLUSTER = 'io.piswarm.sim.cluster';
+export const LABEL_NODE = 'io.piswarm.sim.node';
+export const LABEL_INDEX = 'io.piswarm.sim.index';
+export const LABEL_IP = 'io.piswarm.sim.ip';
+export const LABEL_PORT = 'io.piswarm.sim.port';
+export const DEFAULT_CLUSTER = 'piswarm';
+const NAME_RE = /^[a-z0-9][a-z0-9-]{0,40}$/;
+
+/** One node as `status --json` prints it. The field names are a stable contract. */
+export interface NodeStatus {
+  name: string;
+  cluster: string;
+  containerId: string;
+  /** The node's fixed address on its cluster network (kept while disconnected). */
+  ip: string;
+  apiUrl: string;
+  running: boolean;
+  /** Whether its network cable is plugged in (see disconnect/connect). */
+  connected: boolean;
+}
+
+export interface ClusterRef {
+  /** Cluster name (default `piswarm`): [a-z0-9-], at most 41 characters. */
+  name?: string;
+  /** Repository root; found from this file's location when absent. */
+  root?: string;
+  log?: (msg: string) => void;
+}
+
+export interface NodeOptions extends ClusterRef {
+  /** Cluster key for the new nodes; default: the cluster's own key in .sim/<name>/cluster.key. */
+  clusterKey?: string;
+  /** Extra lines for the node's /etc/piswarm/env (read by the unit's EnvironmentFile=). */
+  env?: Record<string, string>;
+  /** How long to wait for every agent to answer /health (default 120 s). */
+  timeoutMs?: number;
+  /** Skip image preparation (the caller already ran ensureImages). */
+  skipImages?: boolean;
+}
+
+export interface UpOptions extends NodeOptions {
+  nodes: number;
+}
+
+export interface UpResult {
+  cluster: string;
+  network: string;
+  subnet: string;
+  nodes: NodeStatus[];
+  /** Names of the nodes this call created or started. */
+  started: string[];
+  images?: ImageTimings;
+  /** Host CLOCK_MONOTONIC (µs) when the first container was started; see bootPhases(). */
+  startedAtUs: number;
+  /** From the first `docker start` to every agent answering /health. */
+  bootMs: number;
+}
+
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new PiswarmError('PISWARM_ERR_TOOL_MISSING', 'cannot find the repository root (package.json)');
+    dir = up;
+  }
+  return dir;
+}
+
+function clusterName(ref: ClusterRef): string {
+  const name = ref.name ?? DEFAULT_CLUSTER;
+  if (!NAME_RE.test(name)) {
+    throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', `cluster name "${name}" must match ${NAME_RE.source}`);
+  }
+  return name;
+}
+
+export const networkName = (cluster: string) => `piswarm-sim-${cluster}`;
+const nodeName = (cluster: string, index: number) => `${cluster}-${index}`;
+const volumeName = (node: string) => `${node}-var-lib-docker`;
+const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+
+/** Polls `condition` until it returns a value other than undefined/false, or throws once the deadline passes. */
+export async function waitFor<T>(
+  condition: () => Promise<T | undefined | false> | T | undefined | false,
+  deadline: { timeoutMs: number; what: string; intervalMs?: number },
+): Promise<T> {
+  const end = Date.now() + deadline.timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await condition();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() >= end) {
+      const why = last instanceof Error ? `: last error: ${last.message}` : '';
+      throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', `timed out after ${deadline.timeoutMs} ms waiting for ${deadline.what}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, deadline.intervalMs ?? 250));
+  }
+}
+
+/** The cluster's own key: generated once, kept in .sim/<name>/cluster.key (git-ignored). */
+export async function clusterKey(ref: ClusterRef): Promise<string> {
+  const file = join(ref.root ?? repoRoot(), '.sim', clusterName(ref), 'cluster.key');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const key = randomBytes(32).toString('base64url');
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    await writeFile(file, key + '\n', { mode: 0o600, flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    return (await readFile(file, 'utf8')).trim();
+  }
+}
+
+interface NetworkInfo {
+  name: string;
+  subnet: string;
+  prefix: string; // "10.231.X."
+}
+
+async function findNetwork(cluster: string): Promise<NetworkInfo | undefined> {
+  const name = networkName(cluster);
+  const r = await run('docker', ['network', 'inspect', name, '--format', '{{range .IPAM.Config}}{{.Subnet}}{{end}}']);
+  if (r.code !== 0) return undefined;
+  const subnet = r.stdout.trim();
+  return { name, subnet, prefix: subnet.replace(/0\/24$/, '') };
+}
+
+/**
+ * A user-defined bridge per cluster (mDNS multicast crosses it; the host has
+ * the .1 address on it and reaches every node). Its /24 is chosen from
+ * 10.231.0.0/16 by the cluster name's hash, stepping on when taken, so it can
+ * clash neither with the engine's default pools (172.17+, which the nodes'
+ * own engines use for docker0 and docker_gwbridge) nor with another cluster.
+ */
+async function ensureNetwork(cluster: string): Promise<NetworkInfo> {
+  const existing = await findNetwork(cluster);
+  if (existing) return existing;
+  const start = createHash('sha256').update(cluster).digest()[0]!;
+  for (let i = 0; i < 64; i++) {
+    const x = (start + i) % 256;
+    const subnet = `10.231.${x}.0/24`;
+    const r = await run('docker', [
+      'network', 'create', '--driver', 'bridge', '--subnet', subnet, '--gateway', `10.231.${x}.1`,
+      '--label', `${LABEL_CLUSTER}=${cluster}`, networkName(cluster),
+    ]);
+    if (r.code === 0) return { name: networkName(cluster), subnet, prefix: `10.231.${x}.` };
+    if (/already exists/.test(r.stderr)) return (await findNetwork(cluster))!;
+    if (!/overlap/i.test(r.stderr)) throw new PiswarmError('PISWARM_ERR_DOCKER', `docker network create failed: ${r.stderr.trim()}`);
+  }
+  throw new PiswarmError('PISWARM_ERR_DOCKER', 'no free /24 left in 10.231.0.0/16 for a simulated cluster network');
+}
+
+interface Inspected {
+  Id: string;
+  Name: string;
+  State: { Running: boolean };
+  Config: { Labels: Record<string, string> };
+  NetworkSettings: { Networks: Record<string, unknown> };
+}
+
+async function inspectNodes(filterLabel: string): Promise<Inspected[]> {
+  const ids = (await docker(['ps', '-aq', '--filter', `label=${filterLabel}`])).split('\n').filter(Boolean);
+  if (ids.length === 0) return [];
+  return JSON.parse(await docker(['inspect', ...ids])) as Inspected[];
+}
+
+function toStatus(c: Inspected): NodeStatus {
+  const l = c.Config.Labels;
+  const cluster = l[LABEL_CLUSTER]!;
+  const ip = l[LABEL_IP] ?? '';
+  return {
+    name: l[LABEL_NODE] ?? c.Name.replace(/^\//, ''),
+    cluster,
+    containerId: c.Id,
+    ip,
+    apiUrl: `http://${ip}:${l[LABEL_PORT] ?? DEFAULT_HTTP_PORT}`,
+    running: c.State.Running,
+    connected: networkName(cluster) in c.NetworkSettings.Networks,
+  };
+}
+
+/** Every node of a cluster, in creation order. */
+export async function status(ref: ClusterRef = {}): Promise<NodeStatus[]> {
+  const cluster = clusterName(ref);
+  const nodes = await inspectNodes(`${LABEL_CLUSTER}=${cluster}`);
+  const index = (c: Inspected) => Number(c.Config.Labels[LABEL_INDEX] ?? 0);
+  return nodes.sort((a, b) => index(a) - index(b)).map(toStatus);
+}
+
+async function node(ref: ClusterRef, name: string): Promise<NodeStatus> {
+  const found = (await status(ref)).find((n) => n.name === name);
+  if (!found) throw new PiswarmError('PISWARM_ERR_NOT_FOUND', `no node "${name}" in cluster "${clusterName(ref)}"`);
+  return found;
+}
+
+function envFile(env: Record<string, string>): string {
+  return Object.entries(env)
+    .map(([k, v]) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', `invalid environment variable name "${k}"`);
+      // systemd.exec(5) EnvironmentFile= quoting: double quotes, backslash escapes.
+      return `${k}="${v.replace(/[\\"]/g, (c) => '\\' + c).replace(/\n/g, '\\n')}"\n`;
+    })
+    .join('');
+}
+
+const gidCache = new Map<string, number>();
+
+/** Creates (not starts) one node with its /etc/piswarm filled in, as an SD card flashed before first boot. */
+async function createNode(cluster: string, net: NetworkInfo, index: number, key: string, env: Record<string, string>): Promise<string> {
+  const name = nodeName(cluster, index);
+  const ip = `${net.prefix}${10 + index}`;
+  if (10 + index > 254) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'a simulated cluster holds at most 244 nodes');
+  const port = env.PISWARM_HTTP_PORT ?? String(DEFAULT_HTTP_PORT);
+  const labels = [
+    `${LABEL_CLUSTER}=${cluster}`, `${LABEL_NODE}=${name}`, `${LABEL_INDEX}=${index}`, `${LABEL_IP}=${ip}`, `${LABEL_PORT}=${port}`,
+  ].flatMap((l) => ['--label', l]);
+  await docker(['volume', 'create', ...labels.slice(0, 4), volumeName(name)]);
+  await docker([
+    'create', '--name', name, '--hostname', name, '--network', net.name, '--ip', ip, ...labels,
+    ...NODE_FLAGS, '-v', `${volumeName(name)}:/var/lib/docker`, PI_IMAGE,
+  ]);
+  const imageId = (await docker(['inspect', '-f', '{{.Image}}', name])).trim();
+  let gid = gidCache.get(imageId);
+  if (gid === undefined) gidCache.set(imageId, (gid = await serviceGid(imageId)));
+  const config = { clusterName: cluster, clusterKeyFile: '/etc/piswarm/cluster.key', stateDir: '/var/lib/piswarm' };
+  const files = tar([
+    // Same modes and owners as install.sh gives them on a Pi.
+    { name: 'config.json', content: JSON.stringify(config, null, 2) + '\n', mode: 0o640, uid: 0, gid },
+    { name: 'cluster.key', content: key + '\n', mode: 0o640, uid: 0, gid },
+    { name: 'env', content: envFile(env), mode: 0o600, uid: 0, gid: 0 },
+  ]);
+  await docker(['cp', '-', `${name}:/etc/piswarm`], { input: files });
+  return name;
+}
+
+/** Whether the agent at `apiUrl` answers /health at all (any HTTP status counts: it answered). */
+export async function healthAnswers(apiUrl: string, timeoutMs = 2000): Promise<boolean> {
+  try {
+    const res = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitForAgents(ref: ClusterRef, names: readonly string[], timeoutMs: number): Promise<void> {
+  const nodes = (await status(ref)).filter((n) => names.includes(n.name));
+  const pending = new Set(nodes.map((n) => n.name));
+  const failed = new Map<string, string>();
+  let polls = 0;
+  try {
+    await waitFor(
+      async () => {
+        const check = ++polls % 15 === 0; // every ~3 s: has systemd given up on the unit?
+        await Promise.all(nodes.filter((n) => pending.has(n.name)).map(async (n) => {
+          if (await healthAnswers(n.apiUrl, 1000)) pending.delete(n.name);
+          else if (check && (await run('docker', ['exec', n.name, 'systemctl', 'is-failed', '--quiet', 'piswarm'])).code === 0) {
+            failed.set(n.name, await logs(ref, n.name, { lines: 15 }));
+          }
+        }));
+        // A unit systemd has given up on will not answer: stop waiting at once.
+        return pending.size === 0 || failed.size > 0;
+      },
+      { timeoutMs, what: `the agents to answer /health`, intervalMs: 200 },
+    );
+  } catch (err) {
+    throw new PiswarmError('PISWARM_ERR_UNAVAILABLE',
+      `${[...pending].join(', ')} did not answer /health within ${timeoutMs} ms (see \`npm run sim -- logs NODE\`)`, { cause: err });
+  }
+  if (failed.size > 0) {
+    throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', `piswarm.service failed on ${[...failed.keys()].join(', ')}; last journal lines:\n` +
+      [...failed].map(([name, text]) => `--- ${name}\n${text}`).join('\n'));
+  }
+}
+
+async function startNodes(ref: ClusterRef, names: readonly string[], timeoutMs: number): Promise<{ startedAtUs: number; bootMs: number }> {
+  const startedAtUs = nowUs();
+  const t0 = performance.now();
+  if (names.length > 0) {
+    await docker(['start', ...names]);
+    await waitForAgents(ref, names, timeoutMs);
+  }
+  return { startedAtUs, bootMs: performance.now() - t0 };
+}
+
+/** Creates the network and image if missing, powers on nodes until `nodes` exist and run, and waits for every agent. */
+export async function up(opts: UpOptions): Promise<UpResult> {
+  const cluster = clusterName(opts);
+  const root = opts.root ?? repoRoot();
+  const log = opts.log ?? (() => {});
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', '--nodes must be a positive integer');
+  const images = opts.skipImages ? undefined : await ensureImages({ root, log });
+  const net = await ensureNetwork(cluster);
+  const key = opts.clusterKey ?? (await clusterKey({ ...opts, root }));
+  const existing = await status(opts);
+  const toStart = existing.filter((n) => !n.running).map((n) => n.name);
+  let next = existing.reduce((m, n) => Math.max(m, Number(n.name.slice(cluster.length + 1)) || 0), 0) + 1;
+  for (let count = existing.length; count < opts.nodes; count++) {
+    toStart.push(await createNode(cluster, net, next++, key, opts.env ?? {}));
+  }
+  log(`starting ${toStart.length} node(s) of cluster ${cluster} on ${net.subnet}`);
+  const boot = await startNodes(opts, toStart, opts.timeoutMs ?? 120_000);
+  return { cluster, network: net.name, subnet: net.subnet, nodes: await status(opts), started: toStart, images, ...boot };
+}
+
+/** Powers on one more node (e.g. with another cluster key, to test a stranger). */
+export async function add(opts: NodeOptions = {}): Promise<NodeStatus> {
+  const cluster = clusterName(opts);
+  const net = await findNetwork(cluster);
+  if (!net) throw new PiswarmError('PISWARM_ERR_NOT_FOUND', `cluster "${cluster}" is not up (run \`up\` first)`);
+  if (!opts.skipImages) await ensureImages({ root: opts.root ?? repoRoot(), log: opts.log });
+  const existing = await status(opts);
+  const next = existing.reduce((m, n) => Math.max(m, Number(n.name.slice(cluster.length + 1)) || 0), 0) + 1;
+  const key = opts.clusterKey ?? (await clusterKey(opts));
+  const name = await createNode(cluster, net, next, key, opts.env ?? {});
+  await startNodes(opts, [name], opts.timeoutMs ?? 120_000);
+  return node(opts, name);
+}
+
+export interface PowerOptions extends ClusterRef {
+  /** For start/restart: wait until the agent answers again (default true). */
+  wait?: boolean;
+  timeoutMs?: number;
+}
+
+/** Clean shutdown (systemd receives SIGRTMIN+3 and stops every unit). */
+export async function stop(ref: PowerOptions, name: string): Promise<void> {
+  await node(ref, name);
+  await docker(['stop', '-t', '30', name]);
+}
+
+/** Power on a stopped node. */
+export async function start(ref: PowerOptions, name: string): Promise<void> {
+  await node(ref, name);
+  await docker(['start', name]);
+  if (ref.wait !== false) await waitForAgents(ref, [name], ref.timeoutMs ?? 120_000);
+}
+
+/** Power cut: SIGKILL to the whole node, no shutdown of any kind. */
+export async function kill(ref: ClusterRef, name: string): Promise<void> {
+  await node(ref, name);
+  await docker(['kill', '--signal', 'KILL', name]);
+}
+
+/** Reboot: clean shutdown, then boot again (the disk, /var/lib/docker and /var/lib/piswarm, persists). */
+export async function restart(ref: PowerOptions, name: string): Promise<void> {
+  await node(ref, name);
+  await docker(['restart', '-t', '30', name]);
+  if (ref.wait !== false) await waitForAgents(ref, [name], ref.timeoutMs ?? 120_000);
+}
+
+/** Cable pulled: the node loses its only LAN interface. */
+export async function disconnect(ref: ClusterRef, name: string): Promise<void> {
+  const n = await node(ref, name);
+  if (n.connected) await docker(['network', 'disconnect', networkName(n.cluster), name]);
+}
+
+/** Cable plugged back in, with the same address (a DHCP reservation on a real LAN). */
+export async function connect(ref: ClusterRef, name: string): Promise<void> {
+  const n = await node(ref, name);
+  if (!n.connected) await docker(['network', 'connect', '--ip', n.ip, networkName(n.cluster), name]);
+}
+
+/** Runs a command inside a node; never throws for a non-zero exit. */
+export async function exec(ref: ClusterRef, name: string, cmd: readonly string[], opts: { input?: string | Buffer; timeoutMs?: number } = {}): Promise<RunResult> {
+  await node(ref, name);
+  return run('docker', ['exec', ...(opts.input === undefined ? [] : ['-i']), name, ...cmd], opts);
+}
+
+/** The agent's journal on a node (`journalctl -u piswarm`). */
+export async function logs(ref: ClusterRef, name: string, opts: { lines?: number; priority?: string } = {}): Promise<string> {
+  const args = ['journalctl', '-u', 'piswarm', '--no-pager', '-o', 'short-iso'];
+  if (opts.lines) args.push('-n', String(opts.lines));
+  if (opts.priority) args.push('-p', opts.priority);
+  const r = await exec(ref, name, args);
+  return r.stdout + r.stderr;
+}
+
+export interface BootPhases {
+  node: string;
+  /** From `docker start` to systemd (PID 1) running. */
+  containerMs: number;
+  /** To docker.service active (the inner dockerd sent READY=1). */
+  dockerdMs: number;
+  /** To piswarm.service active (the agent sent READY=1). */
+  agentMs: number;
+}
+
+/**
+ * Splits a fresh boot into phases from systemd's own CLOCK_MONOTONIC
+ * timestamps: a container shares the host's monotonic clock, so they compare
+ * directly with `startedAtUs` and cost no polling during the boot.
+ */
+export async function bootPhases(ref: ClusterRef, name: string, startedAtUs: number): Promise<BootPhases> {
+  const r = await exec(ref, name, [
+    'sh', '-c',
+    'systemctl show -p UserspaceTimestampMonotonic --value; ' +
+      'systemctl show -p ActiveEnterTimestampMonotonic --value docker.service; ' +
+      'systemctl show -p ActiveEnterTimestampMonotonic --value piswarm.service',
+  ]);
+  const [pid1, dockerd, agent] = r.stdout.trim().split('\n').map(Number);
+  const ms = (us: number | undefined) => (us && us > 0 ? (us - startedAtUs) / 1000 : NaN);
+  return { node: name, containerMs: ms(pid1), dockerdMs: ms(dockerd), agentMs: ms(agent) };
+}
+
+/** Removes every container, volume and network of the cluster (or of every simulated cluster), and nothing else. */
+export async function down(ref: ClusterRef & { all?: boolean } = {}): Promise<{ containers: number; volumes: number; networks: number }> {
+  const filter = `label=${ref.all ? LABEL_CLUSTER : `${LABEL_CLUSTER}=${clusterName(ref)}`}`;
+  const list = async (kind: string[]) => (await docker([...kind, '--filter', filter])).split('\n').filter(Boolean);
+  const containers = await list(['ps', '-aq']);
+  // -t 0 via kill: down is a teardown, the nodes' shutdown is of no interest.
+  if (containers.length) await docker(['rm', '-f', '-v', ...containers]);
+  const volumes = await list(['volume', 'ls', '-q']);
+  if (volumes.length) await docker(['volume', 'rm', ...volumes]);
+  const networks = await list(['network', 'ls', '-q']);
+  if (networks.length) await docker(['network', 'rm', ...networks]);
+  return { containers: containers.length, volumes: volumes.length, networks: networks.length };
+}

@@ -1,0 +1,105 @@
+import { copyFile, mkdir, rmdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { PiswarmError } from '../../shared/errors.js';
+import { docker, engineAnswers, run } from './run.js';
+
+export const PI_IMAGE = 'piswarm/pi:sim';
+export const LOCAL_BASE = 'piswarm/base:bookworm';
+
+export interface ImageTimings {
+  /** Starting the engine with setup-host.sh (0 when it already answered). */
+  engineMs: number;
+  /** build-base.sh (a label check when the base is current). */
+  baseMs: number;
+  /** package.sh: the release tarball the Pi image installs. */
+  releaseMs: number;
+  /** docker build --target pi (cached layers when nothing changed). */
+  buildMs: number;
+}
+
+export interface EnsureImagesOptions {
+  /** The repository root (holds package.json and dist/). */
+  root: string;
+  log?: (msg: string) => void;
+  /** Base image to build on; default: PISWARM_SIM_BASE or the local debootstrap base. */
+  base?: string;
+}
+
+async function step(root: string, what: string, cmd: string, args: string[], log: (m: string) => void): Promise<number> {
+  const t0 = performance.now();
+  const r = await run(cmd, args, { cwd: root, timeoutMs: 20 * 60_000 });
+  if (r.code !== 0) {
+    throw new PiswarmError('PISWARM_ERR_DOCKER', `${what} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-15).join('\n')}`);
+  }
+  const ms = performance.now() - t0;
+  log(`${what}: ${(ms / 1000).toFixed(1)}s`);
+  return ms;
+}
+
+/**
+ * A directory lock: concurrent test files and CLI runs share the release/
+ * staging area and the image tag. mkdir is atomic; a lock older than ten
+ * minutes is a crashed holder's and is taken over.
+ */
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    try {
+      await mkdir(dir);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (await stat(dir).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > 10 * 60_000) await rmdir(dir).catch(() => undefined);
+      if (Date.now() > deadline) throw new PiswarmError('PISWARM_ERR_BUSY', `image preparation lock ${dir} held for too long`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rmdir(dir).catch(() => undefined);
+  }
+}
+
+/**
+ * Makes sure an engine answers and the simulated-Pi image matches the
+ * current build (dist/): the release tarball is reproducible, so an
+ * unchanged dist/ means an unchanged tarball and a fully cached docker build.
+ * The JavaScript itself is compiled by `npm run build`, not here.
+ */
+export async function ensureImages(opts: EnsureImagesOptions): Promise<ImageTimings> {
+  const log = opts.log ?? (() => {});
+  const root = opts.root;
+  const t: ImageTimings = { engineMs: 0, baseMs: 0, releaseMs: 0, buildMs: 0 };
+  if (!(await engineAnswers())) {
+    t.engineMs = await step(root, 'starting the Docker engine (scripts/setup-host.sh)', 'bash', [join(root, 'scripts/setup-host.sh')], log);
+  }
+  if (!existsSync(join(root, 'dist/agent/main.js'))) {
+    throw new PiswarmError('PISWARM_ERR_TOOL_MISSING', 'dist/agent/main.js is missing: run `npm run build` first');
+  }
+  await mkdir(join(root, 'release'), { recursive: true });
+  return withLock(join(root, 'release/.image-lock'), async () => {
+    const base = opts.base ?? process.env.PISWARM_SIM_BASE ?? LOCAL_BASE;
+    if (base === LOCAL_BASE) {
+      t.baseMs = await step(root, 'base image (scripts/build-base.sh)', 'bash', [join(root, 'scripts/build-base.sh')], log);
+    }
+    t.releaseMs = await step(root, 'release (scripts/package.sh)', 'bash', [join(root, 'scripts/package.sh'), '--skip-build'], log);
+    // The image runs the same node as this host: copy it next to the release
+    // (the build context cannot reach outside the repository).
+    const nodeDst = join(root, 'release/node');
+    const [src, dst] = await Promise.all([stat(process.execPath), stat(nodeDst).catch(() => undefined)]);
+    if (!dst || dst.size !== src.size || dst.mtimeMs < src.mtimeMs) await copyFile(process.execPath, nodeDst);
+    t.buildMs = await step(root, `image ${PI_IMAGE}`, 'docker', ['build', '-q', '--target', 'pi', '--build-arg', `BASE=${base}`, '-t', PI_IMAGE, '.'], log);
+    return t;
+  });
+}
+
+/** The numeric gid of the `piswarm` group inside an image (install.sh creates it). */
+export async function serviceGid(image: string): Promise<number> {
+  const out = await docker(['run', '--rm', '--network', 'none', '--entrypoint', 'getent', image, 'group', 'piswarm']);
+  const gid = Number(out.split(':')[2]);
+  if (!Number.isInteger(gid)) throw new PiswarmError('PISWARM_ERR_DOCKER', `no piswarm group in ${image}`);
+  return gid;
+}

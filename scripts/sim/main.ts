@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+/**
+ * `npm run sim -- <verb>`: a simulated Raspberry Pi cluster on this machine's
+ * Docker Engine. The entry point of the simulator: it alone reads argv,
+ * prints and exits; the work is in cluster.ts.
+ */
+import { spawn } from 'node:child_process';
+import { EXIT } from '../../shared/constants.js';
+import { PiswarmError } from '../../shared/errors.js';
+import * as sim from './cluster.js';
+import { ensureImages } from './images.js';
+
+const USAGE = `usage: npm run sim -- <verb> [options]
+
+  up --nodes N [--cluster-key K] [--env KEY=VALUE ...]   power on N nodes (builds what is missing)
+  add [--cluster-key K] [--env KEY=VALUE ...]            power on one more node
+  stop NODE | start NODE | restart NODE                  clean shutdown / power on / reboot
+  kill NODE                                              power cut (SIGKILL)
+  disconnect NODE | connect NODE                         pull / plug the network cable
+  status [--json]                                        list nodes
+  exec NODE -- CMD...                                    run a command on a node
+  logs NODE [-n LINES] [-f]                              the agent's journal on a node
+  build                                                  prepare the engine and images only
+  down [--all]                                           remove the cluster (or every simulated cluster)
+
+  --name NAME   the cluster (default: piswarm); several clusters coexist
+
+Run \`npm run build\` first: the nodes install the agent compiled in dist/.`;
+
+interface Parsed {
+  verb: string;
+  node?: string;
+  name?: string;
+  nodes?: number;
+  clusterKey?: string;
+  env: Record<string, string>;
+  json: boolean;
+  all: boolean;
+  follow: boolean;
+  lines?: number;
+  rest: string[];
+}
+
+function usageError(msg: string): never {
+  throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', `${msg}\n\n${USAGE}`);
+}
+
+function parse(argv: string[]): Parsed {
+  const p: Parsed = { verb: argv[0] ?? '', env: {}, json: false, all: false, follow: false, rest: [] };
+  const positional: string[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) usageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--') { p.rest = argv.slice(i + 1); break; }
+    else if (a === '--name') p.name = value();
+    else if (a === '--nodes') p.nodes = Number(value());
+    else if (a === '--cluster-key') p.clusterKey = value();
+    else if (a === '--env') {
+      const kv = value();
+      const eq = kv.indexOf('=');
+      if (eq < 1) usageError(`--env wants KEY=VALUE, got "${kv}"`);
+      p.env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    } else if (a === '--json') p.json = true;
+    else if (a === '--all') p.all = true;
+    else if (a === '-f' || a === '--follow') p.follow = true;
+    else if (a === '-n' || a === '--lines') p.lines = Number(value());
+    else if (a.startsWith('-')) usageError(`unknown option ${a}`);
+    else positional.push(a);
+  }
+  p.node = positional[0];
+  if (positional.length > 1) usageError(`unexpected argument ${positional[1]}`);
+  return p;
+}
+
+function needNode(p: Parsed): string {
+  if (!p.node) usageError(`${p.verb} needs a NODE (see \`status\`)`);
+  return p.node;
+}
+
+/** Hands the terminal to a command inside a node (shells, `journalctl -f`). */
+function interactive(args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const tty = process.stdin.isTTY ? ['-it'] : ['-i'];
+    const child = spawn('docker', ['exec', ...tty, ...args], { stdio: 'inherit' });
+    child.on('error', () => resolve(EXIT.UNAVAILABLE));
+    child.on('close', (code) => resolve(code ?? EXIT.FAILURE));
+  });
+}
+
+function printNodes(nodes: sim.NodeStatus[]): void {
+  for (const n of nodes) {
+    process.stdout.write(
+      `${n.name}  ${n.ip}${n.connected ? '' : ' (disconnected)'}  ${n.running ? 'running' : 'stopped'}\n` +
+        `  health:  ${n.apiUrl}/health\n  metrics: ${n.apiUrl}/metrics\n` +
+        `  shell:   npm run sim -- exec ${n.name} -- bash    (or: docker exec -it ${n.name} bash)\n` +
+        `  journal: npm run sim -- logs ${n.name} -f         (or: docker exec ${n.name} journalctl -u piswarm -f)\n`,
+    );
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const p = parse(argv);
+  const log = (m: string) => process.stderr.write(`sim: ${m}\n`);
+  const ref = { name: p.name, log };
+  switch (p.verb) {
+    case 'up': {
+      if (p.nodes === undefined) usageError('up needs --nodes N');
+      const r = await sim.up({ ...ref, nodes: p.nodes, clusterKey: p.clusterKey, env: p.env });
+      log(`cluster ${r.cluster}: ${r.nodes.length} node(s) on ${r.network} (${r.subnet}); ` +
+        `${r.started.length} booted in ${(r.bootMs / 1000).toFixed(1)}s`);
+      printNodes(r.nodes);
+      return EXIT.OK;
+    }
+    case 'add': {
+      printNodes([await sim.add({ ...ref, clusterKey: p.clusterKey, env: p.env })]);
+      return EXIT.OK;
+    }
+    case 'stop': await sim.stop(ref, needNode(p)); return EXIT.OK;
+    case 'start': await sim.start(ref, needNode(p)); return EXIT.OK;
+    case 'restart': await sim.restart(ref, needNode(p)); return EXIT.OK;
+    case 'kill': await sim.kill(ref, needNode(p)); return EXIT.OK;
+    case 'disconnect': await sim.disconnect(ref, needNode(p)); return EXIT.OK;
+    case 'connect': await sim.connect(ref, needNode(p)); return EXIT.OK;
+    case 'status': {
+      const nodes = await sim.status(ref);
+      if (p.json) process.stdout.write(JSON.stringify(nodes, null, 2) + '\n');
+      else if (nodes.length === 0) log(`cluster ${p.name ?? sim.DEFAULT_CLUSTER} has no nodes`);
+      else printNodes(nodes);
+      return EXIT.OK;
+    }
+    case 'exec': {
+      const node = needNode(p);
+      if (p.rest.length === 0) usageError('exec needs a command after --');
+      await sim.status(ref).then((ns) => ns.some((n) => n.name === node) || usageError(`no node ${node}`));
+      return interactive([node, ...p.rest]);
+    }
+    case 'logs': {
+      const node = needNode(p);
+      if (p.follow) return interactive([node, 'journalctl', '-u', 'piswarm', '-f', ...(p.lines ? ['-n', String(p.lines)] : [])]);
+      process.stdout.write(await sim.logs(ref, node, { lines: p.lines }));
+      return EXIT.OK;
+    }
+    case 'build': {
+      await ensureImages({ root: sim.repoRoot(), log });
+      return EXIT.OK;
+    }
+    case 'down': {
+      const r = await sim.down({ ...ref, all: p.all });
+      log(`removed ${r.containers} container(s), ${r.volumes} volume(s), ${r.networks} network(s)`);
+      return EXIT.OK;
+    }
+    case '':
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return p.verb === '' ? EXIT.USAGE : EXIT.OK;
+    default:
+      return usageError(`unknown verb "${p.verb}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const e = err as PiswarmError;
+    process.stderr.write(`sim: ${e.code ? `${e.code}: ` : ''}${e.message}\n`);
+    process.exit(e.code === 'PISWARM_ERR_BAD_REQUEST' ? EXIT.USAGE : EXIT.FAILURE);
+  },
+);
