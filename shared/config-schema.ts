@@ -102,6 +102,26 @@ export const ConfigSchema = Section(
         retransmitMult: Type.Integer({ minimum: 1, maximum: 16, default: 5, description: 'Gossip: each change is retransmitted retransmitMult * log10(members + 1) times' }),
       },
     ),
+    autopilot: Section(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Autopilot: keep an odd manager count, replace dead managers and prune dead nodes (decided only by the agent on the Raft leader)' }),
+        intervalMs: Ms(5000, 'Autopilot: how often the leader re-plans (one step per tick)', 100),
+        stabilizationMs: Ms(30000, 'Autopilot: a node must have been healthy this long before it is promoted or counted for draining'),
+        deadManagerGraceMs: Ms(60000, 'Autopilot: a manager unreachable this long is replaced (a healthy worker promoted, then the dead one demoted)'),
+        deadNodeTtlMs: Ms(900000, 'Autopilot: a worker down this long is removed from the swarm (a rebooting Pi must come back sooner)'),
+        maxManagers: Type.Integer({ minimum: 1, maximum: 9, default: 5, description: 'Autopilot: most managers; an even value acts as the odd number below it' }),
+        threeManagersAt: Type.Integer({ minimum: 2, maximum: 1000, default: 3, description: 'Autopilot: healthy nodes from which 3 managers are kept (1 below)' }),
+        fiveManagersAt: Type.Integer({ minimum: 3, maximum: 1000, default: 7, description: 'Autopilot: healthy nodes from which 5 managers are kept' }),
+        sevenManagersAt: Type.Integer({ minimum: 4, maximum: 1000, default: 15, description: 'Autopilot: healthy nodes from which 7 managers are kept (also needs maxManagers >= 7)' }),
+        managerAvailability: Type.Union(
+          ['auto', 'always', 'never'].map((l) => Type.Literal(l)),
+          { default: 'auto', description: 'Autopilot: drain managers so user tasks run on workers: auto (once drainMinWorkers ready workers exist, undone when they are lost), always, never' },
+        ),
+        drainMinWorkers: Type.Integer({ minimum: 1, maximum: 1000, default: 2, description: 'Autopilot: stable ready active workers needed before managers are drained (auto)' }),
+        backoffBaseMs: Ms(10000, 'Autopilot: first wait before retrying a step the engine refused (doubles per refusal)', 100),
+        backoffMaxMs: Ms(300000, 'Autopilot: longest wait before retrying a refused step', 1000),
+      },
+    ),
   },
 );
 

@@ -33,6 +33,8 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_DOCKER: { status: 502, message: 'the Docker engine refused the request' },
   PISWARM_ERR_DISK_BENCH: { status: 500, message: 'disk benchmark failed' },
   PISWARM_ERR_COLLECTOR: { status: 500, message: 'a metrics collector failed' },
+  // autopilot
+  PISWARM_ERR_AUTOPILOT_UNSAFE: { status: 409, message: 'the autopilot refused a step that is no longer safe' },
   // gossip membership
   PISWARM_ERR_GOSSIP_BIND: { status: 503, message: 'the gossip UDP port cannot be bound' },
   PISWARM_ERR_GOSSIP_BAD_ADDRESS: { status: 400, message: 'invalid gossip node id, address or seed' },

@@ -1,0 +1,257 @@
+import type { AutopilotConfig, ClusterView, NodeView } from './view.js';
+
+export type ActionKind = 'promote' | 'demote' | 'remove' | 'drain' | 'activate';
+export type StepKind = ActionKind | 'wait';
+
+/** Low-cardinality reasons: they become the `reason` label of the counters. */
+export type ActionReason =
+  | 'grow' // fewer reachable managers than the target
+  | 'shrink' // more reachable managers than the target
+  | 'replace-dead-manager' // a worker promoted to take a dead manager's seat
+  | 'dead-manager' // a manager unreachable past the grace period
+  | 'reimaged' // a down node whose hostname a ready node now carries
+  | 'dead-node-ttl' // a worker down past the TTL
+  | 'drain-managers' // managerAvailability always, or auto with enough workers
+  | 'workers-lost' // auto: too few workers left, managers take tasks again
+  | 'availability-never' // managerAvailability never: undo our own drains
+  | 'demoted-manager'; // a node we drained as a manager is a worker now
+
+export type WaitReason =
+  | 'not-leader'
+  | 'quorum-lost'
+  | 'manager-settling' // a manager is not reachable (yet), inside the grace period
+  | 'waiting-candidates' // below target, not enough stable healthy workers
+  | 'quorum-guard' // the step would leave the managers without quorum
+  | 'backoff' // the engine refused the step recently
+  | 'node-not-down'; // removal wanted but the engine does not say down
+
+export interface ActionStep {
+  kind: ActionKind;
+  nodeId: string;
+  hostname: string;
+  /** The node's engine state when planned; the executor removes only 'down' nodes. */
+  nodeState: string;
+  reason: ActionReason;
+  detail: string;
+}
+
+export interface WaitStep {
+  kind: 'wait';
+  reason: WaitReason;
+  detail: string;
+  nodeId?: string;
+}
+
+export type Step = ActionStep | WaitStep;
+
+/** Votes needed for a Raft group of `members`. */
+export const quorum = (members: number): number => Math.floor(members / 2) + 1;
+const largestOddAtMost = (n: number): number => (n < 1 ? 0 : n % 2 === 1 ? n : n - 1);
+
+/** Managers wanted for `healthy` nodes: 1, 3, 5 or 7 by the thresholds, odd, capped by maxManagers. */
+export function targetManagers(healthy: number, c: Pick<AutopilotConfig, 'threeManagersAt' | 'fiveManagersAt' | 'sevenManagersAt' | 'maxManagers'>): number {
+  const t = healthy >= c.sevenManagersAt ? 7 : healthy >= c.fiveManagersAt ? 5 : healthy >= c.threeManagersAt ? 3 : 1;
+  return Math.max(1, Math.min(t, largestOddAtMost(c.maxManagers)));
+}
+
+export const stepKey = (kind: ActionKind, nodeId: string): string => `${kind}:${nodeId}`;
+
+/** Best manager first: highest score (unpublished counts as 0), then oldest, then id. */
+function byRank(a: NodeView, b: NodeView): number {
+  const sa = a.score ?? 0;
+  const sb = b.score ?? 0;
+  if (sa !== sb) return sb - sa;
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** Numbers the planner worked from; the facade exports them as metrics. */
+export interface Assessment {
+  managers: number;
+  reachable: number;
+  quorum: number;
+  /** Nodes counted for the target: healthy, or unhealthy for less than the grace period. */
+  counted: number;
+  target: number;
+}
+
+export function assess(view: ClusterView, c: AutopilotConfig, now: number): Assessment {
+  const managers = view.nodes.filter((n) => n.role === 'manager');
+  const reachable = managers.filter((n) => n.reachable).length;
+  // A node that just went down is presumed to come back within the grace
+  // period: counting it keeps the target (and so the manager set) still
+  // through reboots, flaps and a whole-cluster power cycle.
+  const counted = view.nodes.filter((n) => n.healthy || now - n.since < c.deadManagerGraceMs).length;
+  return { managers: managers.length, reachable, quorum: quorum(managers.length), counted, target: targetManagers(counted, c) };
+}
+
+/**
+ * One step per tick, or null when the swarm is as it should be. Pure and
+ * deterministic: the same view, config and time give the same step.
+ *
+ * Rules, in priority order; the first action wins, and when no rule can act
+ * the first wait explains why:
+ *  1. only the Raft leader's agent decides; nothing when quorum is lost
+ *     (never force a new cluster: that is an operator's decision);
+ *  2. a down node whose hostname a ready node carries (a re-imaged Pi) is
+ *     demoted if it was a manager, then removed;
+ *  3. a manager unreachable past deadManagerGraceMs is replaced: a stable
+ *     worker promoted first when below target, then the dead one demoted;
+ *  4. while a manager is settling (unreachable inside the grace period, e.g.
+ *     just promoted) the manager set does not change further;
+ *  5. grow toward the target, one promotion at a time, only with stable
+ *     candidates and only toward an odd count that can be reached;
+ *  6. shrink when above the target, the weakest non-leader manager first;
+ *  7. workers down past deadNodeTtlMs are removed;
+ *  8. manager availability (drain/activate) by managerAvailability.
+ * Every membership change checks quorum for the size after the step.
+ */
+export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step | null {
+  const self = view.nodes.find((n) => n.id === view.selfId);
+  if (!self || !self.leader) return { kind: 'wait', reason: 'not-leader', detail: 'only the Raft leader\'s agent decides' };
+  const a = assess(view, c, now);
+  if (a.reachable < a.quorum) {
+    return { kind: 'wait', reason: 'quorum-lost', detail: `${a.reachable} of ${a.managers} managers reachable, ${a.quorum} needed; restore managers or force a new cluster by hand` };
+  }
+  const waits: WaitStep[] = [];
+  const blocked = (kind: ActionKind, n: NodeView) => (view.blocked[stepKey(kind, n.id)] ?? 0) > now;
+  const act = (kind: ActionKind, n: NodeView, reason: ActionReason, detail: string): ActionStep | null => {
+    if (blocked(kind, n)) {
+      waits.push({ kind: 'wait', reason: 'backoff', nodeId: n.id, detail: `${kind} ${n.hostname} was refused by the engine; retrying after ${new Date(view.blocked[stepKey(kind, n.id)]!).toISOString()}` });
+      return null;
+    }
+    return { kind, nodeId: n.id, hostname: n.hostname, nodeState: n.state, reason, detail };
+  };
+  /** Quorum holds after a step that changes the managers by `dm` and the reachable ones by `dr`. */
+  const safe = (dm: number, dr: number) => a.managers + dm >= 1 && a.reachable + dr >= quorum(a.managers + dm);
+  const guard = (what: string, n: NodeView, dm: number, dr: number) =>
+    waits.push({
+      kind: 'wait',
+      reason: 'quorum-guard',
+      nodeId: n.id,
+      detail: `${what} ${n.hostname} would leave ${a.reachable + dr} of ${a.managers + dm} managers reachable, below quorum ${quorum(a.managers + dm)}`,
+    });
+
+  const stable = (n: NodeView) => n.healthy && now - n.since >= c.stabilizationMs;
+  const managers = view.nodes.filter((n) => n.role === 'manager');
+  const readyHostnames = new Set(view.nodes.filter((n) => n.state === 'ready').map((n) => n.hostname));
+  const isGhost = (n: NodeView) => n.state !== 'ready' && !n.healthy && n.hostname !== '' && readyHostnames.has(n.hostname);
+  const dead = managers.filter((n) => !n.reachable && now - n.reachSince >= c.deadManagerGraceMs);
+  // A ghost is known dead and handled by its own rule; it must not hold the others back.
+  const settling = managers.filter((n) => !n.reachable && now - n.reachSince < c.deadManagerGraceMs && !isGhost(n));
+  const settlingWait = (): WaitStep => {
+    const s = settling[0]!;
+    return { kind: 'wait', reason: 'manager-settling', nodeId: s.id, detail: `manager ${s.hostname} is ${s.state} and not reachable yet; no other manager change until it is` };
+  };
+  // An operator's drained worker is under maintenance: never promote it.
+  const candidates = view.nodes
+    .filter((n) => n.role === 'worker' && stable(n) && (n.availability === 'active' || (n.availability === 'drain' && n.autopilotDrained)))
+    .sort(byRank);
+
+  // 2. re-imaged nodes leave ghosts under their old id
+  for (const g of view.nodes) {
+    if (!isGhost(g)) continue;
+    if (now - g.since < c.stabilizationMs) continue; // let a racing restart settle first
+    const detail = `${g.hostname} came back as another node; ${g.id} is its stale entry`;
+    if (g.role === 'manager') {
+      if (g.reachable) continue;
+      if (settling.length > 0) { waits.push(settlingWait()); continue; }
+      if (!safe(-1, 0)) { guard('demoting stale', g, -1, 0); continue; }
+      const s = act('demote', g, 'reimaged', detail);
+      if (s) return s;
+    } else if (g.state === 'down') {
+      const s = act('remove', g, 'reimaged', detail);
+      if (s) return s;
+    } else {
+      waits.push({ kind: 'wait', reason: 'node-not-down', nodeId: g.id, detail: `stale ${g.hostname} is ${g.state}, not down; removal waits` });
+    }
+  }
+
+  // 3. dead managers: promote a replacement first, then demote the dead
+  // (4.) and nothing while a manager is settling, e.g. the replacement itself
+  for (const d of settling.length > 0 ? [] : dead) {
+    const detail = `manager ${d.hostname} unreachable for ${Math.round((now - d.reachSince) / 1000)} s`;
+    if (a.reachable < a.target) {
+      const cand = candidates.find((n) => !blocked('promote', n));
+      if (cand) {
+        if (safe(+1, +1)) {
+          const s = act('promote', cand, 'replace-dead-manager', `replacing ${d.hostname}: ${detail}`);
+          if (s) return s;
+        } else guard('promoting', cand, +1, +1);
+      }
+    }
+    if (!safe(-1, 0)) { guard('demoting dead', d, -1, 0); continue; }
+    const s = act('demote', d, 'dead-manager', detail);
+    if (s) return s;
+  }
+
+  // 4-6. the size of the manager set
+  if (settling.length > 0) {
+    waits.push(settlingWait());
+  } else if (dead.length === 0) {
+    // Only an odd count that stable candidates can actually reach: never
+    // stop at an even count on the way to a target we cannot make.
+    const reachableTarget = Math.min(a.target, largestOddAtMost(a.reachable + candidates.length));
+    if (a.reachable < a.target && a.reachable >= reachableTarget) {
+      waits.push({
+        kind: 'wait',
+        reason: 'waiting-candidates',
+        detail: `${a.reachable} managers, target ${a.target}; ${candidates.length} worker(s) healthy for ${c.stabilizationMs} ms`,
+      });
+    }
+    if (a.reachable < reachableTarget) {
+      for (const cand of candidates) {
+        if (!safe(+1, +1)) { guard('promoting', cand, +1, +1); break; }
+        const s = act('promote', cand, 'grow', `${a.reachable} managers, target ${a.target} for ${a.counted} nodes`);
+        if (s) return s;
+      }
+    } else if (a.reachable > reachableTarget) {
+      const victims = managers.filter((n) => n.id !== view.selfId && !n.leader).sort(byRank).reverse();
+      for (const v of victims) {
+        if (!safe(-1, -1)) { guard('demoting', v, -1, -1); break; }
+        const s = act('demote', v, 'shrink', `${a.reachable} managers, target ${reachableTarget} for ${a.counted} nodes`);
+        if (s) return s;
+      }
+    }
+  }
+
+  // 7. dead workers
+  for (const n of view.nodes) {
+    if (n.role !== 'worker' || n.healthy || now - n.since < c.deadNodeTtlMs) continue;
+    if (n.state !== 'down') {
+      waits.push({ kind: 'wait', reason: 'node-not-down', nodeId: n.id, detail: `${n.hostname} is ${n.state}, not down; removal waits` });
+      continue;
+    }
+    const s = act('remove', n, 'dead-node-ttl', `${n.hostname} down for ${Math.round((now - n.since) / 1000)} s`);
+    if (s) return s;
+  }
+
+  // 8. manager availability
+  const liveManagers = managers.filter((n) => n.healthy);
+  const activeWorkers = view.nodes.filter((n) => n.role === 'worker' && n.availability === 'active');
+  const stableWorkers = activeWorkers.filter(stable).length;
+  // A worker gone for less than the stabilisation period still counts, so a
+  // flapping worker neither drains nor activates the managers.
+  const presentWorkers = activeWorkers.filter((n) => n.healthy || now - n.since < c.stabilizationMs).length;
+  const mode = c.managerAvailability;
+  const drainWanted = mode === 'always' || (mode === 'auto' && stableWorkers >= c.drainMinWorkers);
+  const undrainWanted = mode === 'never' || (mode === 'auto' && presentWorkers < c.drainMinWorkers);
+  for (const m of liveManagers) {
+    if (drainWanted && m.availability === 'active') {
+      const why = mode === 'always' ? 'managerAvailability is always' : `${stableWorkers} stable active workers`;
+      const s = act('drain', m, 'drain-managers', `${m.hostname} is a manager; ${why}`);
+      if (s) return s;
+    } else if (undrainWanted && m.availability === 'drain' && m.autopilotDrained) {
+      const reason = mode === 'never' ? 'availability-never' : 'workers-lost';
+      const s = act('activate', m, reason, mode === 'never' ? 'managerAvailability is never' : `only ${presentWorkers} active worker(s) left`);
+      if (s) return s;
+    }
+  }
+  for (const w of view.nodes) {
+    if (w.role === 'worker' && w.healthy && w.availability === 'drain' && w.autopilotDrained) {
+      const s = act('activate', w, 'demoted-manager', `${w.hostname} was drained as a manager and is a worker now`);
+      if (s) return s;
+    }
+  }
+  return waits[0] ?? null;
+}

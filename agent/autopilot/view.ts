@@ -1,0 +1,194 @@
+import type { Config } from '../../shared/config-schema.js';
+import type { NodeAvailability, NodeRole, SwarmNode } from '../docker/engine.js';
+import type { Member, MemberState, Meta } from '../membership/types.js';
+
+export type AutopilotConfig = Config['autopilot'];
+
+/**
+ * Node labels the autopilot reads to rank promotion candidates. Agents (or an
+ * operator, `docker node update --label-add`) publish them; the same values
+ * may come as gossip metadata (`diskBps`, `undervoltage`, `tempC`). Absent
+ * everywhere, candidates rank by age (the oldest ready node first).
+ */
+export const LABEL_DISK_BPS = 'piswarm.disk-bps';
+export const LABEL_UNDERVOLTAGE = 'piswarm.undervoltage';
+export const LABEL_TEMP = 'piswarm.temp';
+/**
+ * Set to "true" on every node the autopilot drains and to "false" when it
+ * activates one, so it never undoes a drain an operator made by hand (the
+ * engine merges labels, so the key cannot be deleted, only overwritten).
+ */
+export const LABEL_AUTOPILOT_DRAINED = 'piswarm.autopilot-drained';
+
+/** Where a node's health stands, as this agent has watched it. */
+export interface Observation {
+  healthy: boolean;
+  /** When `healthy` last changed (or when this agent first saw the node). */
+  since: number;
+  reachable: boolean;
+  /** When `reachable` (or the role) last changed. */
+  reachSince: number;
+  role: NodeRole;
+}
+
+/** Observations by swarm node id; a plain value so the planner stays pure. */
+export type Tracker = ReadonlyMap<string, Observation>;
+
+export interface NodeView {
+  id: string;
+  hostname: string;
+  role: NodeRole;
+  availability: NodeAvailability;
+  /** The engine's node state: ready | down | unknown | disconnected. */
+  state: string;
+  leader: boolean;
+  /** Managers: reachability === 'reachable'. Workers: false. */
+  reachable: boolean;
+  reachSince: number;
+  /** Swarm says ready and gossip (when present) does not say otherwise. */
+  healthy: boolean;
+  since: number;
+  /** Gossip state of the matching member, null without gossip or without a match. */
+  gossip: MemberState | null;
+  /** Higher is a better manager; null when nothing was published. */
+  score: number | null;
+  createdAt: string;
+  autopilotDrained: boolean;
+}
+
+export interface ClusterView {
+  /** This engine's swarm node id. */
+  selfId: string;
+  /** Sorted by id, so every decision is deterministic. */
+  nodes: NodeView[];
+  /** Step keys (`kind:nodeId`) the engine refused, with the time until which they are not retried. */
+  blocked: Readonly<Record<string, number>>;
+}
+
+function num(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string' && v.trim() !== '') {
+    const n = Number(v.trim());
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+function flag(v: unknown): boolean | undefined {
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? v > 0 : undefined;
+  if (typeof v === 'string') {
+    const s = v.trim().toLowerCase();
+    if (['true', 'yes', '1', 'on'].includes(s)) return true;
+    if (['false', 'no', '0', 'off', ''].includes(s)) return false;
+    const n = Number(s);
+    if (Number.isFinite(n)) return n > 0;
+  }
+  return undefined;
+}
+
+/**
+ * How good a manager a node would make. A manager's Raft log lives on its
+ * disk and a brown-out takes a vote away, so power dominates, then heat, then
+ * storage speed:
+ *   disk:    + min(50, bytes per second / 4 MB)  (an SD card ~5, a USB SSD 50)
+ *   power:   - 100 when under-voltage was seen (`piswarm.undervoltage` true or a count > 0)
+ *   thermal: - 40 at 80 °C or more, - 15 at 70 °C or more (`piswarm.temp`, °C)
+ * Labels win over gossip metadata. Malformed values count as absent.
+ */
+export function nodeScore(labels: Readonly<Record<string, string>>, meta: Meta | null): number | null {
+  const m = (meta ?? {}) as Record<string, unknown>;
+  const disk = num(labels[LABEL_DISK_BPS]) ?? num(m.diskBps);
+  const under = flag(labels[LABEL_UNDERVOLTAGE]) ?? flag(m.undervoltage);
+  const temp = num(labels[LABEL_TEMP]) ?? num(m.tempC);
+  if (disk === undefined && under === undefined && temp === undefined) return null;
+  let score = 0;
+  if (disk !== undefined && disk > 0) score += Math.min(50, disk / 4e6);
+  if (under) score -= 100;
+  if (temp !== undefined) score -= temp >= 80 ? 40 : temp >= 70 ? 15 : 0;
+  return Math.round(score * 100) / 100;
+}
+
+/**
+ * The gossip member that speaks for a swarm node: its metadata names the
+ * swarm node id (`swarmNodeId`), or else the hostname (`hostname`, or a
+ * member id equal to the hostname). A down ghost sharing a hostname with a
+ * re-imaged node may match the new node's member; the swarm's own "down"
+ * still makes it unhealthy.
+ */
+export function matchMember(node: SwarmNode, members: readonly Member[]): Member | null {
+  const meta = (mb: Member) => (mb.meta ?? {}) as Record<string, unknown>;
+  return (
+    members.find((mb) => meta(mb).swarmNodeId === node.id) ??
+    members.find((mb) => meta(mb).swarmNodeId === undefined && (meta(mb).hostname === node.hostname || mb.id === node.hostname)) ??
+    null
+  );
+}
+
+function isHealthy(node: SwarmNode, gossip: MemberState | null): boolean {
+  // Suspect counts as unhealthy: it resets stabilisation, which is the point
+  // of stabilisation (a flapping node never qualifies).
+  return node.state === 'ready' && (gossip === null || gossip === 'alive');
+}
+
+/**
+ * Folds one node list (and gossip members) into the observations. Pure: the
+ * same inputs give the same tracker. A node seen for the first time gets
+ * `since = now`, so after an agent restart every timer starts over
+ * (conservative: nothing is declared dead or stable on a guess).
+ */
+export function observe(prev: Tracker, nodes: readonly SwarmNode[], members: readonly Member[], now: number): Map<string, Observation> {
+  const next = new Map<string, Observation>();
+  for (const n of nodes) {
+    const member = matchMember(n, members);
+    const healthy = isHealthy(n, member?.state ?? null);
+    const reachable = n.role === 'manager' && n.reachability === 'reachable';
+    const p = prev.get(n.id);
+    next.set(n.id, {
+      healthy,
+      since: p && p.healthy === healthy ? p.since : now,
+      reachable,
+      reachSince: p && p.reachable === reachable && p.role === n.role ? p.reachSince : now,
+      role: n.role,
+    });
+  }
+  return next;
+}
+
+/** The planner's input: the node list joined with the observations. */
+export function buildView(args: {
+  selfId: string;
+  nodes: readonly SwarmNode[];
+  members?: readonly Member[];
+  tracker: Tracker;
+  blocked?: Readonly<Record<string, number>>;
+  now: number;
+}): ClusterView {
+  const members = args.members ?? [];
+  const nodes = [...args.nodes]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((n): NodeView => {
+      const member = matchMember(n, members);
+      const gossip = member?.state ?? null;
+      const o = args.tracker.get(n.id);
+      const healthy = isHealthy(n, gossip);
+      const reachable = n.role === 'manager' && n.reachability === 'reachable';
+      return {
+        id: n.id,
+        hostname: n.hostname,
+        role: n.role,
+        availability: n.availability,
+        state: n.state,
+        leader: n.leader,
+        reachable,
+        reachSince: o && o.reachable === reachable && o.role === n.role ? o.reachSince : args.now,
+        healthy,
+        since: o && o.healthy === healthy ? o.since : args.now,
+        gossip,
+        score: nodeScore(n.labels, member?.meta ?? null),
+        createdAt: n.createdAt,
+        autopilotDrained: n.labels[LABEL_AUTOPILOT_DRAINED] === 'true',
+      };
+    });
+  return { selfId: args.selfId, nodes, blocked: args.blocked ?? {} };
+}

@@ -1,0 +1,367 @@
+import t from 'tap';
+import { PiswarmError } from '../../../../shared/errors.js';
+import { plan, quorum, targetManagers, assess } from '../../../../agent/autopilot/planner.js';
+import { buildView, nodeScore, observe, LABEL_AUTOPILOT_DRAINED } from '../../../../agent/autopilot/view.js';
+import type { SwarmNode } from '../../../../agent/docker/engine.js';
+import type { Member } from '../../../../agent/membership/types.js';
+import { BASE_CONFIG, Driver } from './driver.js';
+import { SimSwarm } from './sim-swarm.js';
+
+const MIN = 60_000;
+
+/** A stable cluster: `managers` managers (the first is leader) and the rest workers, settled past every timer. */
+async function settled(nodes: number, opts: { cfg?: typeof BASE_CONFIG; labels?: (i: number) => Record<string, string> } = {}) {
+  const sim = new SimSwarm();
+  const ids: string[] = [];
+  for (let i = 1; i <= nodes; i++) ids.push(sim.add(`pi${i}`, { role: i === 1 ? 'manager' : 'worker', labels: opts.labels?.(i) }));
+  const d = new Driver(sim, opts.cfg ?? BASE_CONFIG);
+  await d.run(10 * MIN);
+  return { sim, d, ids };
+}
+
+t.test('target manager count by healthy nodes: 1, 3, 5, odd, capped', async (t) => {
+  const want = [1, 1, 1, 3, 3, 3, 3, 5, 5, 5];
+  t.same([...Array(10).keys()].map((n) => targetManagers(n, BASE_CONFIG)), want);
+  t.equal(targetManagers(20, { ...BASE_CONFIG, maxManagers: 9 }), 7);
+  t.equal(targetManagers(20, { ...BASE_CONFIG, maxManagers: 4 }), 3, 'an even cap acts as the odd number below');
+  t.equal(targetManagers(20, { ...BASE_CONFIG, maxManagers: 2 }), 1);
+  t.equal(targetManagers(4, { ...BASE_CONFIG, threeManagersAt: 5 }), 1, 'thresholds are configurable');
+  t.same([1, 2, 3, 4, 5].map(quorum), [1, 2, 2, 3, 3]);
+});
+
+t.test('node score: labels and gossip metadata, power first, absent is null', async (t) => {
+  t.equal(nodeScore({}, null), null);
+  t.equal(nodeScore({ 'piswarm.disk-bps': '200000000' }, null), 50);
+  t.equal(nodeScore({ 'piswarm.disk-bps': '20000000' }, null), 5);
+  t.equal(nodeScore({ 'piswarm.disk-bps': '200000000', 'piswarm.undervoltage': 'true' }, null), -50);
+  t.equal(nodeScore({ 'piswarm.temp': '81' }, null), -40);
+  t.equal(nodeScore({}, { diskBps: 40e6, undervoltage: 0, tempC: 72 }), -5, 'gossip metadata when no labels');
+  t.equal(nodeScore({ 'piswarm.disk-bps': 'fast' }, null), null, 'malformed values count as absent');
+});
+
+t.test('only the Raft leader decides', async (t) => {
+  const { sim, d } = await settled(5);
+  const nodes = sim.list();
+  const follower = nodes.find((n) => n.role === 'manager' && !n.leader)!;
+  const view = buildView({ selfId: follower.id, nodes, tracker: d.trackers.get(follower.id)!, now: sim.t });
+  t.match(plan(view, BASE_CONFIG, sim.t), { kind: 'wait', reason: 'not-leader' });
+});
+
+t.test('grow 1 -> 7 one node at a time: 1, 3, 5 managers, never without quorum', async (t) => {
+  const sim = new SimSwarm();
+  sim.add('pi1', { role: 'manager' });
+  const d = new Driver(sim);
+  const settledCounts: number[] = [];
+  await d.run(MIN);
+  settledCounts.push(sim.reachableManagers());
+  for (let i = 2; i <= 7; i++) {
+    sim.add(`pi${i}`);
+    await d.run(2 * MIN);
+    settledCounts.push(sim.reachableManagers());
+  }
+  t.same(settledCounts, [1, 1, 3, 3, 3, 3, 5], 'settled manager count per node count');
+  t.same(d.quorumViolations, [], 'no step ever lost quorum');
+  t.ok(d.managerCounts.every((c, i) => i === 0 || Math.abs(c - d.managerCounts[i - 1]!) <= 1), 'one manager change at a time');
+  t.same(d.actions().map((s) => `${s.kind}:${s.reason}`), Array(4).fill('promote:grow'));
+  // Each promotion waited for the previous one to be reachable (joinMs) and for stabilisation.
+  const promos = d.actions().map((s) => d.taken.find((x) => x.step === s)!.t);
+  t.ok(promos.every((p, i) => i === 0 || p - promos[i - 1]! >= sim.joinMs), 'promotions are spaced by reachability');
+});
+
+t.test('no promotion toward 3 before two stable candidates exist (no parking at 2)', async (t) => {
+  const sim = new SimSwarm();
+  sim.add('pi1', { role: 'manager' });
+  sim.add('pi2');
+  const d = new Driver(sim);
+  await d.run(5 * MIN);
+  sim.add('pi3');
+  await d.run(20_000); // pi3 not yet stable (30 s)
+  t.equal(sim.managers().length, 1, 'still one manager while pi3 stabilises');
+  t.match(d.waits.at(-1)?.step, { reason: 'waiting-candidates' });
+  await d.run(MIN);
+  t.equal(sim.reachableManagers(), 3);
+});
+
+t.test('leader power cut, 5 nodes / 3 managers: promote first, then demote, prune after TTL', async (t) => {
+  const { sim, d } = await settled(5);
+  t.equal(sim.reachableManagers(), 3);
+  const before = d.taken.length;
+  const oldLeader = sim.leaderId!;
+  sim.set(oldLeader, { on: false });
+  t.not(sim.leaderId, oldLeader, 'the swarm elected another leader');
+  await d.run(55_000);
+  t.equal(d.taken.length, before, 'nothing inside the grace period');
+  await d.run(2 * MIN);
+  const steps = d.taken.slice(before).map((x) => `${x.step.kind}:${x.step.reason}`);
+  t.same(steps, ['promote:replace-dead-manager', 'demote:dead-manager']);
+  t.equal(sim.reachableManagers(), 3, 'three reachable managers again');
+  t.equal(sim.managers().length, 3);
+  t.ok(sim.nodes.has(oldLeader), 'the dead node is not removed before its TTL');
+  await d.run(10 * MIN);
+  t.notOk(sim.nodes.has(oldLeader), 'the dead node is pruned after its TTL');
+  t.match(d.taken.at(-1)?.step, { kind: 'remove', reason: 'dead-node-ttl', nodeId: oldLeader });
+  t.same(d.quorumViolations, []);
+});
+
+t.test('leader power cut among 5 managers (7 nodes): dead demoted, set shrinks to 3 for 6 nodes', async (t) => {
+  const { sim, d } = await settled(7);
+  t.equal(sim.reachableManagers(), 5);
+  const before = d.taken.length;
+  const oldLeader = sim.leaderId!;
+  sim.set(oldLeader, { on: false });
+  await d.run(3 * MIN);
+  t.same(d.taken.slice(before).map((x) => `${x.step.kind}:${x.step.reason}`), ['demote:dead-manager', 'demote:shrink']);
+  t.equal(sim.reachableManagers(), 3);
+  t.same(d.quorumViolations, []);
+  sim.set(oldLeader, { on: true });
+  await d.run(3 * MIN);
+  t.equal(sim.reachableManagers(), 5, 'back to 5 managers once the node returns and is stable');
+  t.equal(sim.list().find((n) => n.id === oldLeader)?.state, 'ready', 'the returned node kept its id (not removed inside the TTL)');
+});
+
+t.test('two of five managers cut off', async (t) => {
+  t.test('reconnected inside the grace period: no step at all', async (t) => {
+    const { sim, d } = await settled(7);
+    const before = d.taken.length;
+    const cut = sim.managers().filter((n) => n.id !== sim.leaderId).slice(0, 2).map((n) => n.id);
+    for (const id of cut) sim.set(id, { connected: false });
+    t.equal(sim.reachableManagers(), 3, 'majority side keeps quorum with margin 0');
+    await d.run(50_000);
+    for (const id of cut) sim.set(id, { connected: true });
+    await d.run(5 * MIN);
+    t.equal(d.taken.length, before);
+    t.equal(sim.reachableManagers(), 5);
+  });
+  t.test('past the grace period: replaced, then re-promoted when back', async (t) => {
+    const { sim, d } = await settled(7);
+    const before = d.taken.length;
+    const cut = sim.managers().filter((n) => n.id !== sim.leaderId).slice(0, 2).map((n) => n.id);
+    for (const id of cut) sim.set(id, { connected: false });
+    await d.run(3 * MIN);
+    t.same(d.taken.slice(before).map((x) => `${x.step.kind}:${x.step.reason}`), ['demote:dead-manager', 'demote:dead-manager']);
+    t.equal(sim.managers().length, 3);
+    t.equal(sim.reachableManagers(), 3);
+    for (const id of cut) sim.set(id, { connected: true });
+    await d.run(3 * MIN);
+    t.equal(sim.reachableManagers(), 5);
+    t.ok(cut.every((id) => sim.nodes.has(id)), 'the reconnected nodes keep their ids');
+    t.same(d.quorumViolations, []);
+  });
+});
+
+t.test('worker power cut and back within the TTL: same node, no step', async (t) => {
+  const { sim, d } = await settled(5);
+  const before = d.taken.length;
+  const w = [...sim.nodes.values()].find((n) => n.role === 'worker')!;
+  sim.set(w.id, { on: false });
+  await d.run(5 * MIN);
+  sim.set(w.id, { on: true });
+  await d.run(5 * MIN);
+  t.equal(d.taken.length, before);
+  t.ok(sim.nodes.has(w.id));
+  t.equal(sim.list().find((n) => n.id === w.id)?.state, 'ready');
+});
+
+t.test('whole cluster power cut, then everything back (workers later): no step', async (t) => {
+  const { sim, d } = await settled(5);
+  const before = d.taken.length;
+  for (const id of sim.nodes.keys()) sim.set(id, { on: false });
+  t.equal(sim.leaderId, null, 'no leader while everything is off');
+  await d.run(30 * MIN);
+  for (const n of sim.managers()) sim.set(n.id, { on: true });
+  await d.run(40_000);
+  for (const n of sim.nodes.values()) sim.set(n.id, { on: true });
+  await d.run(10 * MIN);
+  t.equal(d.taken.length, before, 'no promotion, demotion or removal');
+  t.equal(sim.reachableManagers(), 3);
+});
+
+t.test('re-imaged worker with the same hostname replaces its stale entry', async (t) => {
+  const { sim, d } = await settled(5);
+  const before = d.taken.length;
+  const old = [...sim.nodes.values()].find((n) => n.role === 'worker')!;
+  sim.set(old.id, { on: false });
+  await d.run(20_000);
+  const fresh = sim.add(old.hostname);
+  await d.run(MIN);
+  t.same(d.taken.slice(before).map((x) => `${x.step.kind}:${x.step.reason}:${x.step.nodeId}`), [`remove:reimaged:${old.id}`]);
+  t.equal(sim.byHost(old.hostname).length, 1);
+  t.equal(sim.byHost(old.hostname)[0]!.id, fresh);
+});
+
+t.test('re-imaged manager: stale entry demoted then removed, the count restored', async (t) => {
+  const { sim, d } = await settled(5);
+  const before = d.taken.length;
+  const old = sim.managers().find((n) => n.id !== sim.leaderId)!;
+  sim.set(old.id, { on: false });
+  await d.run(10_000);
+  sim.add(old.hostname);
+  await d.run(2 * MIN);
+  const steps = d.taken.slice(before).map((x) => `${x.step.kind}:${x.step.reason}`);
+  // The replacement is promoted first (a ghost does not hold the count back), then the ghost goes.
+  t.same(steps, ['promote:grow', 'demote:reimaged', 'remove:reimaged']);
+  t.equal(sim.byHost(old.hostname).length, 1);
+  t.equal(sim.reachableManagers(), 3);
+  t.same(d.quorumViolations, []);
+});
+
+t.test('flapping nodes inside the stabilisation period: no action', async (t) => {
+  t.test('new nodes that never stay up for the stabilisation period are not promoted', async (t) => {
+    const sim = new SimSwarm();
+    sim.add('pi1', { role: 'manager' });
+    const d = new Driver(sim, { ...BASE_CONFIG, managerAvailability: 'auto' });
+    await d.run(MIN);
+    const flappers = [sim.add('pi2'), sim.add('pi3')];
+    for (let i = 0; i < 40; i++) {
+      for (const id of flappers) sim.set(id, { on: i % 3 !== 2 }); // 10 s down in every 15 s
+      await d.run(5000);
+    }
+    t.same(d.actions(), []);
+    t.equal(sim.managers().length, 1);
+  });
+  t.test('a flapping worker in a settled cluster (auto availability) changes nothing', async (t) => {
+    const { sim, d } = await settled(5, { cfg: { ...BASE_CONFIG, managerAvailability: 'auto' } });
+    t.ok(sim.managers().every((n) => n.availability === 'drain'), 'settled: managers drained');
+    const before = d.taken.length;
+    const w = [...sim.nodes.values()].find((n) => n.role === 'worker')!;
+    for (let i = 0; i < 40; i++) {
+      sim.set(w.id, { on: i % 4 !== 0 });
+      await d.run(5000);
+    }
+    t.equal(d.taken.length, before);
+  });
+});
+
+t.test('manager availability', async (t) => {
+  t.test('auto: drain with two stable workers, activate when workers are lost', async (t) => {
+    const { sim, d } = await settled(5, { cfg: { ...BASE_CONFIG, managerAvailability: 'auto' } });
+    const mgrs = sim.managers();
+    t.equal(mgrs.length, 3);
+    t.ok(mgrs.every((n) => n.availability === 'drain' && n.labels[LABEL_AUTOPILOT_DRAINED] === 'true'));
+    const workers = [...sim.nodes.values()].filter((n) => n.role === 'worker');
+    for (const w of workers) sim.set(w.id, { on: false });
+    await d.run(MIN);
+    t.ok(sim.managers().every((n) => n.availability === 'active'), 'managers take tasks again');
+    t.ok(d.actions().some((s) => s.kind === 'activate' && s.reason === 'workers-lost'));
+  });
+  t.test('auto does not undo an operator\'s drain', async (t) => {
+    const sim = new SimSwarm();
+    const m = sim.add('pi1', { role: 'manager' });
+    sim.get(m).availability = 'drain';
+    const d = new Driver(sim, { ...BASE_CONFIG, managerAvailability: 'auto' });
+    await d.run(5 * MIN);
+    t.equal(sim.get(m).availability, 'drain');
+    t.same(d.actions(), []);
+  });
+  t.test('always drains even a lone manager; never reverts our drains', async (t) => {
+    const sim = new SimSwarm();
+    const m = sim.add('pi1', { role: 'manager' });
+    const d = new Driver(sim, { ...BASE_CONFIG, managerAvailability: 'always' });
+    await d.run(MIN);
+    t.equal(sim.get(m).availability, 'drain');
+    const d2 = new Driver(sim, { ...BASE_CONFIG, managerAvailability: 'never' });
+    await d2.run(MIN);
+    t.equal(sim.get(m).availability, 'active');
+    t.match(d2.actions()[0], { kind: 'activate', reason: 'availability-never' });
+  });
+});
+
+t.test('candidates: best score first, the oldest node when nothing is published', async (t) => {
+  const sim = new SimSwarm();
+  sim.add('pi1', { role: 'manager' });
+  const d = new Driver(sim);
+  await d.run(MIN);
+  sim.advance(1000);
+  const old = sim.add('old');
+  sim.advance(1000);
+  sim.add('mid');
+  sim.advance(1000);
+  sim.add('young');
+  await d.run(MIN);
+  t.equal(d.actions()[0]?.nodeId, old, 'no scores: the oldest first');
+
+  const sim2 = new SimSwarm();
+  sim2.add('pi1', { role: 'manager' });
+  sim2.add('sd', { labels: { 'piswarm.disk-bps': '20000000' } });
+  const ssd = sim2.add('ssd', { labels: { 'piswarm.disk-bps': '300000000' } });
+  const brown = sim2.add('brown', { labels: { 'piswarm.disk-bps': '300000000', 'piswarm.undervoltage': '3' } });
+  const d2 = new Driver(sim2);
+  await d2.run(5 * MIN);
+  t.equal(d2.actions()[0]?.nodeId, ssd, 'fast storage first');
+  t.ok(d2.actions().every((s) => s.nodeId !== brown), 'the under-volted node is never promoted while others qualify');
+});
+
+t.test('quorum guard and engine refusals', async (t) => {
+  t.test('quorum lost: nothing planned; dead managers demoted one at a time, a backed-off step skipped', async (t) => {
+    const now = 10 * MIN;
+    const mk = (id: string, reach: string | null, state = 'ready', leader = false): SwarmNode => ({
+      id, hostname: id, role: reach === null ? 'worker' : 'manager', availability: 'active', state, addr: '', leader, reachability: reach, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1,
+    });
+    const nodes = [mk('a', 'reachable', 'ready', true), mk('b', 'reachable'), mk('c', 'unreachable', 'down'), mk('d', 'unreachable', 'down')];
+    const tracker = observe(new Map(), nodes, [], 0);
+    const view = buildView({ selfId: 'a', nodes, tracker, now });
+    t.same(assess(view, BASE_CONFIG, now), { managers: 4, reachable: 2, quorum: 3, counted: 2, target: 1 });
+    t.match(plan(view, BASE_CONFIG, now), { kind: 'wait', reason: 'quorum-lost' });
+    // 5 managers, 3 reachable, 2 dead: demote one dead -> 4 managers, quorum 3, 3 reachable: allowed.
+    const five = [...nodes, mk('e', 'reachable')];
+    const v5 = buildView({ selfId: 'a', nodes: five, tracker: observe(new Map(), five, [], 0), now });
+    t.match(plan(v5, BASE_CONFIG, now), { kind: 'demote', reason: 'dead-manager', nodeId: 'c' });
+    // ...but a demotion blocked by backoff moves on to the other dead manager, not into a loop.
+    const blocked = buildView({ selfId: 'a', nodes: five, tracker: observe(new Map(), five, [], 0), blocked: { 'demote:c': now + 5000 }, now });
+    t.match(plan(blocked, BASE_CONFIG, now), { kind: 'demote', nodeId: 'd' });
+    const both = buildView({ selfId: 'a', nodes: five, tracker: observe(new Map(), five, [], 0), blocked: { 'demote:c': now + 5000, 'demote:d': now + 5000 }, now });
+    t.match(plan(both, BASE_CONFIG, now), { kind: 'wait', reason: 'backoff' });
+  });
+
+  t.test('engine refusal: counted, backed off, retried later, never in a loop', async (t) => {
+    const { sim, d } = await settled(5);
+    const before = d.taken.length;
+    const dead = sim.managers().find((n) => n.id !== sim.leaderId)!;
+    sim.set(dead.id, { on: false });
+    // The engine refuses every demotion for a while (e.g. its own Raft view disagrees).
+    const real = sim.updateNode.bind(sim);
+    let refusing = true;
+    sim.updateNode = (id, change) => {
+      if (refusing && change.role === 'worker') {
+        const engineMessage = "rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum";
+        throw new PiswarmError('PISWARM_ERR_DOCKER', engineMessage, { details: { statusCode: 500, engineMessage } });
+      }
+      return real(id, change);
+    };
+    await d.run(3 * MIN);
+    const refused = d.taken.slice(before).filter((x) => !x.ok);
+    t.ok(refused.length >= 2, 'the refusal was met more than once');
+    t.ok(refused.length <= 6, `but not every tick (${refused.length} in 3 min of 5 s ticks)`);
+    const gaps = refused.slice(1).map((x, i) => x.t - refused[i]!.t);
+    t.ok(gaps.every((g, i) => i === 0 || g >= gaps[i - 1]!), `backoff grows: ${gaps.join(', ')}`);
+    t.equal(refused[0]!.refusal, 'quorum');
+    refusing = false;
+    await d.run(10 * MIN);
+    t.equal(sim.managers().length, 3);
+    t.equal(sim.reachableManagers(), 3);
+  });
+});
+
+t.test('gossip as an extra opinion: a ready node gossip calls dead is not promoted', async (t) => {
+  const now = 10 * MIN;
+  const mk = (id: string, role: 'manager' | 'worker', leader = false): SwarmNode => ({
+    id, hostname: `h-${id}`, role, availability: 'active', state: 'ready', addr: '', leader, reachability: role === 'manager' ? 'reachable' : null, labels: {}, createdAt: `2024-01-0${id.charCodeAt(0) - 96}T00:00:00Z`, updatedAt: '', version: 1,
+  });
+  const nodes = [mk('a', 'manager', true), mk('b', 'worker'), mk('c', 'worker'), mk('d', 'worker')];
+  const member = (id: string, state: Member['state'], meta: Record<string, unknown>): Member => ({ id, addr: '10.0.0.1', port: 7070, incarnation: 1, state, meta, stateChangedAt: 0, self: false });
+  const members = [member('x', 'dead', { swarmNodeId: 'b' }), member('h-c', 'alive', {}), member('y', 'alive', { hostname: 'h-d', diskBps: 200e6 })];
+  const tracker = observe(new Map(), nodes, members, 0);
+  const view = buildView({ selfId: 'a', nodes, members, tracker, now });
+  t.equal(view.nodes.find((n) => n.id === 'b')!.healthy, false);
+  t.equal(view.nodes.find((n) => n.id === 'd')!.score, 50);
+  t.match(plan(view, BASE_CONFIG, now), { kind: 'promote', nodeId: 'd' }, 'best gossip score first, the gossip-dead node skipped');
+  t.equal(assess(view, BASE_CONFIG, now).counted, 3);
+});
+
+t.test('the planner is fast enough to run every tick on a Pi', async (t) => {
+  // Not a timing assertion (that lives in bench/): just that it is deterministic on a large view.
+  const { sim, d } = await settled(7);
+  const nodes = sim.list();
+  const view = buildView({ selfId: sim.leaderId!, nodes, tracker: d.trackers.get(sim.leaderId!)!, now: sim.t });
+  t.same(plan(view, BASE_CONFIG, sim.t), plan(view, BASE_CONFIG, sim.t));
+});
