@@ -278,7 +278,8 @@ export function createHostCollectors(opts: HostCollectorOptions) {
   };
 
   // agent process -------------------------------------------------------------
-  const loop = monitorEventLoopDelay({ resolution: 10 });
+  const LOOP_RESOLUTION_MS = 10;
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
   let proc = { cpuSeconds: 0, rss: 0, lagP99: 0 };
   const startTime = (Date.now() - process.uptime() * 1000) / 1000;
@@ -287,7 +288,10 @@ export function createHostCollectors(opts: HostCollectorOptions) {
     sample() {
       const u = process.cpuUsage();
       // Percentile over the last interval, then reset, so one slow start does not dominate forever.
-      proc = { cpuSeconds: (u.user + u.system) / 1e6, rss: process.memoryUsage.rss(), lagP99: loop.count > 0 ? loop.percentile(99) / 1e9 : 0 };
+      // The histogram records whole timer periods (an idle loop shows ~10 ms at resolution 10, measured), so the
+      // resolution is subtracted to report lag; prom-client's nodejs_eventloop_lag_* leave it in.
+      const p99 = loop.count > 0 ? loop.percentile(99) / 1e9 - LOOP_RESOLUTION_MS / 1000 : 0;
+      proc = { cpuSeconds: (u.user + u.system) / 1e6, rss: process.memoryUsage.rss(), lagP99: Math.max(0, p99) };
       loop.reset();
     },
     collect() {
@@ -301,17 +305,12 @@ export function createHostCollectors(opts: HostCollectorOptions) {
     },
   };
 
-  const snapshotCollector: SampledCollector = {
-    // Runs last so the snapshot's time stamps a complete sample.
-    name: 'snapshot',
-    sample(now) {
+  return {
+    collectors: [cpu, loadavg, meminfo, filesystem, diskstats, netdev, thermal, rpi, unameCollector, timesync, processCollector],
+    /** Called by the sampler after every collector has sampled, so `at` stamps a complete sample. */
+    sampled(now: number): void {
       snap.at = now;
     },
-    collect: () => [],
-  };
-
-  return {
-    collectors: [cpu, loadavg, meminfo, filesystem, diskstats, netdev, thermal, rpi, unameCollector, timesync, processCollector, snapshotCollector],
     snapshot: (): HostSnapshot => structuredClone(snap),
     stop: () => loop.disable(),
   };

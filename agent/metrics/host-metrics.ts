@@ -52,7 +52,9 @@ export function createHostMetrics(opts: HostMetricsOptions) {
   const host = createHostCollectors({ reader, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
   const bench = createDiskBenchCollector(opts.config.stateDir);
   const collectors = [...host.collectors, bench];
-  const sampler = createSampler({ intervalMs: opts.config.metrics.intervalMs, log: opts.log, collectors, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const sampler = createSampler({
+    intervalMs: opts.config.metrics.intervalMs, log: opts.log, collectors, afterSample: host.sampled, ...(opts.clock ? { clock: opts.clock } : {}),
+  });
 
   return {
     sampler,

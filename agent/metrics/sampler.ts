@@ -38,6 +38,8 @@ export interface SamplerOptions {
   clock?: SamplerClock;
   log: Pick<Logger, 'debug' | 'warn'>;
   collectors: SampledCollector[];
+  /** Runs after each complete sample (e.g. to stamp a snapshot). */
+  afterSample?: (now: number) => void;
 }
 
 function errorCode(err: unknown): string {
@@ -97,6 +99,7 @@ export function createSampler(opts: SamplerOptions) {
         s.durationSeconds = (performance.now() - t0) / 1000;
       }
       samples++;
+      opts.afterSample?.(clock.now());
     })();
     try {
       await running;

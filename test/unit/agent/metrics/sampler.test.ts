@@ -86,6 +86,15 @@ t.test('a failing collector: success 0, error counted and logged with its code, 
   s.stop();
 });
 
+t.test('afterSample runs once per complete sample, after every collector', async (t) => {
+  const fc = fakeClock();
+  const order: string[] = [];
+  const c: SampledCollector = { name: 'c', sample: () => { order.push('sample'); }, collect: () => [] };
+  const s = createSampler({ intervalMs: 1000, clock: fc.clock, log: recordingLog().log, collectors: [c], afterSample: (now) => { order.push(`after@${now}`); } });
+  await s.sampleOnce();
+  t.same(order, ['sample', 'after@1700000000000']);
+});
+
 t.test('samples never overlap: a tick during a slow sample is skipped and counted', async (t) => {
   const fc = fakeClock();
   let release: () => void = () => {};
