@@ -243,6 +243,8 @@ export class GossipCore {
   private readonly awareness: Awareness;
   private readonly pending = new Map<number, AckHandler>();
   private readonly joins = new Map<number, () => void>();
+  /** Settles every join still waiting (stop() must not leave promises hanging). */
+  private readonly joinFinishers = new Set<() => void>();
   private seq = 0;
   private liveCache: number | null = null;
   private running = false;
@@ -306,6 +308,12 @@ export class GossipCore {
     if (this.running) return;
     this.running = true;
     this.leaving = false;
+    if (this.selfRec.state !== 'alive') {
+      // Back after leave(): a fresh incarnation out-bids our own goodbye.
+      this.selfRec.state = 'alive';
+      this.selfRec.incarnation++;
+      this.liveCache = null;
+    }
     this.queue.set(this.selfRec.id, this.aliveUpdate(this.selfRec));
     // Random phase so a cluster started at once does not probe in lockstep.
     this.probeTimer = this.clock.setTimer(() => this.probeTick(), Math.floor(this.random() * this.o.probeIntervalMs));
@@ -323,8 +331,8 @@ export class GossipCore {
     for (const s of this.suspicions.values()) s.cancel();
     this.suspicions.clear();
     this.pending.clear();
-    for (const done of this.joins.values()) done();
     this.joins.clear();
+    for (const finish of [...this.joinFinishers]) finish();
   }
 
   get isRunning(): boolean {
@@ -339,6 +347,7 @@ export class GossipCore {
       let outstanding = 0;
       const seqs: number[] = [];
       const finish = () => {
+        this.joinFinishers.delete(finish);
         for (const s of seqs) this.joins.delete(s);
         if (timer !== null) {
           this.clock.clearTimer(timer);
@@ -360,6 +369,7 @@ export class GossipCore {
         this.sendState(seed, 'y', seq);
       }
       let timer: TimerHandle | null = null;
+      this.joinFinishers.add(finish);
       if (outstanding === 0) return finish();
       timer = this.later(finish, this.o.joinTimeoutMs);
     });
@@ -610,7 +620,8 @@ export class GossipCore {
       if (!opened.ok) return this.drop(opened.reason, from, data.length);
       const msg = decodeMessage(opened.payload);
       if (!msg) return this.drop('malformed', from, data.length);
-      if (msg.f === this.selfRec.id) return this.drop('malformed', from, data.length);
+      // Our own datagram (a seed that resolves to us) or a node id clash.
+      if (msg.f === this.selfRec.id) return this.drop('misdirected', from, data.length);
       this.s.messagesReceived++;
       this.s.bytesReceived += data.length;
       if (!this.running) return;
@@ -622,7 +633,7 @@ export class GossipCore {
     }
   }
 
-  private drop(reason: DropReason, from: PeerAddress, bytes: number): void {
+  private drop(reason: keyof MembershipStats['dropped'], from: PeerAddress, bytes: number): void {
     this.s.dropped[reason]++;
     this.log.debug({ peer: `${from.addr}:${from.port}`, reason, bytes }, 'gossip datagram dropped');
   }
@@ -649,6 +660,11 @@ export class GossipCore {
         return;
       case 'r':
         if (msg.u) this.applyUpdates(msg.u);
+        if (msg.n === this.selfRec.id) {
+          // The origin cannot reach us directly but the relay path works: answer it ourselves.
+          this.sendWithPiggyback(from, { t: 'a', s: msg.s, f: this.selfRec.id }, null);
+          return;
+        }
         this.relay(msg, from);
         return;
       case 'g':
@@ -729,6 +745,9 @@ export class GossipCore {
       const same = addr === self.addr && port === self.port && JSON.stringify(meta) === self.metaJson;
       if (inc < self.incarnation || (inc === self.incarnation && same)) return;
       if (this.leaving) return;
+      if (addr !== self.addr || port !== self.port) {
+        this.log.warn({ peer: `${addr}:${port}`, incarnation: inc }, 'another address claims our node id; refuting');
+      }
       // Someone claims a newer or different us (e.g. our previous life): out-bid it.
       this.refute(inc);
       return;
@@ -783,7 +802,9 @@ export class GossipCore {
       }
       return;
     }
-    if (m.state !== 'alive') return;
+    // A suspect without a timer: restarted after stop(), or installed by a snapshot.
+    if (m.state !== 'alive' && m.state !== 'suspect') return;
+    const prev = m.state;
     if (from !== this.selfRec.id) this.s.suspicionsReceived++;
     m.incarnation = inc;
     m.state = 'suspect';
@@ -809,7 +830,7 @@ export class GossipCore {
         this.onDead(id, cur.incarnation, this.selfRec.id, 'dead');
       }),
     );
-    this.fire('suspect', m, 'alive');
+    if (prev === 'alive') this.fire('suspect', m, prev);
   }
 
   private onDead(id: string, inc: number, from: string, kind: 'dead' | 'left'): void {

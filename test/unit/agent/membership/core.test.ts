@@ -323,3 +323,33 @@ t.test('a throwing listener is logged and does not break the protocol', async (t
   t.equal(m2.member('n5')?.state, 'alive', 'the rest of the datagram was still applied');
   t.same(errors, ['membership listener threw']);
 });
+
+t.test('stop() settles a pending join without counting it as answered', async (t) => {
+  const h = harness(['n1']);
+  const p = h.m.join(['10.0.0.9']);
+  h.clock.runFor(100);
+  h.m.stop();
+  t.same(await p, { contacted: 1, responded: 0, invalid: [] });
+  t.equal(h.sentOf('y').length, 1, 'the seed was asked');
+});
+
+t.test('a ping-req about ourselves is answered by us; our own datagram is not processed', async (t) => {
+  const h = harness(['n1', 'n2']);
+  h.deliver('n1', { t: 'r', s: 31, n: 'n0', h: '10.0.0.0', o: 7070 });
+  t.match(h.sentOf('a').at(-1), { to: addrOf('n1'), msg: { t: 'a', s: 31, f: 'n0' } });
+  t.equal(h.sentOf('p').length, 0, 'no relay ping to ourselves');
+  h.deliver('n0', { t: 'g', u: [['d', 'n1', 0, 'n0']] });
+  t.equal(h.m.member('n1')?.state, 'alive', 'a datagram claiming to be from us is ignored');
+  t.equal(h.m.stats().dropped.misdirected, 1);
+});
+
+t.test('start() after leave() comes back alive with a higher incarnation', async (t) => {
+  const h = harness(['n1']);
+  const p = h.m.leave();
+  h.clock.runFor(4_000);
+  await p;
+  h.m.stop();
+  t.equal(h.m.member('n0')?.state, 'left');
+  h.m.start();
+  t.match(h.m.member('n0'), { state: 'alive', incarnation: 2 });
+});
