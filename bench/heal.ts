@@ -1,0 +1,61 @@
+/**
+ * Time from a Raft leader's power cut to three reachable managers again, on
+ * simulated Pis (scripts/sim) running the autopilot:
+ *
+ *   node dist/bench/heal.js [--nodes 5] [--grace-ms 15000] [--rounds 1]
+ *
+ * leader   kill -> another node reports Leader in `docker node ls`
+ * healed   kill -> 3 managers reachable and the dead one no longer a manager
+ * The heal time is bounded below by autopilot.deadManagerGraceMs (printed
+ * beside it): the figure that matters is healed - grace.
+ */
+import { parseArgs } from 'node:util';
+import * as sim from '../scripts/sim/cluster.js';
+import { ensureImages } from '../scripts/sim/images.js';
+import { FAST_AUTOPILOT, autopilotUnwiredReason, managers, nodeLs, reachableManagers, until } from '../test/integration/healing/swarm.js';
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '5' },
+    'grace-ms': { type: 'string', default: '15000' },
+    rounds: { type: 'string', default: '1' },
+  },
+});
+const n = Number(values.nodes);
+const grace = Number(values['grace-ms']);
+const s = (ms: number) => (ms / 1000).toFixed(1);
+
+const unwired = autopilotUnwiredReason();
+if (unwired) {
+  console.log(`heal: not measured: ${unwired}`);
+  process.exit(2);
+}
+await ensureImages({ root: sim.repoRoot(), log: (m) => console.error(`images: ${m}`) });
+
+console.log('nodes  round  grace_s  leader_s  healed_s  healed-grace_s');
+for (let round = 1; round <= Number(values.rounds); round++) {
+  const ref = { name: `bench-heal-${n}-${round}-${process.pid}` };
+  try {
+    const env = { ...FAST_AUTOPILOT, PISWARM_AUTOPILOT_DEAD_MANAGER_GRACE_MS: String(grace), PISWARM_FORMATION_EXPECT: String(n) };
+    const up = await sim.up({ ...ref, nodes: n, skipImages: true, timeoutMs: 300_000, env });
+    const names = up.nodes.map((x) => x.name);
+    const ls = await until('the swarm to settle with 3 reachable managers', async () => {
+      const l = await nodeLs(ref, names);
+      return l && l.length === n && l.every((x) => x.status === 'Ready') && reachableManagers(l) === 3 && l;
+    }, 300_000);
+    const leader = ls.find((x) => x.manager === 'Leader')!;
+    const alive = names.filter((x) => x !== leader.hostname);
+    const t0 = performance.now();
+    await sim.kill(ref, leader.hostname);
+    await until('a new leader', async () => (await nodeLs(ref, alive))?.some((x) => x.manager === 'Leader'), 120_000, 250);
+    const leaderMs = performance.now() - t0;
+    await until('3 reachable managers', async () => {
+      const l = await nodeLs(ref, alive);
+      return l && reachableManagers(l) === 3 && !managers(l).some((x) => x.id === leader.id);
+    }, 300_000, 250);
+    const healedMs = performance.now() - t0;
+    console.log(`${String(n).padStart(5)}  ${String(round).padStart(5)}  ${s(grace).padStart(7)}  ${s(leaderMs).padStart(8)}  ${s(healedMs).padStart(8)}  ${s(healedMs - grace).padStart(14)}`);
+  } finally {
+    await sim.down(ref);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The autopilot on simulated Pis (real dockerd per node, real Raft): a
+ * leader's power cut is healed back to three reachable managers and the dead
+ * node pruned after its TTL; a worker's power cycle leaves it the same node;
+ * growing one node at a time gives 1, 3, 5 managers without losing quorum.
+ * Node journals are printed on any failure (startCluster's teardown).
+ */
+import t from 'tap';
+import { dumpJournals, httpGet, sim, skipReason, startCluster } from '../helpers/cluster.js';
+import { FAST_AUTOPILOT, autopilotUnwiredReason, managers, nodeLs, quorumOf, reachableManagers, until, type SwarmRow } from './swarm.js';
+
+const skip = (await skipReason()) || autopilotUnwiredReason();
+
+/** Fails (not skips) when the wiring exists but the running agents do not export autopilot metrics. */
+async function assertAutopilotRuns(t: { match(found: unknown, want: RegExp, msg: string): unknown }, apiUrl: string): Promise<void> {
+  const m = await httpGet(`${apiUrl}/metrics`);
+  t.match(m.text, /piswarm_autopilot_leader/, 'the agent exports autopilot metrics');
+}
+
+t.test('5 nodes: leader power cut is healed, the dead node pruned; a worker power cycle keeps its node', { skip, timeout: 900_000 }, async (t) => {
+  const c = await startCluster(t, { prefix: 'it-heal5', nodes: 5, env: { ...FAST_AUTOPILOT, PISWARM_FORMATION_EXPECT: '5' } });
+  const names = () => c.nodes.map((n) => n.name);
+  await assertAutopilotRuns(t, c.nodes[0]!.apiUrl);
+  const ls = await until('5 Ready nodes and 3 reachable managers', async () => {
+    const l = await nodeLs(c.ref, names());
+    return l && l.length === 5 && l.every((x) => x.status === 'Ready') && reachableManagers(l) === 3 && l;
+  }, 240_000);
+  t.equal(managers(ls).length, 3, 'autopilot grew the swarm to 3 managers');
+
+  const leader = ls.find((x) => x.manager === 'Leader')!;
+  t.ok(leader, 'a leader');
+  const t0 = Date.now();
+  await sim.kill(c.ref, leader.hostname);
+  const alive = () => names().filter((n) => n !== leader.hostname);
+
+  const newLeader = await until('a new leader', async () => {
+    const l = await nodeLs(c.ref, alive());
+    return l?.find((x) => x.manager === 'Leader' && x.hostname !== leader.hostname);
+  }, 90_000);
+  t.not(newLeader.hostname, leader.hostname, `the swarm kept a leader (${newLeader.hostname})`);
+
+  const healed = await until('3 reachable managers without the dead one', async () => {
+    const l = await nodeLs(c.ref, alive());
+    return l && reachableManagers(l) === 3 && !managers(l).some((x) => x.id === leader.id) && l;
+  }, 180_000);
+  t.comment(`leader power cut -> 3 reachable managers again: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  t.equal(managers(healed).length, 3, 'three managers, all reachable');
+  const journal = await sim.logs(c.ref, newLeader.hostname);
+  t.match(journal, /"reason":"replace-dead-manager".*"msg":"autopilot promoted a node"/, 'the new leader\'s agent promoted a replacement');
+  t.match(journal, /"reason":"dead-manager".*"msg":"autopilot demoted a node"/, 'and demoted the dead manager');
+
+  await t.test('the dead node is pruned after its TTL', async (t) => {
+    const pruned = await until('the dead node gone from docker node ls', async () => {
+      const l = await nodeLs(c.ref, alive());
+      return l && !l.some((x) => x.id === leader.id) && l;
+    }, 180_000);
+    t.equal(pruned.length, 4);
+    t.match(await sim.logs(c.ref, newLeader.hostname), /"reason":"dead-node-ttl"/);
+  });
+
+  await t.test('a worker power cut and back: the same node returns', async (t) => {
+    const l = (await nodeLs(c.ref, alive()))!;
+    const worker = l.find((x) => x.manager === '' && x.status === 'Ready')!;
+    await sim.kill(c.ref, worker.hostname);
+    await until(`${worker.hostname} Down`, async () => (await nodeLs(c.ref, alive()))?.find((x) => x.id === worker.id)?.status === 'Down', 90_000);
+    await sim.start(c.ref, worker.hostname);
+    const back = await until(`${worker.hostname} Ready again`, async () => {
+      const x = await nodeLs(c.ref, alive());
+      return x?.find((r) => r.hostname === worker.hostname && r.status === 'Ready') && x;
+    }, 120_000);
+    const rows = back.filter((r: SwarmRow) => r.hostname === worker.hostname);
+    t.equal(rows.length, 1, 'no second entry for the hostname');
+    t.equal(rows[0]!.id, worker.id, 'the same swarm node id');
+  });
+});
+
+t.test('grow 1 -> 7 one node at a time: 1, 3, 5 managers, quorum never lost', { skip, timeout: 1_800_000 }, async (t) => {
+  const env = { ...FAST_AUTOPILOT, PISWARM_FORMATION_EXPECT: '1' };
+  const c = await startCluster(t, { prefix: 'it-grow7', nodes: 1, env });
+  await assertAutopilotRuns(t, c.nodes[0]!.apiUrl);
+  const names = () => c.nodes.map((n) => n.name);
+  const violations: string[] = [];
+  const seen: number[] = [];
+  // Watch continuously: every listing must show a reachable majority.
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const l = await nodeLs(c.ref, names()).catch(() => null);
+      if (l && l.length > 0) {
+        const m = managers(l).length;
+        const r = reachableManagers(l);
+        if (r < quorumOf(m)) violations.push(`${r} of ${m} reachable with ${l.length} nodes`);
+        if (seen.at(-1) !== m) seen.push(m);
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+  t.teardown(async () => { watching = false; await watcher; });
+
+  const want = [1, 1, 3, 3, 3, 3, 5];
+  const settled: number[] = [];
+  for (let n = 1; n <= 7; n++) {
+    if (n > 1) c.nodes.push(await sim.add({ ...c.ref, env, skipImages: true }));
+    const l = await until(`${n} Ready nodes with ${want[n - 1]} reachable managers`, async () => {
+      const x = await nodeLs(c.ref, names());
+      return x && x.length === n && x.every((r) => r.status === 'Ready') && reachableManagers(x) === want[n - 1] && managers(x).length === want[n - 1] && x;
+    }, 240_000).catch(async (err) => {
+      await dumpJournals(t, c.ref);
+      throw err;
+    });
+    settled.push(managers(l).length);
+  }
+  watching = false;
+  await watcher;
+  t.same(settled, want, 'settled manager count per node count');
+  t.same(violations, [], 'quorum never lost');
+  t.comment(`manager counts seen: ${seen.join(' -> ')}`);
+});

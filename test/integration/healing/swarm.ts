@@ -1,0 +1,71 @@
+/**
+ * What the healing tests and bench/heal.ts read from a simulated cluster:
+ * the swarm's node list as a manager's engine prints it, and whether the
+ * agent in the image runs the autopilot at all.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as sim from '../../../scripts/sim/cluster.js';
+
+export interface SwarmRow {
+  id: string;
+  hostname: string;
+  /** Ready | Down | Unknown */
+  status: string;
+  availability: string;
+  /** Leader | Reachable | Unreachable | '' (worker) */
+  manager: string;
+}
+
+/** Short timers so a test sees promotion, replacement and pruning within minutes. */
+export const FAST_AUTOPILOT = {
+  PISWARM_FORMATION_HOLD_OFF_MS: '2000',
+  PISWARM_DISCOVERY_CONFIRM_INTERVAL_MS: '1000',
+  PISWARM_AUTOPILOT_INTERVAL_MS: '1000',
+  PISWARM_AUTOPILOT_STABILIZATION_MS: '5000',
+  PISWARM_AUTOPILOT_DEAD_MANAGER_GRACE_MS: '15000',
+  PISWARM_AUTOPILOT_DEAD_NODE_TTL_MS: '60000',
+  PISWARM_AUTOPILOT_MANAGER_AVAILABILITY: 'never',
+};
+
+/** `docker node ls` on the first running node whose engine answers as a manager. */
+export async function nodeLs(ref: sim.ClusterRef, names: readonly string[]): Promise<SwarmRow[] | null> {
+  for (const name of names) {
+    const r = await sim.exec(ref, name, ['docker', 'node', 'ls', '--format', '{{.ID}}|{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}'], { timeoutMs: 10_000 }).catch(() => null);
+    if (r && r.code === 0) {
+      return r.stdout.trim().split('\n').filter(Boolean).map((l) => {
+        const [id, hostname, status, availability, manager] = l.split('|');
+        return { id: id!, hostname: hostname!, status: status!, availability: availability!, manager: manager ?? '' };
+      });
+    }
+  }
+  return null;
+}
+
+export const managers = (ls: SwarmRow[]) => ls.filter((x) => x.manager !== '');
+export const reachableManagers = (ls: SwarmRow[]) => ls.filter((x) => x.manager === 'Leader' || x.manager === 'Reachable').length;
+export const quorumOf = (m: number) => Math.floor(m / 2) + 1;
+
+export async function until<T>(what: string, fn: () => Promise<T | null | false | undefined>, ms: number, everyMs = 500): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * Why the healing tests cannot mean anything yet, or false. The simulated
+ * Pis run the agent built from this repository's dist/, so the autopilot runs
+ * there only once agent/subsystems.ts creates it.
+ */
+export function autopilotUnwiredReason(root = sim.repoRoot()): string | false {
+  const built = join(root, 'dist', 'agent', 'subsystems.js');
+  if (!existsSync(built)) return 'dist/agent/subsystems.js is missing: build first (npx tsc -p .)';
+  if (!/createAutopilot/.test(readFileSync(built, 'utf8'))) {
+    return 'the agent does not run the autopilot yet: agent/subsystems.ts must push createAutopilot(...) (see agent/autopilot/autopilot.ts)';
+  }
+  return false;
+}
