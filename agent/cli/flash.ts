@@ -13,7 +13,7 @@ import { parseArgs, type Command, type CommandContext } from './command.js';
 const USAGE = `Usage: piswarm flash --image IMG --target DEV_OR_FILE --cluster FILE
                      (--hostname NAME | --hostname-prefix P) --ssh-key PUBKEY_FILE
                      [--wifi-ssid S --wifi-password P --wifi-country CC]
-                     [--timezone TZ] [--release TARBALL] [--yes]
+                     [--timezone TZ] [--release TARBALL] [--node NODE_BINARY] [--yes]
 
 Writes a Raspberry Pi OS Lite 64-bit or Ubuntu Server for Raspberry Pi image
 (.img or .img.xz) to an SD card or an image file, then puts cloud-init
@@ -32,6 +32,11 @@ Docker and piswarm, enables the memory cgroup and starts the agent.
                        optional Wi-Fi (all three together); CC is e.g. DE, GB, US
   --timezone TZ        e.g. Europe/Berlin (default: the cluster's, else Etc/UTC)
   --release TARBALL    piswarm release (default: newest release/piswarm-*.tar.gz; \`npm run package\`)
+  --node NODE_BINARY   a linux-arm64 node (>= 20.18) to install on first boot, for
+                       images whose nodejs is older (Raspberry Pi OS bookworm,
+                       Ubuntu 24.04 ship 18.x): bin/node from nodejs.org's
+                       node-v20.x-linux-arm64 archive. Without it the Pi uses the
+                       distro's nodejs and stops clearly if that is too old.
   --yes                do not ask before erasing a block device (for scripts)
 
 Refuses, writing nothing: a mounted target, the disk holding /, a partition,
@@ -75,7 +80,7 @@ export function makeFlashCommand(host: HostView = realHostView): Command {
     usage: USAGE,
     async run(ctx: CommandContext) {
       const a = parseArgs(ctx.argv, {
-        strings: ['image', 'target', 'cluster', 'hostname', 'hostname-prefix', 'ssh-key', 'wifi-ssid', 'wifi-password', 'wifi-country', 'timezone', 'release'],
+        strings: ['image', 'target', 'cluster', 'hostname', 'hostname-prefix', 'ssh-key', 'wifi-ssid', 'wifi-password', 'wifi-country', 'timezone', 'release', 'node'],
         booleans: ['yes', 'help'],
       });
       if (a.values.help) {
@@ -124,7 +129,7 @@ export function makeFlashCommand(host: HostView = realHostView): Command {
       try {
         ctx.err(`flashing ${v.image} to ${v.target} as "${hostname}" (cluster "${cluster.name}", release ${release})`);
         const result = await flash(
-          { image: abs(v.image!), target: abs(v.target!), cluster, hostname, sshPublicKey, release, timezone: v.timezone ?? cluster.defaults.timezone, yes: a.values.yes === true, ...(wifi ? { wifi } : {}) },
+          { image: abs(v.image!), target: abs(v.target!), cluster, hostname, sshPublicKey, release, ...(v.node ? { nodeBinary: abs(v.node) } : {}), timezone: v.timezone ?? cluster.defaults.timezone, yes: a.values.yes === true, ...(wifi ? { wifi } : {}) },
           { host, confirm: ctx.confirm, progress: (w, t) => ctx.err(`  ${(w / 1048576).toFixed(0)} / ${(t / 1048576).toFixed(0)} MiB`) },
         );
         ctx.out(`done: ${hostname} on ${v.target} (${result.bytesWritten} bytes; boot partition ${result.boot.index} at byte ${result.boot.offset}; wrote ${result.filesWritten.join(', ')}${result.cmdlinePatched ? '; memory cgroup enabled in cmdline.txt' : ''})`);

@@ -16,15 +16,19 @@ import { toYaml, type YamlValue } from './yaml.js';
  * /etc/piswarm/cluster.key (0640 root:piswarm) and deletes the copy, because a
  * mounted FAT partition is readable by every local user.
  *
- * Node.js: Debian bookworm and Ubuntu 24.04 ship nodejs 18.x, too old for the
- * agent (>= 20.18). The first-boot script uses a `node` already on the PATH
- * if new enough, else installs the distro's `nodejs` (Raspberry Pi OS trixie
- * ships 20.19) and, if that is still too old, stops with a clear message on
- * the console and in /var/log/piswarm-firstboot.log without installing the
- * agent; `piswarm doctor` reports the same (runtime:node). No network source
- * other than the distro mirror is assumed.
+ * Node.js: the release tarball carries no runtime, and Debian bookworm and
+ * Ubuntu 24.04 ship nodejs 18.x, too old for the agent (>= 20.18). The
+ * first-boot script takes, in order: a `node` already on the PATH if new
+ * enough; the linux-arm64 node binary the user passed to `piswarm flash
+ * --node` (copied to the boot partition as BOOT_NODE_FILE, installed as
+ * /usr/local/bin/node); the distro's `nodejs` (Raspberry Pi OS trixie ships
+ * 20.19). If none is new enough it stops with a clear message on the console
+ * and in /var/log/piswarm-firstboot.log without installing the agent, and
+ * `piswarm doctor` reports the same (runtime:node). No network source other
+ * than the distro mirror is assumed.
  */
 export const BOOT_KEY_FILE = 'piswarm-cluster.key';
+export const BOOT_NODE_FILE = 'piswarm-node';
 export const FIRSTBOOT_SCRIPT = '/usr/local/lib/piswarm/firstboot.sh';
 export const FIRSTBOOT_LOG = '/var/log/piswarm-firstboot.log';
 export const CLUSTER_KEY_PATH = '/etc/piswarm/cluster.key';
@@ -147,10 +151,17 @@ fi
 node_ok() {
   command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>${MIN_NODE.major}||(a===${MIN_NODE.major}&&b>=${MIN_NODE.minor})?0:1)'
 }
+if ! node_ok && [ -f "$BOOT/${BOOT_NODE_FILE}" ]; then
+  install -m 0755 "$BOOT/${BOOT_NODE_FILE}" /usr/local/bin/node
+  rm -f "$BOOT/${BOOT_NODE_FILE}"
+  hash -r
+  say "installed the Node.js binary from the boot partition as /usr/local/bin/node"
+fi
 if ! node_ok; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs || say "apt-get install nodejs failed"
+  hash -r
 fi
-node_ok || die "piswarm needs Node.js >= ${MIN_NODE.major}.${MIN_NODE.minor}; this system has $(node --version 2>/dev/null || echo none) (Debian bookworm and Ubuntu 24.04 ship 18.x). Install a newer Node.js into /usr/local (e.g. the official linux-arm64 build) and run: sudo bash ${FIRSTBOOT_SCRIPT}"
+node_ok || die "piswarm needs Node.js >= ${MIN_NODE.major}.${MIN_NODE.minor}; this system has $(node --version 2>/dev/null || echo none) (Debian bookworm and Ubuntu 24.04 ship 18.x). Install a newer Node.js into /usr/local/bin (e.g. the official linux-arm64 build), or re-flash with piswarm flash --node, then run: sudo bash ${FIRSTBOOT_SCRIPT}"
 
 # 7. Install the agent from the release copied onto the boot partition.
 REL=$(ls -1 "$BOOT"/piswarm-*.tar.gz | sort -V | tail -n 1)
@@ -159,10 +170,11 @@ trap 'rm -rf "$TMP"' EXIT
 tar -xzf "$REL" -C "$TMP"
 INSTALL=$(find "$TMP" -path '*/scripts/install.sh' -type f | head -n 1)
 [ -n "$INSTALL" ] || die "$REL holds no scripts/install.sh"
-bash "$INSTALL" --release "$REL"
+# --no-start: the config and key are still root-only; the agent (user piswarm, created by install.sh) starts below.
+bash "$INSTALL" --release "$REL" --no-start
 
 # 8. Agent config and key: readable by root and the agent's group only.
-getent group piswarm >/dev/null || groupadd --system piswarm
+getent group piswarm >/dev/null || die "install.sh did not create the piswarm group"
 chown root:piswarm ${DEFAULT_CONFIG_FILE} ${CLUSTER_KEY_PATH}
 chmod 0640 ${DEFAULT_CONFIG_FILE} ${CLUSTER_KEY_PATH}
 

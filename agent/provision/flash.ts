@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PiswarmError } from '../../shared/errors.js';
-import { buildMetaData, buildNetworkConfig, buildNodeConfig, buildUserData, BOOT_KEY_FILE, patchCmdline, validateProvision, type NodeProvision, type Wifi } from './cloud-init.js';
+import { buildMetaData, buildNetworkConfig, buildNodeConfig, buildUserData, BOOT_KEY_FILE, BOOT_NODE_FILE, patchCmdline, validateProvision, type NodeProvision, type Wifi } from './cloud-init.js';
 import type { ClusterFile } from './cluster-file.js';
 import { fatCopyIn, fatRead, type FatVolume } from './fat.js';
 import { inspectImage, openImage, type ImageInfo } from './image.js';
@@ -19,6 +19,8 @@ export interface FlashRequest {
   hostname: string;
   sshPublicKey: string;
   release: string;
+  /** Optional linux-arm64 node binary (>= 20.18) for distros whose nodejs is too old. */
+  nodeBinary?: string;
   timezone: string;
   wifi?: Wifi;
   /** Already answered yes (--yes); otherwise `confirm` is asked before a block device is written. */
@@ -66,6 +68,26 @@ function checkRelease(path: string): void {
   if (head[0] !== GZIP_MAGIC[0] || head[1] !== GZIP_MAGIC[1]) throw refuse(`release ${path} is not a .tar.gz (no gzip header); build one with \`npm run package\``);
 }
 
+/** ELF, 64-bit, little-endian, e_machine 183 (AArch64): what a 64-bit Pi OS runs. */
+export function isArm64Elf(head: Buffer): boolean {
+  return head.length >= 20 && head.readUInt32BE(0) === 0x7f454c46 && head[4] === 2 && head[5] === 1 && head.readUInt16LE(18) === 183;
+}
+
+function checkNodeBinary(path: string): void {
+  const head = Buffer.alloc(20);
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, head, 0, 20, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    throw refuse(`cannot read --node ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (!isArm64Elf(head)) throw refuse(`--node ${path} is not a linux-arm64 executable (take bin/node from nodejs.org's node-v20.x-linux-arm64 archive)`);
+}
+
 /**
  * Everything that can be checked without writing a byte, so that every refusal
  * leaves the target untouched. Returns what the write needs.
@@ -77,6 +99,7 @@ export async function preflight(req: FlashRequest, deps: FlashDeps): Promise<{ i
   if (problems.length > 0) throw refuse(`invalid input:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   const nodeConfig = buildNodeConfig(req.cluster, req.hostname);
   checkRelease(req.release);
+  if (req.nodeBinary !== undefined) checkNodeBinary(req.nodeBinary);
 
   const image = await inspectImage(req.image);
   const parts = parseMbr(image.firstSector);
@@ -190,6 +213,11 @@ export async function flash(req: FlashRequest, deps: FlashDeps): Promise<FlashRe
     const releaseCopy = join(dir, releaseNameOnBoot(req.release));
     copyFileSync(req.release, releaseCopy);
     paths.push(releaseCopy);
+    if (req.nodeBinary !== undefined) {
+      const nodeCopy = join(dir, BOOT_NODE_FILE);
+      copyFileSync(req.nodeBinary, nodeCopy);
+      paths.push(nodeCopy);
+    }
     await fatCopyIn(vol, paths);
     // mtools writes through its own descriptor; flush before saying "done" so pulling the card is safe.
     const fd = openSync(req.target, 'r');
@@ -198,7 +226,7 @@ export async function flash(req: FlashRequest, deps: FlashDeps): Promise<FlashRe
     } finally {
       closeSync(fd);
     }
-    return { bytesWritten, boot, filesWritten: [...files.map(([n]) => n), basename(releaseCopy)], cmdlinePatched, instanceId: pre.provision.instanceId };
+    return { bytesWritten, boot, filesWritten: [...files.map(([n]) => n), basename(releaseCopy), ...(req.nodeBinary !== undefined ? [BOOT_NODE_FILE] : [])], cmdlinePatched, instanceId: pre.provision.instanceId };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

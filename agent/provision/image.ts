@@ -59,7 +59,7 @@ export async function inspectImage(path: string): Promise<ImageInfo> {
   try {
     st = statSync(path);
   } catch (err) {
-    throw new PiswarmError('PISWARM_ERR_IMAGE_LAYOUT', `cannot read image ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new PiswarmError('PISWARM_ERR_FLASH_REFUSED', `refusing to flash: cannot read image ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   if (!st.isFile()) throw new PiswarmError('PISWARM_ERR_IMAGE_LAYOUT', `image ${path} is not a regular file`);
   if (isXz(path)) {

@@ -1,11 +1,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, utimesSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { clusterCreateCommand } from '../../../agent/cli/cluster.js';
 import type { CommandContext } from '../../../agent/cli/command.js';
-import { flashCommand, makeFlashCommand } from '../../../agent/cli/flash.js';
+import { findNewestRelease, flashCommand, makeFlashCommand } from '../../../agent/cli/flash.js';
 import { cardReader, fakeHost } from '../../unit/agent/provision/fake-host.js';
 import { BOOT_KEY_FILE } from '../../../agent/provision/cloud-init.js';
 import { readClusterFile } from '../../../agent/provision/cluster-file.js';
@@ -65,7 +65,7 @@ t.test('flash an image file end to end', { skip: missing.length ? `missing host 
   t.match(userData, /ssh_pwauth: false/);
   t.match(userData, /lock_passwd: true/);
   t.match(userData, /"docker\.io"/);
-  t.match(userData, /bash "\$INSTALL" --release "\$REL"/);
+  t.match(userData, /bash "\$INSTALL" --release "\$REL" --no-start/);
   t.match(userData, /cgroup_enable=memory cgroup_memory=1/);
   t.match(userData, /set-ntp true/);
   for (const port of ['22/tcp', '2377/tcp', '7946/tcp', '7946/udp', '4789/udp', '5353/udp', '7070/tcp']) t.ok(userData.includes(port), `ufw rule ${port}`);
@@ -128,6 +128,21 @@ t.test('flash an image file end to end', { skip: missing.length ? `missing host 
     t.equal(statSync(target2).size, IMAGE_BYTES);
     t.same(readRange(target2, ROOT_START_SECTOR * 512, 1 << 20), readRange(image, ROOT_START_SECTOR * 512, 1 << 20), 'decompressed content matches');
     t.match(mtoolsRead(target2, BOOT_OFFSET, 'meta-data').toString(), /local-hostname: "x[0-9a-f]{4}"/, 'hostname from prefix');
+  });
+
+  await t.test('--node copies a linux-arm64 node binary for first boot', async (t) => {
+    // A minimal ELF header: 64-bit, little-endian, e_machine 183 (AArch64).
+    const elf = Buffer.alloc(4096, 7);
+    elf.writeUInt32BE(0x7f454c46, 0);
+    elf[4] = 2;
+    elf[5] = 1;
+    elf.writeUInt16LE(183, 18);
+    writeFileSync(join(dir, 'node-arm64'), elf);
+    const target3 = join(dir, 'card3.img');
+    const c = makeCtx([...args(target3), '--node', 'node-arm64'], dir);
+    t.equal(await flashCommand.run(c), 0, c.stderr.join('\n'));
+    t.same(mtoolsRead(target3, BOOT_OFFSET, 'piswarm-node'), elf, 'node binary copied byte for byte');
+    t.match(mtoolsRead(target3, BOOT_OFFSET, 'user-data').toString(), /install -m 0755 "\$BOOT\/piswarm-node" \/usr\/local\/bin\/node/);
   });
 
   await t.test('flashing again over an existing file target replaces it', async (t) => {
@@ -195,6 +210,13 @@ t.test('refusals leave the target unchanged', { skip: missing.length ? `missing 
     const c = makeCtx([...base(image), '--ssh-key', 'id'], dir);
     t.equal(await flashCommand.run(c), 1);
     t.match(c.stderr.join('\n'), /did you pass the private key/);
+    t.equal(sha256(target), before);
+  });
+
+  await t.test('a --node binary that is not linux-arm64 (this machine\'s own node)', { skip: process.arch === 'arm64' ? 'this machine\'s node is arm64' : false }, async (t) => {
+    const c = makeCtx([...base(image), '--node', process.execPath], dir);
+    t.equal(await flashCommand.run(c), 1);
+    t.match(c.stderr.join('\n'), /is not a linux-arm64 executable/);
     t.equal(sha256(target), before);
   });
 
@@ -297,3 +319,19 @@ function findRootDisk(): string | null {
   const disk = existsSync(`${sys}/partition`) ? sys.split('/').slice(-2, -1)[0] : sys.split('/').pop();
   return disk && existsSync(`/dev/${disk}`) ? `/dev/${disk}` : null;
 }
+
+t.test('the newest release/piswarm-*.tar.gz is found, and none is reported as null', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'piswarm-rel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const a = join(dir, 'a');
+  const b = join(dir, 'b');
+  mkdirSync(a);
+  mkdirSync(b);
+  writeFileSync(join(a, 'piswarm-0.1.0.tar.gz'), 'x');
+  writeFileSync(join(b, 'piswarm-0.2.0.tar.gz'), 'x');
+  writeFileSync(join(b, 'other.tar.gz'), 'x');
+  utimesSync(join(a, 'piswarm-0.1.0.tar.gz'), 1000, 1000);
+  utimesSync(join(b, 'piswarm-0.2.0.tar.gz'), 2000, 2000);
+  t.equal(findNewestRelease([a, b, join(dir, 'missing')]), join(b, 'piswarm-0.2.0.tar.gz'));
+  t.equal(findNewestRelease([join(dir, 'missing')]), null);
+});
