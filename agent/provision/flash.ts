@@ -159,7 +159,7 @@ async function writeImage(image: ImageInfo, target: TargetFacts, progress?: Flas
     closeSync(fd);
   }
   if (written !== image.sizeBytes) throw new PiswarmError('PISWARM_ERR_FLASH', `wrote ${written} bytes but the image has ${image.sizeBytes}`);
-  progress?.(written, image.sizeBytes);
+  if (written !== lastReport) progress?.(written, image.sizeBytes);
   return written;
 }
 
