@@ -23,9 +23,12 @@ export interface CrashResult {
   falseDeaths: number;
   simulatedMs: number;
   wallMs: number;
-  /** Mean over live nodes, per node per simulated second. */
+  /** Sent per node per simulated second over the crash and update phases (busy: something to spread). */
   msgsPerNodePerSec: number;
   bytesPerNodePerSec: number;
+  /** The same over idleMs of quiet before the first crash (probes and acks only, plus push/pull). */
+  idleMsgsPerNodePerSec: number;
+  idleBytesPerNodePerSec: number;
   events: number;
 }
 
@@ -35,7 +38,7 @@ export interface CrashResult {
  * updates from random live nodes.
  */
 export function runCrashAndUpdate(
-  opts: ExperimentOptions & { crashes: number; updates: number; maxWaitMs?: number; gapMs?: number },
+  opts: ExperimentOptions & { crashes: number; updates: number; maxWaitMs?: number; gapMs?: number; idleMs?: number },
 ): CrashResult {
   const wall = performance.now();
   const deadSeen = new Map<string, Map<string, number>>();
@@ -62,6 +65,9 @@ export function runCrashAndUpdate(
   const maxWait = opts.maxWaitMs ?? 60_000;
   const gap = opts.gapMs ?? 2_000;
   cluster.runFor(opts.warmupMs ?? 5_000);
+  const idleStart = sumStats(cluster);
+  const idleMs = opts.idleMs ?? 20_000;
+  cluster.runFor(idleMs);
   const startSent = sumStats(cluster);
   const t0 = cluster.now;
 
@@ -110,6 +116,8 @@ export function runCrashAndUpdate(
     wallMs: performance.now() - wall,
     msgsPerNodePerSec: (end.msgs - startSent.msgs) / liveN / seconds,
     bytesPerNodePerSec: (end.bytes - startSent.bytes) / liveN / seconds,
+    idleMsgsPerNodePerSec: (startSent.msgs - idleStart.msgs) / opts.n / (idleMs / 1000),
+    idleBytesPerNodePerSec: (startSent.bytes - idleStart.bytes) / opts.n / (idleMs / 1000),
     events: cluster.clock.executed,
   };
 }
