@@ -47,13 +47,8 @@ export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { e
     if (!r.ok && r.reason !== 'self') log.debug({ reason: r.reason, referer }, 'advert dropped');
   };
 
-  const teardown = async (timeoutMs: number): Promise<void> => {
-    const b = bonjour;
-    if (!b) return;
-    bonjour = null;
-    browser?.stop();
-    browser = null;
-    service = null;
+  /** Goodbye packets (TTL 0) then close, bounded: a dead socket must not hold shutdown. */
+  const teardown = async (b: Bonjour, timeoutMs: number): Promise<void> => {
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
       try {
@@ -62,7 +57,7 @@ export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { e
           resolve();
         });
       } catch (err) {
-        log.debug({ err }, 'mdns unpublish failed');
+        log.debug({ err: { message: (err as Error).message } }, 'mdns unpublish failed');
         clearTimeout(t);
         resolve();
       }
@@ -70,8 +65,17 @@ export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { e
     try {
       b.destroy();
     } catch (err) {
-      log.debug({ err }, 'mdns destroy failed');
+      log.debug({ err: { message: (err as Error).message } }, 'mdns destroy failed');
     }
+  };
+
+  const detach = (): Bonjour | null => {
+    const b = bonjour;
+    bonjour = null;
+    browser?.stop();
+    browser = null;
+    service = null;
+    return b;
   };
 
   const open = (addr: string) => {
@@ -97,7 +101,11 @@ export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { e
   const doPublish = (a: LocalAdvert, force: boolean) => {
     const key = `${a.addr}|${a.port}|${a.role}|${a.swarmId ?? ''}`;
     if (!force && key === lastTxtKey && service) return;
-    if (bonjour && boundAddr !== a.addr) void teardown(500).then(() => doPublish(a, true));
+    if (bonjour && boundAddr !== a.addr) {
+      // DHCP gave us another address: say goodbye on the old one, start over on the new.
+      const old = detach();
+      if (old) void teardown(old, 500);
+    }
     if (!bonjour) open(a.addr);
     const txt = encodeAdvert(opts.keys, { nodeId: opts.identity.nodeId, addr: a.addr, port: a.port, role: a.role, swarmId: a.swarmId, ts: opts.now(), seq: ++seq });
     const publishNew = () => {
@@ -126,7 +134,8 @@ export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { e
     async stop() {
       if (refresh) clearInterval(refresh);
       refresh = null;
-      await teardown(opts.stopTimeoutMs ?? 1000);
+      const b = detach();
+      if (b) await teardown(b, opts.stopTimeoutMs ?? 1000);
     },
   };
 }

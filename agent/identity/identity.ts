@@ -51,8 +51,12 @@ export function loadOrCreateIdentity(stateDir: string, name: string, now: () => 
     }
     return Object.freeze({ nodeId: p.nodeId, name, createdAt: typeof p.createdAt === 'string' ? p.createdAt : '' });
   }
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const identity = { nodeId: newNodeId(), createdAt: now().toISOString() };
-  writeFileAtomic(file, `${JSON.stringify(identity, null, 2)}\n`);
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(file, `${JSON.stringify(identity, null, 2)}\n`);
+  } catch (err) {
+    throw new PiswarmError('PISWARM_ERR_CONFIG_FILE', `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'} (is stateDir writable?)`, { cause: err });
+  }
   return Object.freeze({ ...identity, name });
 }

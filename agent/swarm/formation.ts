@@ -57,6 +57,8 @@ export interface FormationDeps {
   random?: () => number;
   /** Keys derived from config.clusterKey (derived here when absent). */
   keys?: ClusterKeys | null;
+  /** Set when formation cannot run (e.g. no identity): /health says why. */
+  disabledReason?: string;
 }
 
 export interface Formation {
@@ -94,7 +96,7 @@ export function createFormation(deps: FormationDeps): Formation {
   const { config, docker, clock, identity } = deps;
   const log = deps.log.child({ mod: 'formation' });
   const keys = deps.keys !== undefined ? deps.keys : config.clusterKey ? deriveClusterKeys(config.clusterKey) : null;
-  const enabled = config.formation.enabled && keys !== null && deps.peerClient !== null;
+  const enabled = config.formation.enabled && keys !== null && deps.peerClient !== null && !deps.disabledReason;
   const store = deps.store ?? createFileFormationStore(config.stateDir, (err) => log.warn({ err: { message: (err as Error).message } }, 'formation state cannot be persisted'));
   const random = deps.random ?? Math.random;
   const port = config.http.port;
@@ -102,7 +104,7 @@ export function createFormation(deps: FormationDeps): Formation {
 
   let persisted: PersistedFormation = store.load();
   let phase: FormationPhase = enabled ? 'discovering' : 'disabled';
-  let reason = enabled ? 'starting' : keys === null ? 'no cluster key configured' : 'formation.enabled is false';
+  let reason = enabled ? 'starting' : deps.disabledReason ?? (keys === null ? 'no cluster key configured' : 'formation.enabled is false');
   let phaseSince = clock.now();
   const timeline: TimelineEntry[] = [];
   const peers = new Map<string, PeerRecord>();
@@ -492,9 +494,9 @@ export function createFormation(deps: FormationDeps): Formation {
   const status = (): FormationStatus => {
     const d = lastDecision;
     const election =
-      d && (d.action === 'init' || d.action === 'wait') && d.action === 'init'
+      d?.action === 'init'
         ? { winner: identity.nodeId, rank: d.rank, why: d.reason }
-        : d && d.action === 'wait' && d.rank
+        : d?.action === 'wait' && d.rank
           ? { winner: d.winner, rank: d.rank, why: d.reason }
           : null;
     const split = d && 'split' in d && d.split ? { swarms: d.split.swarms, winner: d.split.winner, action: d.reason } : null;
@@ -605,7 +607,12 @@ export function createFormation(deps: FormationDeps): Formation {
       run(): CheckResult[] {
         const base = { componentType: 'system', observedValue: phase, time: new Date(clock.now()).toISOString() };
         if (!enabled) {
-          return [{ ...base, status: 'warn', output: keys === null ? 'formation is off: no cluster key (set clusterKeyFile to a file holding the shared key, the same on every node)' : 'formation is off (formation.enabled=false)' }];
+          const why = deps.disabledReason
+            ? `formation is off: ${deps.disabledReason}`
+            : keys === null
+              ? 'formation is off: no cluster key (set clusterKeyFile to a file holding the shared key, the same on every node)'
+              : 'formation is off (formation.enabled=false)';
+          return [{ ...base, status: 'warn', output: why }];
         }
         if (phase === 'member' || phase === 'manager') return [{ ...base, status: 'pass' }];
         if (phase === 'degraded') return [{ ...base, status: 'warn', output: reason }];
@@ -624,6 +631,12 @@ export function createFormation(deps: FormationDeps): Formation {
           return [{ ...base, status: 'warn', output: `adverts of another piswarm cluster are seen (${list}): those nodes hold a different cluster key. If they should be in this cluster, give them this cluster's key; if this node is the odd one out, fix its clusterKeyFile` }];
         }
         if (wrong > 0) return [{ ...base, status: 'warn', output: `${wrong} peer requests came from another cluster (different cluster key)` }];
+        const stale = counters.authFailures.get('stale') ?? 0;
+        if (stale > 0 && peers.size === 0) {
+          // A Pi has no RTC: before NTP syncs its clock can be hours off, and
+          // every signed request looks stale to its peers.
+          return [{ ...base, status: 'warn', output: `${stale} peer requests were refused as stale: clocks differ by more than ${config.formation.authWindowMs / 1000} s; check time sync on every node (timedatectl)` }];
+        }
         return [{ ...base, status: 'pass' }];
       },
     },

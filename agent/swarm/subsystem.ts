@@ -2,7 +2,7 @@ import type { Config } from '../../shared/config-schema.js';
 import type { DockerEngine } from '../docker/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
-import { loadOrCreateIdentity } from '../identity/identity.js';
+import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import { deriveClusterKeys } from '../identity/keys.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { createPeerClient } from '../peers/client.js';
@@ -20,8 +20,18 @@ import { createFormation, type Formation } from './formation.js';
  * /health warns) but discovers and forms nothing.
  */
 export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger; docker: DockerEngine }): Subsystem & { formation: Formation } {
-  const identity = loadOrCreateIdentity(config.stateDir, config.nodeName ?? 'piswarm');
-  const keys = config.clusterKey ? deriveClusterKeys(config.clusterKey) : null;
+  let identity: NodeIdentity;
+  let disabledReason: string | undefined;
+  try {
+    identity = loadOrCreateIdentity(config.stateDir, config.nodeName ?? 'piswarm');
+  } catch (err) {
+    // Without a stable identity a restart could look like a new node; better
+    // to form nothing and say so in /health than to crash-loop or duplicate.
+    disabledReason = (err as Error).message;
+    deps.log.error({ code: (err as { code?: string }).code, detail: disabledReason }, 'node identity unavailable: formation is off');
+    identity = { nodeId: '0'.repeat(24), name: config.nodeName ?? 'piswarm', createdAt: '' };
+  }
+  const keys = config.clusterKey && !disabledReason ? deriveClusterKeys(config.clusterKey) : null;
   const now = () => Date.now();
   const formation = createFormation({
     config: config as Config,
@@ -36,6 +46,7 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
         : null,
     peerClient: keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null,
     address: () => detectAdvertiseAddress(config),
+    ...(disabledReason ? { disabledReason } : {}),
   });
   return {
     name: 'formation',
