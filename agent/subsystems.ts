@@ -4,6 +4,7 @@ import type { DockerEngine } from './docker/engine.js';
 import type { EngineMonitor } from './docker/monitor.js';
 import type { Subsystem } from './lifecycle/subsystem.js';
 import { formationSubsystem } from './swarm/subsystem.js';
+import { createAutopilot } from './autopilot/autopilot.js';
 
 export interface SubsystemDeps {
   log: Logger;
@@ -21,5 +22,6 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
   }
   parts.push(formationSubsystem(config, deps));
+  parts.push(createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor }));
   return parts;
 }
