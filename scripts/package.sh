@@ -56,6 +56,17 @@ if [[ -n $native ]]; then
   exit 1
 fi
 
+# Nothing to do when no input changed since the last run (size and mtime of
+# every input file): keeps `npm run sim -- up` on a warm tree at a fraction
+# of a second instead of re-copying ~2,200 files.
+stamp=$( { echo "$name $lock_hash"; find dist/agent dist/shared systemd scripts/install.sh package.json -printf '%p %s %T@\n' | sort; } | sha256sum | cut -c1-32)
+if [[ -f $out && -f release/.stamp && $(cat release/.stamp) == "$stamp" ]]; then
+  ln -f "$out" release/piswarm.tar.gz
+  log "up to date: $out"
+  echo "$out"
+  exit 0
+fi
+
 stage=release/.stage/$name
 rm -rf release/.stage
 mkdir -p "$stage/dist" "$stage/scripts"
@@ -76,4 +87,5 @@ else
 fi
 ln -f "$out" release/piswarm.tar.gz
 rm -rf release/.stage
+echo "$stamp" >release/.stamp
 echo "$out"
