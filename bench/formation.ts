@@ -2,7 +2,7 @@
  * Time from power-on to every node Ready in `docker node ls`, on simulated
  * Pis (scripts/sim), split into phases:
  *
- *   node dist/bench/formation.js [--n 3,5,8] [--hold-off-ms 2000] [--rounds 1]
+ *   node dist/bench/formation.js [--n 3,5,8] [--hold-off-ms 5000] [--rounds 1]
  *
  * engine   `docker start` -> the last node's docker.service active (systemd's own timestamps)
  * agent    -> the last agent READY=1
@@ -20,7 +20,7 @@ import { ensureImages } from '../scripts/sim/images.js';
 const { values } = parseArgs({
   options: {
     n: { type: 'string', default: '3,5,8' },
-    'hold-off-ms': { type: 'string', default: '2000' },
+    'hold-off-ms': { type: 'string', default: '5000' }, // the shipped formation.holdOffMs
     rounds: { type: 'string', default: '1' },
   },
 });

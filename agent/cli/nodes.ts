@@ -1,9 +1,15 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { EXIT } from '../../shared/constants.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../../shared/config-schema.js';
 import { parseArgs, type Command } from './command.js';
 import { callLocal, localBaseUrl } from './local-api.js';
 
-type LoadConfig = (argv: string[]) => { config: Readonly<Config>; rest: string[] };
+type LoadConfig = (argv: string[], env: Readonly<Record<string, string | undefined>>) => { config: Readonly<Config>; rest: string[] };
+
+/** The layered loader over the real files; only the port and host matter here. */
+const defaultLoad: LoadConfig = (argv, env) => loadConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8'), hostname: hostname() });
 
 interface NodeRow {
   id: string;
@@ -17,13 +23,21 @@ interface NodeRow {
 }
 
 /** `piswarm nodes`: the swarm's nodes as the local manager's engine lists them (GET /v1/nodes). */
-export function nodesCommand(load: LoadConfig): Command {
+export function makeNodesCommand(load: LoadConfig): Command {
   return {
     name: 'nodes',
     summary: 'swarm nodes (ask a manager)',
     usage: `piswarm nodes [--json] [--url URL]\n\nAsks the local agent for GET /v1/nodes: every node of the swarm with role,\nstate and availability, like \`docker node ls\`. Only managers can answer; on a\nworker the error names the managers to ask.\nExit 0; 1: not a manager or the engine refused; 69: the agent does not answer.\n\n  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --json        print the nodes as JSON`,
     async run(ctx) {
-      const { config, rest } = load(ctx.argv);
+      let loaded;
+      try {
+        loaded = load(ctx.argv, ctx.env);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        ctx.err(err.message);
+        return EXIT.CONFIG;
+      }
+      const { config, rest } = loaded;
       const a = parseArgs(rest, { booleans: ['json'], strings: ['url'] });
       if (a.unknown.length || a.missing.length || a.positional.length) {
         ctx.err(`unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}\n\n${this.usage}`);
@@ -60,3 +74,6 @@ export function nodesCommand(load: LoadConfig): Command {
     },
   };
 }
+
+/** Registered by agent/main.ts. */
+export const nodesCommand: Command = makeNodesCommand(defaultLoad);

@@ -1,10 +1,16 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { EXIT } from '../../shared/constants.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../../shared/config-schema.js';
 import type { FormationStatus } from '../../shared/wire/peer.js';
 import { parseArgs, type Command } from './command.js';
 import { callLocal, localBaseUrl } from './local-api.js';
 
-type LoadConfig = (argv: string[]) => { config: Readonly<Config>; rest: string[] };
+type LoadConfig = (argv: string[], env: Readonly<Record<string, string | undefined>>) => { config: Readonly<Config>; rest: string[] };
+
+/** The layered loader over the real files; only the port and host matter here. */
+const defaultLoad: LoadConfig = (argv, env) => loadConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8'), hostname: hostname() });
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -12,13 +18,21 @@ function table(rows: string[][]): string[] {
 }
 
 /** `piswarm peers`: this node's formation phase and its confirmed peers (GET /v1/formation). */
-export function peersCommand(load: LoadConfig): Command {
+export function makePeersCommand(load: LoadConfig): Command {
   return {
     name: 'peers',
     summary: 'formation phase and confirmed peers of the local agent',
     usage: `piswarm peers [--json] [--url URL]\n\nAsks the local agent for GET /v1/formation: its phase, why, the election\nwinner, the peers it confirmed over authenticated HTTP and recent phase\nchanges. Exit 0; 1: formation is degraded or off; 69: the agent does not answer.\n\n  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --json        print the formation document as JSON`,
     async run(ctx) {
-      const { config, rest } = load(ctx.argv);
+      let loaded;
+      try {
+        loaded = load(ctx.argv, ctx.env);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        ctx.err(err.message);
+        return EXIT.CONFIG;
+      }
+      const { config, rest } = loaded;
       const a = parseArgs(rest, { booleans: ['json'], strings: ['url'] });
       if (a.unknown.length || a.missing.length || a.positional.length) {
         ctx.err(`unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}\n\n${this.usage}`);
@@ -55,3 +69,6 @@ export function peersCommand(load: LoadConfig): Command {
     },
   };
 }
+
+/** Registered by agent/main.ts. */
+export const peersCommand: Command = makePeersCommand(defaultLoad);

@@ -456,7 +456,7 @@ export function createFormation(deps: FormationDeps): Formation {
     if (selfSwarm) deps.discovery?.publish({ addr: address.address, port, role: advertRole(), swarmId: selfSwarm.id });
   }
 
-  function schedule(): void {
+  function schedule(delayMs = config.formation.tickMs): void {
     if (stopped) return;
     timer = clock.setTimeout(() => {
       running = tick()
@@ -465,7 +465,7 @@ export function createFormation(deps: FormationDeps): Formation {
           running = null;
           schedule();
         });
-    }, config.formation.tickMs);
+    }, delayMs);
   }
 
   // ---------------------------------------------------------------- server
@@ -650,7 +650,7 @@ export function createFormation(deps: FormationDeps): Formation {
       }
       stopped = false;
       log.info({ nodeId: identity.nodeId, expect: config.formation.expect, holdOffMs: config.formation.holdOffMs }, 'formation starting');
-      schedule();
+      schedule(0);
     },
     async stop() {
       stopped = true;

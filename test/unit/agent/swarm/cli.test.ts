@@ -1,8 +1,8 @@
 import t from 'tap';
 import { buildApp } from '../../../../agent/http/app.js';
 import type { HealthDocument } from '../../../../agent/health/aggregate.js';
-import { peersCommand } from '../../../../agent/cli/peers.js';
-import { nodesCommand } from '../../../../agent/cli/nodes.js';
+import { makePeersCommand as peersCommand } from '../../../../agent/cli/peers.js';
+import { makeNodesCommand as nodesCommand, nodesCommand as registered } from '../../../../agent/cli/nodes.js';
 import { createFormation } from '../../../../agent/swarm/formation.js';
 import { createMemoryFormationStore } from '../../../../agent/swarm/store.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
@@ -64,4 +64,9 @@ t.test('piswarm nodes on a non-manager names the problem; no agent is exit 69', 
   t.match(n.err, /PISWARM_ERR_NOT_MANAGER/);
   const down = await run(peersCommand(load), config, ['--url', 'http://127.0.0.1:1']);
   t.equal(down.code, 69);
+  t.equal(registered.name, 'nodes', 'the object main.ts registers');
+  const viaEnv = await run(registered, config, ['--url', url, '--json']);
+  t.equal(viaEnv.code, 1, 'the registered command loads config itself and reaches the agent');
+  const bad = await registered.run({ argv: ['--http-port', 'x'], env: {}, out: () => undefined, err: () => undefined, confirm: async () => false, cwd: '/' });
+  t.equal(bad, 78, 'invalid configuration is exit 78');
 });
