@@ -80,6 +80,7 @@ export const DEFAULT_OPTIONS: Readonly<MembershipOptions> = Object.freeze({
 });
 
 const RTT_RECENT = 64;
+const SYNC_REPLY_GAP_MS = 1000;
 
 interface MemberRec {
   id: string;
@@ -251,6 +252,7 @@ export class GossipCore {
   private readonly joinFinishers = new Set<() => void>();
   private seq = 0;
   private liveCache: number | null = null;
+  private readonly syncReplies = new Map<string, number>();
   private running = false;
   private leaving = false;
   private probeTimer: TimerHandle | null = null;
@@ -278,7 +280,7 @@ export class GossipCore {
     bytesSent: 0,
     messagesReceived: 0,
     bytesReceived: 0,
-    dropped: { oversize: 0, truncated: 0, version: 0, wrongCluster: 0, auth: 0, malformed: 0, misdirected: 0, unsendable: 0 },
+    dropped: { oversize: 0, truncated: 0, version: 0, wrongCluster: 0, auth: 0, malformed: 0, misdirected: 0, unsendable: 0, rateLimited: 0 },
     rtt: { count: 0, sumMs: 0, recentMs: [] },
   };
 
@@ -676,13 +678,39 @@ export class GossipCore {
         return;
       case 'y':
         this.mergeState(msg.m ?? []);
-        this.sendState(from, 'Y', msg.s);
+        if (this.syncReplyAllowed(from)) this.sendState(from, 'Y', msg.s);
         return;
       case 'Y':
         this.mergeState(msg.m ?? []);
         this.joins.get(msg.s)?.();
         return;
     }
+  }
+
+  /**
+   * A full-state answer is many datagrams for one request. There is no replay
+   * window (Pis may lack a good clock at boot), so a captured request replayed
+   * with a forged source could aim that burst at a third host: answer each
+   * address at most once per SYNC_REPLY_GAP_MS. Joiners and push/pull rounds
+   * never ask that often.
+   */
+  private syncReplyAllowed(from: PeerAddress): boolean {
+    const key = `${from.addr}:${from.port}`;
+    const now = this.clock.now();
+    const last = this.syncReplies.get(key);
+    if (last !== undefined && now - last < SYNC_REPLY_GAP_MS) {
+      this.s.dropped.rateLimited++;
+      return false;
+    }
+    if (this.syncReplies.size >= 4096) {
+      for (const [k, t] of this.syncReplies) if (now - t >= SYNC_REPLY_GAP_MS) this.syncReplies.delete(k);
+      if (this.syncReplies.size >= 4096) {
+        this.s.dropped.rateLimited++;
+        return false;
+      }
+    }
+    this.syncReplies.set(key, now);
+    return true;
   }
 
   private relay(msg: Extract<GossipMessage, { t: 'r' }>, origin: PeerAddress): void {

@@ -105,7 +105,7 @@ export interface MembershipStats {
   messagesReceived: number;
   bytesReceived: number;
   /** Datagrams refused, by reason. */
-  dropped: { oversize: number; truncated: number; version: number; wrongCluster: number; auth: number; malformed: number; misdirected: number; unsendable: number };
+  dropped: { oversize: number; truncated: number; version: number; wrongCluster: number; auth: number; malformed: number; misdirected: number; unsendable: number; rateLimited: number };
   /** Lifeguard local health score, 0 = healthy. */
   healthScore: number;
   incarnation: number;

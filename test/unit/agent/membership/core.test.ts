@@ -214,7 +214,7 @@ t.test('bad datagrams are dropped and counted; nothing changes, nothing is answe
   const inputs = [wrongKey, tampered, good.subarray(0, 30), good.subarray(0, good.length - 5), oversize, Buffer.from('GET / HTTP/1.1\r\nHost: 10.0.0.0:7070\r\nAccept: */*\r\n\r\n'), new Uint8Array(0), badJson];
   for (const d of inputs) h.deliverRaw(d);
   const st = h.m.stats();
-  t.same(st.dropped, { oversize: 1, truncated: 2, version: 0, wrongCluster: 1, auth: 2, malformed: 2, misdirected: 0, unsendable: 0 });
+  t.same(st.dropped, { oversize: 1, truncated: 2, version: 0, wrongCluster: 1, auth: 2, malformed: 2, misdirected: 0, unsendable: 0, rateLimited: 0 });
   t.equal(st.messagesReceived, 0);
   t.equal(st.incarnation, 0, 'no forged suspicion got through');
   t.equal(h.m.member('n2')?.state, 'alive');
@@ -259,9 +259,10 @@ t.test('join over push/pull converges a cluster started from one seed', async (t
   t.ok(t0 !== null, `converged at ${t0} ms`);
   const seed = c.nodes[0]!.membership.stats();
   t.ok(seed.messagesReceived > 0);
+  c.runFor(1_000); // past the per-address limit on full-state answers
   const r = await (async () => {
     const p = c.nodes[5]!.membership.join(['10.0.0.0', '10.0.0.1:7070', 'not a host', { addr: '10.0.0.2', port: 99999 }]);
-    c.runFor(1_000);
+    c.runFor(3_100); // the join deadline, so the promise settles either way
     return p;
   })();
   t.same(r, { contacted: 2, responded: 2, invalid: ['not a host', '10.0.0.2:99999'] });
@@ -352,4 +353,17 @@ t.test('start() after leave() comes back alive with a higher incarnation', async
   t.equal(h.m.member('n0')?.state, 'left');
   h.m.start();
   t.match(h.m.member('n0'), { state: 'alive', incarnation: 2 });
+});
+
+t.test('full-state answers are rate-limited per address (no reflection amplifier)', async (t) => {
+  const h = harness(['n1', 'n2']);
+  h.deliver('n1', { t: 'y', s: 1, m: [] });
+  h.deliver('n1', { t: 'y', s: 2, m: [] });
+  t.equal(h.sentOf('Y').length, 1, 'the replayed request got nothing');
+  t.equal(h.m.stats().dropped.rateLimited, 1);
+  h.deliver('n2', { t: 'y', s: 3, m: [] });
+  t.equal(h.sentOf('Y').length, 2, 'another address is answered');
+  h.clock.runFor(1_000);
+  h.deliver('n1', { t: 'y', s: 4, m: [] });
+  t.equal(h.sentOf('Y').length, 3, 'and the same one again a second later');
 });
