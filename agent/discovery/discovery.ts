@@ -12,7 +12,8 @@ export interface Candidate {
   nodeId: string | null;
   addr: string;
   port: number;
-  source: 'mdns' | 'seed';
+  /** inbound: a caller that proved the key by saying hello to us first. */
+  source: 'mdns' | 'seed' | 'inbound';
   advert: Advert | null;
   seenAt: number;
 }

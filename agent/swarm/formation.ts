@@ -226,17 +226,27 @@ export function createFormation(deps: FormationDeps): Formation {
   // ----------------------------------------------------------------- peers
   const helloBody = (): HelloRequest => ({ v: 1, nodeId: identity.nodeId, name: identity.name, addr: address?.address ?? '0.0.0.0', port });
 
+  /** Seed keys (`seed:host:port`) that answered, and the node each turned out to be. */
+  const resolvedSeeds = new Map<string, string>();
+
   function candidates(now: number): Candidate[] {
-    const list = [...(deps.discovery?.candidates() ?? []), ...seedCandidates(config.discovery.seeds, port, now), ...inbound.values()];
     const out = new Map<string, Candidate>();
-    for (const c of list) {
-      if (c.nodeId === identity.nodeId || selfKeys.has(c.key)) continue;
-      if (address && c.addr === address.address && c.port === port) continue;
+    const covered = new Set<string>();
+    const add = (c: Candidate) => {
+      if (c.nodeId === identity.nodeId || selfKeys.has(c.key)) return;
+      if (address && c.addr === address.address && c.port === port) return;
+      const id = c.nodeId ?? resolvedSeeds.get(c.key);
+      if (id !== undefined && covered.has(id)) return;
       out.set(c.key, c);
-    }
+      if (id !== undefined) covered.add(id);
+    };
+    for (const c of deps.discovery?.candidates() ?? []) add(c);
+    for (const c of seedCandidates(config.discovery.seeds, port, now)) add(c);
+    // Callers that proved the key are hints too, unless already known another way.
+    for (const c of inbound.values()) add(c);
     // Confirmed peers are re-confirmed at their last known address even when
     // their advert is gone: liveness comes from HTTP only.
-    for (const p of peers.values()) if (!out.has(p.nodeId)) out.set(p.nodeId, { key: p.nodeId, nodeId: p.nodeId, addr: p.addr, port: p.port, source: p.source === 'inbound' ? 'mdns' : p.source, advert: null, seenAt: now });
+    for (const p of peers.values()) add({ key: p.nodeId, nodeId: p.nodeId, addr: p.addr, port: p.port, source: p.source, advert: null, seenAt: now });
     return [...out.values()];
   }
 
@@ -262,6 +272,7 @@ export function createFormation(deps: FormationDeps): Formation {
             return;
           }
           a.failures = 0;
+          if (c.source === 'seed') resolvedSeeds.set(c.key, nodeId);
           const rec: PeerRecord = {
             nodeId,
             name: response.name,
@@ -529,7 +540,7 @@ export function createFormation(deps: FormationDeps): Formation {
       // An inbound hello is a hint (the caller holds the key); it becomes a
       // peer only once our own hello to it is answered.
       if (req.nodeId !== identity.nodeId && !peers.has(req.nodeId)) {
-        inbound.set(req.nodeId, { key: req.nodeId, nodeId: req.nodeId, addr: req.addr, port: req.port, source: 'mdns', advert: null, seenAt: clock.now() });
+        inbound.set(req.nodeId, { key: req.nodeId, nodeId: req.nodeId, addr: req.addr, port: req.port, source: 'inbound', advert: null, seenAt: clock.now() });
         log.debug({ peer: req.nodeId, remote }, 'inbound hello');
       }
       return {

@@ -41,7 +41,7 @@ interface Node {
   close(): Promise<void>;
 }
 
-async function node(world: FakeWorld, lan: FakeLan, i: number, port: number, opts: { key?: string; expect?: number; engine?: Node['engine']; store?: FormationStore; identity?: NodeIdentity } = {}): Promise<Node> {
+async function node(world: FakeWorld, lan: FakeLan | null, i: number, port: number, opts: { key?: string; expect?: number; engine?: Node['engine']; store?: FormationStore; identity?: NodeIdentity; seeds?: string[] } = {}): Promise<Node> {
   const name = `pi-${i}`;
   const key = opts.key ?? KEY;
   const keys = deriveClusterKeys(key);
@@ -54,7 +54,7 @@ async function node(world: FakeWorld, lan: FakeLan, i: number, port: number, opt
     clusterKey: key,
     nodeName: name,
     http: { port },
-    discovery: { confirmIntervalMs: 300, peerTtlMs: 5000, requestTimeoutMs: 1000 },
+    discovery: { confirmIntervalMs: 300, peerTtlMs: 5000, requestTimeoutMs: 1000, seeds: opts.seeds ?? [] },
     formation: { expect: opts.expect ?? 1, holdOffMs: 600, initDeadlineMs: 3000, tickMs: 100, rotateAfterMs: 1000 },
   });
   const formation = createFormation({
@@ -63,7 +63,7 @@ async function node(world: FakeWorld, lan: FakeLan, i: number, port: number, opt
     docker: engine,
     clock: { now: Date.now, setTimeout, clearTimeout },
     identity,
-    discovery: lan.discovery(keys, identity.nodeId),
+    discovery: lan ? lan.discovery(keys, identity.nodeId) : null,
     peerClient: createPeerClient({ keys, identity, timeoutMs: 1000, windowMs: 30_000 }),
     address: () => ({ address: addr, interface: 'lo', reason: 'test' }),
     store,
@@ -185,4 +185,20 @@ t.test('split: two swarms made during a partition heal to the bigger one', async
   t.ok(world.count('leave') >= 2, 'the losing side left');
   const m = renderFamilies(nodes[3]!.formation.collector.collect());
   t.match(m, /piswarm_formation_splits_detected_total [1-9]/);
+});
+
+t.test('without multicast: static seeds alone form one swarm', async (t) => {
+  const world = new FakeWorld();
+  const port = await freePort();
+  const seeds = [1, 2, 3].map((i) => `127.0.0.${i + 1}:${port}`);
+  const nodes: Node[] = [];
+  t.teardown(async () => {
+    for (const n of nodes) await n.close();
+  });
+  // Every node is given the full list, its own address included (as a cluster file would).
+  for (let i = 1; i <= 3; i++) nodes.push(await node(world, null, i, port, { expect: 3, seeds }));
+  await until('one swarm of 3', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 3, 15_000);
+  t.equal(world.count('init'), 1);
+  t.ok(nodes.every((n) => n.formation.status().confirmedPeers.every((p) => p.source === 'seed')), 'peers came from seeds');
+  t.ok(nodes.every((n) => n.formation.status().confirmedPeers.length === 2), 'a node never counts itself as a peer');
 });
