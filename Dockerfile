@@ -36,7 +36,11 @@ RUN systemctl mask \
       systemd-firstboot.service systemd-modules-load.service sys-kernel-config.mount \
       apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
  && systemctl enable docker.service containerd.service \
- && systemctl set-default multi-user.target
+ && systemctl set-default multi-user.target \
+ && mkdir -p /var/log/journal
+# /var/log/journal makes the journal persistent (Storage=auto), as on
+# Raspberry Pi OS bookworm: `journalctl -b -1` then shows why a node that was
+# power-cut or rebooted went down.
 # systemd recognises the container from this and skips what a VM or bare
 # metal would need.
 ENV container=docker

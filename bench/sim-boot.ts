@@ -11,16 +11,15 @@
  *
  *   npm run build && node dist/bench/sim-boot.js [--nodes 1,3,5] [--cold]
  *
- * --cold removes the simulated-Pi image and the cached production
- * dependencies first (not the debootstrap base: scripts/build-base.sh --force
- * times that one), so "images" shows a cold image build.
+ * --cold builds the simulated-Pi image without Docker's layer cache and
+ * reinstalls the production dependencies (not the debootstrap base:
+ * `time scripts/build-base.sh --force` measures that one).
  */
 import { parseArgs } from 'node:util';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as sim from '../scripts/sim/cluster.js';
-import { ensureImages, PI_IMAGE } from '../scripts/sim/images.js';
-import { run } from '../scripts/sim/run.js';
+import { ensureImages } from '../scripts/sim/images.js';
 
 const { values } = parseArgs({
   options: {
@@ -33,12 +32,9 @@ const root = sim.repoRoot();
 const s = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(2).padStart(6) : '   n/a');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
-if (values.cold) {
-  await run('docker', ['rmi', '-f', PI_IMAGE]);
-  await rm(join(root, 'release/.cache'), { recursive: true, force: true });
-}
+if (values.cold) await rm(join(root, 'release/.cache'), { recursive: true, force: true });
 const t0 = performance.now();
-const img = await ensureImages({ root });
+const img = await ensureImages({ root, noCache: values.cold });
 const imagesMs = performance.now() - t0;
 console.log(`images${values.cold ? ' (cold)' : ''}: ${s(imagesMs)} s  = engine ${s(img.engineMs)} + base ${s(img.baseMs)} + release ${s(img.releaseMs)} + docker build ${s(img.buildMs)}`);
 console.log('');

@@ -24,6 +24,8 @@ export interface EnsureImagesOptions {
   log?: (msg: string) => void;
   /** Base image to build on; default: PISWARM_SIM_BASE or the local debootstrap base. */
   base?: string;
+  /** Build without Docker's layer cache (a cold build, for benchmarks). */
+  noCache?: boolean;
 }
 
 async function step(root: string, what: string, cmd: string, args: string[], log: (m: string) => void): Promise<number> {
@@ -91,7 +93,7 @@ export async function ensureImages(opts: EnsureImagesOptions): Promise<ImageTimi
     const nodeDst = join(root, 'release/node');
     const [src, dst] = await Promise.all([stat(process.execPath), stat(nodeDst).catch(() => undefined)]);
     if (!dst || dst.size !== src.size || dst.mtimeMs < src.mtimeMs) await copyFile(process.execPath, nodeDst);
-    t.buildMs = await step(root, `image ${PI_IMAGE}`, 'docker', ['build', '-q', '--target', 'pi', '--build-arg', `BASE=${base}`, '-t', PI_IMAGE, '.'], log);
+    t.buildMs = await step(root, `image ${PI_IMAGE}`, 'docker', ['build', '-q', ...(opts.noCache ? ['--no-cache'] : []), '--target', 'pi', '--build-arg', `BASE=${base}`, '-t', PI_IMAGE, '.'], log);
     return t;
   });
 }
