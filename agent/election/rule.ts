@@ -175,6 +175,10 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
   }
   const busy = peers.find((p) => p.phase === 'initialising' || p.phase === 'joining');
   if (busy) return { action: 'wait', phase: 'waiting', reason: `peer ${busy.nodeId} is ${busy.phase === 'initialising' ? 'creating' : 'joining'} a swarm`, rank: null, winner: busy.phase === 'initialising' ? busy.nodeId : null };
+  // A peer that is in a swarm it cannot name yet (a worker before it learnt
+  // the id) still means a swarm exists: wait, never create.
+  const member = peers.find((p) => p.phase === 'member' || p.phase === 'manager');
+  if (member) return { action: 'wait', phase: 'waiting', reason: `peer ${member.nodeId} is in a swarm it cannot name yet`, rank: null, winner: null };
   const seen = [...new Set([...self.seenSwarms, ...peers.flatMap((p) => p.seenSwarms)])];
   if (seen.length > 0) {
     return {

@@ -193,7 +193,11 @@ export function createFormation(deps: FormationDeps): Formation {
       selfSwarm = null;
       return;
     }
-    const id = s.clusterId ?? persisted.joined?.id ?? null;
+    // A worker's engine does not name its swarm: take it from the grant we
+    // persisted, else from a confirmed manager whose address our engine lists.
+    const managerSet = new Set(s.remoteManagers.map((m) => m.addr));
+    const viaManager = [...peers.values()].find((p) => p.state?.swarm?.role === 'manager' && managerSet.has(`${p.addr}:${SWARM_PORT}`))?.state?.swarm?.id;
+    const id = s.clusterId ?? persisted.joined?.id ?? viaManager ?? null;
     if (!id) {
       selfSwarm = null;
       return;
@@ -260,6 +264,8 @@ export function createFormation(deps: FormationDeps): Formation {
       const wait = a.failures === 0 ? interval : Math.min(30_000, interval * 2 ** Math.min(a.failures, 5));
       return now - a.lastTry >= wait;
     });
+    const live = new Set(candidates(now).map((c) => c.key));
+    for (const k of attempts.keys()) if (!live.has(k)) attempts.delete(k);
     await Promise.all(
       due.map(async (c) => {
         const a = attempts.get(c.key) ?? { lastTry: 0, failures: 0 };

@@ -40,6 +40,7 @@ t.test('never create when any peer is in a swarm, joining one, or one was ever s
   const onlyWorker = decide(input(self(1), [peer(2, { swarm: swarm('S', { role: 'worker', managerAddrs: ['10.0.0.9:2377'] }) })], 1e9), PORT);
   t.same(onlyWorker.action === 'join' && onlyWorker.via, [{ nodeId: null, addr: '10.0.0.9', port: PORT }], 'the managers a worker names');
   t.equal(decide(input(self(1), [peer(2, { phase: 'joining' }), peer(3)], 1e9), PORT).action, 'wait');
+  t.equal(decide(input(self(1), [peer(2, { phase: 'member' }), peer(3)], 1e9), PORT).action, 'wait', 'a member whose swarm id is unknown');
   t.equal(decide(input(self(1, { seenSwarms: ['OLD'] }), [peer(2), peer(3)], 1e9), PORT).action, 'wait', 'this node saw a swarm');
   t.equal(decide(input(self(1), [peer(2, { seenSwarms: ['OLD'] }), peer(3)], 1e9), PORT).action, 'wait', 'a peer saw a swarm');
 });

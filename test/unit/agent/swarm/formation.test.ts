@@ -202,3 +202,23 @@ t.test('without multicast: static seeds alone form one swarm', async (t) => {
   t.ok(nodes.every((n) => n.formation.status().confirmedPeers.every((p) => p.source === 'seed')), 'peers came from seeds');
   t.ok(nodes.every((n) => n.formation.status().confirmedPeers.length === 2), 'a node never counts itself as a peer');
 });
+
+t.test('a worker joined by hand (no grant persisted) learns its swarm id from a confirmed manager and never re-joins', async (t) => {
+  const world = new FakeWorld();
+  const lan = new FakeLan();
+  const port = await freePort();
+  const a = await node(world, lan, 1, port);
+  await until('a alone made a swarm', () => world.swarms.size === 1, 10_000);
+  const s = [...world.swarms.values()][0]!;
+  const engine = world.engine('pi-2');
+  await engine.swarmJoin({ advertiseAddr: '127.0.0.3', listenAddr: '127.0.0.3:2377', dataPathAddr: '127.0.0.3', remoteAddrs: ['127.0.0.2:2377'], joinToken: s.workerToken });
+  const b = await node(world, lan, 2, port, { engine });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await until('b names its swarm', () => b.formation.status().swarm?.id === s.id, 10_000);
+  t.equal(b.formation.status().phase, 'member');
+  t.equal(world.count('join'), 1, 'only the manual join');
+  t.equal(world.count('leave'), 0);
+});
