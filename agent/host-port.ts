@@ -4,18 +4,37 @@ import type { HostPort } from './agent.js';
 import { createHostMetrics } from './metrics/host-metrics.js';
 import { hostChecks } from './health/host-checks.js';
 import type { HealthCheck } from './health/types.js';
+import { loadDiskBenchResult } from './disk-bench/disk-bench.js';
+import type { HostFacts } from './membership/subsystem.js';
 
 /** Adapts the host metrics sampler, host checks and disk benchmark to what the agent needs. */
-export function createHostPort(config: Readonly<Config>, log: Logger, version: string): HostPort {
+export function createHostPort(config: Readonly<Config>, log: Logger, version: string): HostPort & { facts: () => HostFacts } {
   const host = createHostMetrics({ config, log, version });
   // One check per health key, each reading the same cached snapshot.
   const names = Object.keys(hostChecks(host.snapshot(), config.health));
   const checks: HealthCheck[] = names.map((name) => ({ name, run: () => hostChecks(host.snapshot(), config.health)[name] ?? [] }));
+  // The last benchmark is read once at start and replaced after each run.
+  let benchBps: number | undefined;
   return {
-    start: () => host.start(),
+    start: async () => {
+      benchBps = loadDiskBenchResult(config.stateDir)?.bytesPerSecond;
+      await host.start();
+    },
     stop: () => host.stop(),
     render: (extra) => host.render(extra),
     checks,
-    diskBench: () => host.runDiskBench(),
+    diskBench: async () => {
+      const r = await host.runDiskBench();
+      benchBps = r.bytesPerSecond;
+      return r;
+    },
+    facts: () => {
+      const snap = host.snapshot();
+      const f: HostFacts = {};
+      if (benchBps !== undefined) f.diskBps = benchBps;
+      if (snap.throttling) f.undervoltage = snap.throttling.now.under_voltage || (snap.throttling.sinceBoot?.under_voltage ?? false);
+      if (snap.maxTemperatureCelsius !== null) f.tempC = snap.maxTemperatureCelsius;
+      return f;
+    },
   };
 }

@@ -61,7 +61,7 @@ async function runAgent(config: ReturnType<typeof load>['config'], file: string 
     notifier,
     host,
     version: VERSION,
-    subsystems: (ctx) => agentSubsystems(config, { log, docker, monitor: ctx.monitor }),
+    subsystems: (ctx) => agentSubsystems(config, { log, docker, monitor: ctx.monitor, facts: host.facts }),
   });
 
   const shutdown = async (signal: string) => {

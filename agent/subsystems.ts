@@ -5,11 +5,14 @@ import type { EngineMonitor } from './docker/monitor.js';
 import type { Subsystem } from './lifecycle/subsystem.js';
 import { formationSubsystem } from './swarm/subsystem.js';
 import { createAutopilot } from './autopilot/autopilot.js';
+import { membershipSubsystem, type HostFacts } from './membership/subsystem.js';
 
 export interface SubsystemDeps {
   log: Logger;
   docker: DockerEngine;
   monitor: EngineMonitor;
+  /** This node's health facts, published to peers over gossip. */
+  facts: () => HostFacts;
 }
 
 /**
@@ -21,7 +24,14 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   if (!config.clusterKey) {
     deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
   }
-  parts.push(formationSubsystem(config, deps));
-  parts.push(createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor }));
+  const formation = formationSubsystem(config, deps);
+  const membership = membershipSubsystem(config, {
+    log: deps.log,
+    monitor: deps.monitor,
+    facts: deps.facts,
+    confirmedPeers: () => formation.formation.status().confirmedPeers.map((p) => p.addr),
+  });
+  parts.push(formation, membership);
+  parts.push(createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership }));
   return parts;
 }

@@ -257,7 +257,13 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       if (!cfg.enabled) return [{ ...base, status: 'pass', observedValue: null, output: 'autopilot disabled' }];
       if (state.quorumLost) return [{ ...base, status: 'fail', observedValue: 0, output: 'the swarm has no leader: managers lost quorum; bring managers back (the autopilot never forces a new cluster)' }];
       const a = state.assessment;
-      if (state.role === 'unknown') return [{ ...base, status: 'warn', observedValue: null, output: 'unknown while the Docker engine does not answer' }];
+      if (state.role === 'unknown') {
+        // Before the first tick the engine sample already says whether this node is a manager at all.
+        const sw = monitor.last().info?.swarm;
+        if (!sw) return [{ ...base, status: 'warn', observedValue: null, output: 'unknown while the Docker engine does not answer' }];
+        if (!sw.isManager) return [{ ...base, status: 'pass', observedValue: null, output: 'not a manager; the managers report this' }];
+        return [{ ...base, status: 'pass', observedValue: null, output: 'a manager; first autopilot assessment pending' }];
+      }
       if (!a) return [{ ...base, status: 'pass', observedValue: null, output: 'not a manager; the managers report this' }];
       const r = { ...base, observedValue: a.reachable, observedUnit: 'managers' };
       if (a.reachable < a.quorum) return [{ ...r, status: 'fail', output: `quorum lost: ${a.reachable} of ${a.managers} managers reachable, ${a.quorum} needed` }];

@@ -1,0 +1,169 @@
+import type { Config } from '../../shared/config-schema.js';
+import type { Logger } from '../log/logger.js';
+import type { Subsystem } from '../lifecycle/subsystem.js';
+import type { Collector, MetricFamily } from '../metrics/types.js';
+import type { CheckResult, HealthCheck } from '../health/types.js';
+import type { EngineMonitor } from '../docker/monitor.js';
+import { loadOrCreateIdentity } from '../identity/identity.js';
+import { detectAdvertiseAddress } from '../net/address.js';
+import { createMembership, type Membership } from './membership.js';
+import { createUdpTransport, type UdpTransport } from './udp-transport.js';
+import { systemClock, systemRandom } from './clock.js';
+import type { Meta, MemberEvent } from './types.js';
+
+/** What this node tells its peers about itself; the autopilot ranks manager candidates by it. */
+export interface HostFacts {
+  /** Benchmarked sequential read speed of the boot disk, bytes/s (absent until measured). */
+  diskBps?: number;
+  /** Under-voltage now or since boot (Raspberry Pi firmware). */
+  undervoltage?: boolean;
+  tempC?: number;
+}
+
+export interface MembershipDeps {
+  log: Logger;
+  monitor: EngineMonitor;
+  facts: () => HostFacts;
+  /** Addresses of peers formation has confirmed over authenticated HTTP: gossip seeds. */
+  confirmedPeers: () => string[];
+  /** How often seeds are re-joined and our metadata refreshed. */
+  refreshMs?: number;
+}
+
+/**
+ * Gossip membership (SWIM, agent/membership/core.ts) as a part of the agent:
+ * joins the peers formation confirmed plus the static seeds, publishes this
+ * node's role and health facts as metadata, and leaves on shutdown. Without a
+ * cluster key it does nothing (formation's /health already says why).
+ */
+export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDeps): Subsystem & { members: Membership['members'] } {
+  const log = deps.log.child({ mod: 'membership' });
+  let membership: Membership | null = null;
+  let transport: UdpTransport | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let lastMeta = '';
+  const port = config.membership.port;
+
+  const meta = (): Meta => {
+    const sw = deps.monitor.last().info?.swarm;
+    const f = deps.facts();
+    const m: Record<string, string | number | boolean> = { hostname: config.nodeName ?? '', role: sw?.state === 'active' ? (sw.isManager ? 'manager' : 'worker') : 'none' };
+    if (sw?.nodeId) m.swarmNodeId = sw.nodeId;
+    if (f.diskBps !== undefined) m.diskBps = Math.round(f.diskBps);
+    if (f.undervoltage !== undefined) m.undervoltage = f.undervoltage;
+    if (f.tempC !== undefined) m.tempC = Math.round(f.tempC * 10) / 10;
+    return m;
+  };
+
+  const refresh = async () => {
+    const m = membership;
+    if (!m) return;
+    const next = meta();
+    const text = JSON.stringify(next);
+    if (text !== lastMeta) {
+      try {
+        m.updateMeta(next);
+        lastMeta = text;
+      } catch (err) {
+        log.warn({ err: (err as Error).message, code: (err as { code?: string }).code }, 'cannot publish member metadata');
+      }
+    }
+    // Join whoever formation confirmed but gossip does not see alive: after a
+    // reboot, a partition or a late start, this is how a node finds the rest.
+    const alive = new Set(m.members().filter((x) => x.state === 'alive' || x.state === 'suspect').map((x) => x.addr));
+    const seeds = [...new Set([...config.discovery.seeds.map((s) => s.split(':')[0]!), ...deps.confirmedPeers()])].filter((a) => !alive.has(a));
+    if (seeds.length > 0) {
+      const r = await m.join(seeds);
+      log.debug({ seeds: seeds.length, responded: r.responded, invalid: r.invalid }, 'gossip join round');
+    }
+  };
+
+  const onEvent = (ev: MemberEvent) => {
+    if (ev.member.self) return;
+    const fields = { member: ev.member.id, hostname: ev.member.meta.hostname, addr: ev.member.addr, from: ev.previous, incarnation: ev.member.incarnation };
+    if (ev.type === 'dead') log.warn(fields, 'member is dead');
+    else if (ev.type === 'suspect') log.info(fields, 'member is suspect');
+    else if (ev.type === 'joined') log.info(fields, 'member joined');
+    else if (ev.type === 'left') log.info(fields, 'member left');
+    else if (ev.type === 'alive' && ev.previous !== null) log.info(fields, 'member is alive again');
+  };
+
+  const collector: Collector = {
+    name: 'membership',
+    collect(): MetricFamily[] {
+      if (!membership) return [];
+      const s = membership.stats();
+      const c = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+      const rtt = s.rtt.recentMs;
+      return [
+        { name: 'piswarm_gossip_members', help: 'Gossip members by state, this node included.', type: 'gauge', samples: (['alive', 'suspect', 'dead', 'left'] as const).map((st) => ({ labels: { state: st }, value: s.members[st] })) },
+        c('piswarm_gossip_probes_total', 'Failure-detector probes sent.', s.probesSent),
+        c('piswarm_gossip_probe_failures_total', 'Probes that got no ack, direct or indirect.', s.probesFailed),
+        c('piswarm_gossip_indirect_probes_total', 'Indirect probes sent on behalf of this node.', s.indirectProbesSent),
+        c('piswarm_gossip_suspicions_total', 'Suspicions this node raised.', s.suspicionsRaised),
+        c('piswarm_gossip_refutations_total', 'Suspicions of this node it refuted.', s.refutations),
+        c('piswarm_gossip_deaths_declared_total', 'Members this node declared dead.', s.deathsDeclared),
+        c('piswarm_gossip_messages_sent_total', 'Gossip datagrams sent.', s.messagesSent),
+        c('piswarm_gossip_messages_received_total', 'Gossip datagrams received.', s.messagesReceived),
+        c('piswarm_gossip_bytes_sent_total', 'Gossip bytes sent.', s.bytesSent),
+        c('piswarm_gossip_bytes_received_total', 'Gossip bytes received.', s.bytesReceived),
+        { name: 'piswarm_gossip_dropped_total', help: 'Gossip datagrams refused, by reason (auth, wrongCluster, malformed, ...).', type: 'counter', samples: Object.entries(s.dropped).map(([reason, value]) => ({ labels: { reason }, value })) },
+        { name: 'piswarm_gossip_health_score', help: 'Lifeguard local health score (0 is healthy).', type: 'gauge', samples: [{ value: s.healthScore }] },
+        { name: 'piswarm_gossip_probe_rtt_seconds', help: 'Mean round-trip time of recent direct probes.', type: 'gauge', samples: [{ value: rtt.length ? rtt.reduce((a, b) => a + b, 0) / rtt.length / 1000 : 0 }] },
+        { name: 'piswarm_gossip_probe_rtt_seconds_total', help: 'Sum of all direct probe round-trip times.', type: 'counter', samples: [{ value: s.rtt.sumMs / 1000 }] },
+        c('piswarm_gossip_probe_rtt_count_total', 'Direct probe round trips measured.', s.rtt.count),
+      ];
+    },
+  };
+
+  const check: HealthCheck = {
+    name: 'cluster:members',
+    run(): CheckResult[] {
+      if (!membership) return [{ status: 'pass', observedValue: null, output: config.clusterKey ? 'gossip not started yet' : 'gossip off: no cluster key' }];
+      const others = membership.members().filter((m) => !m.self);
+      const alive = others.filter((m) => m.state === 'alive').length + 1;
+      const troubled = others.filter((m) => m.state === 'suspect' || m.state === 'dead');
+      const names = troubled.map((m) => `${String(m.meta.hostname ?? m.id)} (${m.state})`).join(', ');
+      return [{ status: troubled.length ? 'warn' : 'pass', observedValue: alive, observedUnit: 'members', ...(troubled.length ? { output: `unreachable members: ${names}` } : {}) }];
+    },
+  };
+
+  return {
+    name: 'membership',
+    members: () => membership?.members() ?? [],
+    collectors: [collector],
+    checks: [check],
+    async start() {
+      if (!config.clusterKey) return;
+      const identity = loadOrCreateIdentity(config.stateDir, config.nodeName ?? 'piswarm');
+      const address = detectAdvertiseAddress(config).address;
+      transport = await createUdpTransport({
+        host: '0.0.0.0',
+        port,
+        onError: (err, ctx) => log.debug({ code: err.code, op: ctx.op, to: ctx.to?.addr }, 'gossip socket error'),
+      });
+      const m = createMembership({ config: config.membership, clusterKey: config.clusterKey, self: { id: identity.nodeId, addr: address, port, meta: meta() }, transport, clock: systemClock, random: systemRandom, log });
+      lastMeta = JSON.stringify(meta());
+      m.on('change', onEvent);
+      m.start();
+      membership = m;
+      log.info({ nodeId: identity.nodeId, addr: address, port }, 'gossip membership started');
+      const tick = () => void refresh().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'gossip refresh failed'));
+      tick();
+      timer = setInterval(tick, deps.refreshMs ?? 5000);
+      timer.unref();
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      if (membership) {
+        // leave() waits for acks; alone there is nobody to tell.
+        if (membership.members().some((x) => !x.self && x.state === 'alive')) await membership.leave();
+        membership.stop();
+      }
+      await transport?.close();
+      membership = null;
+      transport = null;
+    },
+  };
+}
