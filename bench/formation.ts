@@ -63,7 +63,7 @@ async function one(n: number, round: number): Promise<string[]> {
     let names: string[] = [];
     const poll = (async () => {
       for (let i = 0; i < 2400 && !Number.isFinite(readyAtUs); i++) {
-        if (names.length === 0) names = (await sim.status(ref).catch(() => [])).map((x) => x.name);
+        if (names.length < n) names = (await sim.status(ref).catch(() => [])).map((x) => x.name);
         if (names.length === n && (await readyCount(ref, names)) === n) readyAtUs = monoUs();
         else await new Promise((r) => setTimeout(r, 250));
       }
