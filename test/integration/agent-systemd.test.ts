@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HEALTH_CONTENT_TYPE } from '../../shared/constants.js';
 import { run } from '../../scripts/sim/run.js';
+import { ensureImages, LOCAL_BASE } from '../../scripts/sim/images.js';
 import { httpGet, sim, skipReason, startCluster, unitProps } from './helpers/cluster.js';
 
 const skip = await skipReason();
@@ -103,4 +104,55 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
     const bad = await ex(['/opt/piswarm/scripts/install.sh', '--bogus']);
     t.equal(bad.code, 64);
   });
+
+  await t.test('the agent pings the systemd watchdog', async (t) => {
+    const props = () => unitProps(ref, node.name, 'piswarm', ['ActiveEnterTimestampMonotonic', 'WatchdogTimestampMonotonic', 'WatchdogUSec']);
+    const first = await props();
+    // systemd stamps the watchdog at READY=1; only a WATCHDOG=1 moves it on.
+    // The agent pings every WatchdogSec/2 (15 s), so 25 s is a generous bound.
+    const moved = await sim.waitFor(async () => {
+      const p = await props();
+      return Number(p.WatchdogTimestampMonotonic) > Number(first.ActiveEnterTimestampMonotonic) + 1_000_000 && p;
+    }, { timeoutMs: 25_000, what: 'a WATCHDOG=1 ping', intervalMs: 1000 });
+    t.ok(moved, `watchdog pinged (${((Number(moved.WatchdogTimestampMonotonic) - Number(first.ActiveEnterTimestampMonotonic)) / 1e6).toFixed(1)} s after READY)`);
+    t.match(await unitProps(ref, node.name, 'piswarm', ['NRestarts', 'ActiveState']), { NRestarts: '0', ActiveState: 'active' });
+  });
+});
+
+t.test('install.sh on a fresh Debian without node or systemd running', { skip, timeout: 300_000 }, async (t) => {
+  const root = sim.repoRoot();
+  const base = process.env.PISWARM_SIM_BASE ?? LOCAL_BASE;
+  // The release tarball and the staged node binary (a no-op when `up` above made them).
+  await ensureImages({ root });
+  const script = String.raw`
+    set -u; exec 2>&1
+    k=$(mktemp); head -c 48 /dev/urandom | base64 -w0 > "$k"
+    d=$(mktemp -d); tar -xzf /r/piswarm.tar.gz -C "$d"; inst=$(echo "$d"/piswarm-*/scripts/install.sh)
+    echo "== nonode"; "$inst" --release /r/piswarm.tar.gz; echo "rc=$?"
+    echo "== first"; "$inst" --release /r/piswarm.tar.gz --node /r/node --cluster-key-file "$k"; echo "rc=$?"
+    echo "== state"; stat -c '%n %a %U %G' /etc/piswarm /etc/piswarm/config.json /etc/piswarm/cluster.key
+    id -nG piswarm; readlink /etc/systemd/system/multi-user.target.wants/piswarm.service; cat /etc/piswarm/config.json
+    echo "== second"; "$inst" --release "$d"/piswarm-*; echo "rc=$?"`;
+  const r = await run('docker', ['run', '--rm', '--network', 'none',
+    '-v', `${join(root, 'release/piswarm.tar.gz')}:/r/piswarm.tar.gz:ro`, '-v', `${join(root, 'release/node')}:/r/node:ro`,
+    base, 'bash', '-c', script], { timeoutMs: 240_000 });
+  const section = (name: string) => r.stdout.split('== ').find((s) => s.startsWith(name)) ?? '';
+  t.match(section('nonode'), /no node found .*needs node >= 20\.18/s, 'refuses clearly without node');
+  t.match(section('nonode'), /rc=1/);
+  const first = section('first');
+  t.match(first, /installed \/r\/node as \/usr\/local\/bin\/node/);
+  t.match(first, /created system user piswarm/);
+  t.match(first, /enabled piswarm\.service \(systemd is not running here/);
+  t.match(first, /rc=0/);
+  const state = section('state');
+  t.match(state, /\/etc\/piswarm 750 root piswarm/);
+  t.match(state, /\/etc\/piswarm\/config\.json 640 root piswarm/);
+  t.match(state, /\/etc\/piswarm\/cluster\.key 640 root piswarm/);
+  t.match(state, /\bdocker\b/, 'piswarm is in the docker group');
+  t.match(state, /\/etc\/systemd\/system\/piswarm\.service/, 'enabled for multi-user.target');
+  t.match(state, /"clusterKeyFile": "\/etc\/piswarm\/cluster\.key"/);
+  const second = section('second');
+  t.match(second, /kept existing \/etc\/piswarm\/config\.json/);
+  t.notMatch(second, /created system user/);
+  t.match(second, /rc=0/, 'a second run from the unpacked directory succeeds');
 });
