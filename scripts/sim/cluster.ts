@@ -206,6 +206,13 @@ function toStatus(c: Inspected): NodeStatus {
   };
 }
 
+/** The cluster a simulated node belongs to (from its label), or undefined for any other container or none. */
+export async function clusterOf(node: string): Promise<string | undefined> {
+  const r = await run('docker', ['inspect', '-f', `{{index .Config.Labels "${LABEL_CLUSTER}"}}`, node]);
+  const name = r.stdout.trim();
+  return r.code === 0 && name && name !== '<no value>' ? name : undefined;
+}
+
 /** Every node of a cluster, in creation order. */
 export async function status(ref: ClusterRef = {}): Promise<NodeStatus[]> {
   const cluster = clusterName(ref);

@@ -23,7 +23,7 @@ const USAGE = `usage: npm run sim -- <verb> [options]
   build                                                  prepare the engine and images only
   down [--all]                                           remove the cluster (or every simulated cluster)
 
-  --name NAME   the cluster (default: piswarm); several clusters coexist
+  --name NAME   the cluster (default: piswarm, or the one NODE belongs to); several clusters coexist
 
 Run \`npm run build\` first: the nodes install the agent compiled in dist/.`;
 
@@ -105,6 +105,8 @@ function printNodes(nodes: sim.NodeStatus[]): void {
 async function main(argv: string[]): Promise<number> {
   const p = parse(argv);
   const log = (m: string) => process.stderr.write(`sim: ${m}\n`);
+  // A node's name says which cluster it is in: `logs demo-2` needs no --name demo.
+  if (p.name === undefined && p.node !== undefined) p.name = await sim.clusterOf(p.node);
   const ref = { name: p.name, log };
   switch (p.verb) {
     case 'up': {
