@@ -18,6 +18,11 @@ PACKAGES=(
   fio
   avahi-utils              # avahi-browse: an independent mDNS client
   tini                     # reference init for the `agent` image
+  mtools                   # piswarm flash: writes the FAT boot partition without mounts
+  fdisk                    # sfdisk: the flash tests build a Pi-like disk image
+  xz-utils                 # piswarm flash: .img.xz images
+  e2fsprogs                # mkfs.ext4 for the flash tests' root partition
+  cloud-init               # cloud-init schema: checks the generated user-data
 )
 DOCKERD_LOG=${PISWARM_DOCKERD_LOG:-/var/log/piswarm-dockerd.log}
 DOCKERD_WAIT_SECONDS=${PISWARM_DOCKERD_WAIT_SECONDS:-60}
