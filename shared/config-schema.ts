@@ -80,7 +80,7 @@ export const ConfigSchema = Section(
       {
         enabled: Type.Boolean({ default: true, description: 'Form or join a swarm automatically' }),
         expect: Type.Integer({ minimum: 1, maximum: 1000, default: 1, description: 'Confirmed peers (self included) needed before a new swarm may be created' }),
-        holdOffMs: Ms(5000, 'How long the confirmed peer set must be stable before the election'),
+        holdOffMs: Type.Optional(Type.Integer({ minimum: 0, description: 'How long the confirmed peer set must be stable before the election (default: 5000 ms when expect is 1, 2000 ms when expect is 2 or more)' })),
         initDeadlineMs: Ms(20000, 'How long others wait for the winner to create the swarm before the next in rank takes over', 1000),
         tickMs: Ms(1000, 'How often the formation controller re-evaluates', 100),
         authWindowMs: Ms(30000, 'Peer requests whose timestamp differs from our clock by more than this are refused as stale', 1000),

@@ -34,6 +34,18 @@ import type { FormationPhase, PeerSwarm } from '../../shared/wire/peer.js';
  * joins it to the winner by itself.
  */
 
+/**
+ * The hold-off when none is configured. With expect = 1 nothing but the
+ * hold-off keeps two Pis that boot a few seconds apart from each creating a
+ * swarm, so it is long; with expect >= 2 a node alone can never create one, and
+ * the boot-order property test (test/unit/agent/election/rule.test.ts, 500
+ * orders, boots spread over 3 s, discovery up to 1.5 s) shows one creator every
+ * time at 2 s, which is what keeps 5-node formation under 10 s.
+ */
+export function effectiveHoldOffMs(f: { expect: number; holdOffMs?: number | undefined }): number {
+  return f.holdOffMs ?? (f.expect > 1 ? 2000 : 5000);
+}
+
 export interface PeerState {
   nodeId: string;
   addr: string;

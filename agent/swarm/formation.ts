@@ -15,7 +15,7 @@ import type { AdvertRole } from '../discovery/advert.js';
 import type { PeerClient } from '../peers/client.js';
 import { ReplayCache } from '../peers/protocol.js';
 import { createPeerRoutes, type GrantSource } from '../peers/routes.js';
-import { backoffMs, decide, type Decision, type PeerState } from '../election/rule.js';
+import { backoffMs, decide, effectiveHoldOffMs, type Decision, type PeerState } from '../election/rule.js';
 import { createFileFormationStore, type FormationStore, type PersistedFormation } from './store.js';
 
 export interface Clock {
@@ -443,7 +443,7 @@ export function createFormation(deps: FormationDeps): Formation {
         now: clock.now(),
         stableSince,
         expect: config.formation.expect,
-        holdOffMs: config.formation.holdOffMs,
+        holdOffMs: effectiveHoldOffMs(config.formation),
         initDeadlineMs: config.formation.initDeadlineMs,
       },
       port,
@@ -666,7 +666,7 @@ export function createFormation(deps: FormationDeps): Formation {
         return;
       }
       stopped = false;
-      log.info({ nodeId: identity.nodeId, expect: config.formation.expect, holdOffMs: config.formation.holdOffMs }, 'formation starting');
+      log.info({ nodeId: identity.nodeId, expect: config.formation.expect, holdOffMs: effectiveHoldOffMs(config.formation) }, 'formation starting');
       schedule(0);
     },
     async stop() {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { backoffMs, compareSwarms, decide, splitWinner, summarizeSwarms, type ElectionInput, type PeerState, type SelfState } from '../../../../agent/election/rule.js';
+import { backoffMs, compareSwarms, decide, effectiveHoldOffMs, splitWinner, summarizeSwarms, type ElectionInput, type PeerState, type SelfState } from '../../../../agent/election/rule.js';
 import type { PeerSwarm } from '../../../../shared/wire/peer.js';
 
 const id = (i: number) => i.toString(16).padStart(24, '0');
@@ -135,6 +135,20 @@ t.test('simultaneous boot of 5 nodes, 500 different arrival orders: exactly one 
     if (r.creators !== 1) bad++;
   }
   t.equal(bad, 0, 'also with expect=1 when boots are within the hold-off');
+  for (const expect of [2, 3, 5]) {
+    for (let seed = 1; seed <= 200; seed++) {
+      const r = simulate(5, seed * 13 + expect, { expect, holdOffMs: effectiveHoldOffMs({ expect }), initDeadlineMs: 20_000 });
+      if (r.creators !== 1 || r.formedAt < 0) bad++;
+    }
+    t.equal(bad, 0, `the default hold-off for expect=${expect} (${effectiveHoldOffMs({ expect })} ms) gives one creator`);
+  }
+});
+
+t.test('the default hold-off is long only where nothing else protects', async (t) => {
+  t.equal(effectiveHoldOffMs({ expect: 1 }), 5000);
+  t.equal(effectiveHoldOffMs({ expect: 3 }), 2000);
+  t.equal(effectiveHoldOffMs({ expect: 3, holdOffMs: 7000 }), 7000, 'a configured value wins');
+  t.equal(effectiveHoldOffMs({ expect: 1, holdOffMs: 0 }), 0);
 });
 
 t.test('the simulation can see a double init: without hold-off, staggered boots make two swarms', async (t) => {
