@@ -91,7 +91,7 @@ export const ConfigSchema = Section(
     membership: Section(
       {
         // Same number as the HTTP port but UDP; 7946 belongs to dockerd's own gossip.
-        port: Type.Integer({ minimum: 1, maximum: 65535, default: DEFAULT_HTTP_PORT, description: 'UDP port of the gossip membership (SWIM)' }),
+        port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'UDP port of the gossip membership (SWIM); default: the same number as http.port' })),
         probeIntervalMs: Ms(1000, 'Gossip: one failure-detector probe of one member per period', 50),
         probeTimeoutMs: Ms(500, 'Gossip: direct ack deadline before indirect probes (must be below probeIntervalMs)', 10),
         indirectChecks: Type.Integer({ minimum: 0, maximum: 16, default: 3, description: 'Gossip: members asked to probe an unresponsive member' }),

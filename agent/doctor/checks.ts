@@ -276,7 +276,8 @@ export function checkFirewall(s: SystemState): DoctorCheck {
   const p = parseUfw(ufw.stdout);
   if (!p.active) return { id, status: 'pass', observedValue: { active: false }, output: 'ufw is inactive' };
   if (p.defaultIncoming === 'allow') return { id, status: 'pass', observedValue: { active: true, defaultIncoming: 'allow' }, output: 'ufw is active but allows incoming traffic by default' };
-  const needed = [...SWARM_PORTS.map((x) => ({ port: x.port, proto: x.proto })), { port: agentPort(s), proto: 'tcp' }];
+  // The agent serves HTTP on its port over TCP and gossips on the same number over UDP.
+  const needed = [...SWARM_PORTS.map((x) => ({ port: x.port, proto: x.proto })), { port: agentPort(s), proto: 'tcp' }, { port: agentPort(s), proto: 'udp' }];
   const missing = needed.filter((n) => !ufwAllows(p.rules, n.port, n.proto)).map((n) => `${n.port}/${n.proto}`);
   if (missing.length === 0) return { id, status: 'pass', observedValue: { active: true, missing }, output: 'ufw allows every swarm, mDNS and agent port' };
   return { id, status: 'fail', observedValue: { active: true, missing }, output: `ufw is active and blocks ${missing.join(', ')}`, fix: missing.map((m) => `sudo ufw allow ${m}`).join('; ') };

@@ -17,7 +17,13 @@ import type {
   Transport,
 } from './types.js';
 
-export type MembershipConfig = Config['membership'];
+/** The `membership` section with its port resolved (see membershipPort). */
+export type MembershipConfig = Config['membership'] & { port: number };
+
+/** Gossip runs on the agent's own port number, over UDP, unless configured apart. */
+export function membershipPort(config: Pick<Config, 'membership' | 'http'>): number {
+  return config.membership.port ?? config.http.port;
+}
 
 export interface CreateMembershipArgs {
   /** The `membership` section of the config. */

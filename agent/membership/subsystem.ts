@@ -6,7 +6,7 @@ import type { CheckResult, HealthCheck } from '../health/types.js';
 import type { EngineMonitor } from '../docker/monitor.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { detectAdvertiseAddress } from '../net/address.js';
-import { createMembership, type Membership } from './membership.js';
+import { createMembership, membershipPort, type Membership } from './membership.js';
 import { createUdpTransport, type UdpTransport } from './udp-transport.js';
 import { systemClock, systemRandom } from './clock.js';
 import type { Meta, MemberEvent } from './types.js';
@@ -42,7 +42,7 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
   let transport: UdpTransport | null = null;
   let timer: NodeJS.Timeout | null = null;
   let lastMeta = '';
-  const port = config.membership.port;
+  const port = membershipPort(config);
 
   const meta = (): Meta => {
     const sw = deps.monitor.last().info?.swarm;
@@ -142,7 +142,7 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
         port,
         onError: (err, ctx) => log.debug({ code: err.code, op: ctx.op, to: ctx.to?.addr }, 'gossip socket error'),
       });
-      const m = createMembership({ config: config.membership, clusterKey: config.clusterKey, self: { id: identity.nodeId, addr: address, port, meta: meta() }, transport, clock: systemClock, random: systemRandom, log });
+      const m = createMembership({ config: { ...config.membership, port }, clusterKey: config.clusterKey, self: { id: identity.nodeId, addr: address, port, meta: meta() }, transport, clock: systemClock, random: systemRandom, log });
       lastMeta = JSON.stringify(meta());
       m.on('change', onEvent);
       m.start();

@@ -94,7 +94,8 @@ function httpPort(config: Record<string, unknown>): number {
 
 /** Ports ufw must allow when it is active: ssh, swarm, mDNS and the agent. */
 export function firewallRules(agentPort: number): string[] {
-  return ['22/tcp', ...SWARM_PORTS.map((p) => `${p.port}/${p.proto}`), `${agentPort}/tcp`];
+  // The agent's gossip membership uses the same port number over UDP (membership.port defaults to http.port).
+  return ['22/tcp', ...SWARM_PORTS.map((p) => `${p.port}/${p.proto}`), `${agentPort}/tcp`, `${agentPort}/udp`];
 }
 
 export function firstbootScript(agentPort: number): string {

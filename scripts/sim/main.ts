@@ -12,7 +12,8 @@ import { ensureImages } from './images.js';
 
 const USAGE = `usage: npm run sim -- <verb> [options]
 
-  up --nodes N [--cluster-key K] [--env KEY=VALUE ...]   power on N nodes (builds what is missing)
+  up --nodes N [--cluster-key K] [--env KEY=VALUE ...]   power on N nodes (builds what is missing) and
+     [--no-wait]                                         watch them form one swarm (expect = min(N, 3))
   add [--cluster-key K] [--env KEY=VALUE ...]            power on one more node
   stop NODE | start NODE | restart NODE                  clean shutdown / power on / reboot
   kill NODE                                              power cut (SIGKILL)
@@ -37,6 +38,7 @@ interface Parsed {
   json: boolean;
   all: boolean;
   follow: boolean;
+  noWait: boolean;
   lines?: number;
   rest: string[];
 }
@@ -46,7 +48,7 @@ function usageError(msg: string): never {
 }
 
 function parse(argv: string[]): Parsed {
-  const p: Parsed = { verb: argv[0] ?? '', env: {}, json: false, all: false, follow: false, rest: [] };
+  const p: Parsed = { verb: argv[0] ?? '', env: {}, json: false, all: false, follow: false, noWait: false, rest: [] };
   const positional: string[] = [];
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
@@ -66,6 +68,7 @@ function parse(argv: string[]): Parsed {
       p.env[kv.slice(0, eq)] = kv.slice(eq + 1);
     } else if (a === '--json') p.json = true;
     else if (a === '--all') p.all = true;
+    else if (a === '--no-wait') p.noWait = true;
     else if (a === '-f' || a === '--follow') p.follow = true;
     else if (a === '-n' || a === '--lines') p.lines = Number(value());
     else if (a.startsWith('-')) usageError(`unknown option ${a}`);
@@ -102,6 +105,40 @@ function printNodes(nodes: sim.NodeStatus[]): void {
   }
 }
 
+/**
+ * Nobody types `docker swarm init`: watch the agents do it. Polls every node's
+ * engine until one swarm holds every node Ready, then prints `docker node ls`.
+ */
+async function watchFormation(ref: { name?: string | undefined }, nodes: sim.NodeStatus[], t0: number, log: (m: string) => void): Promise<boolean> {
+  log(`waiting for the agents to form one swarm of ${nodes.length} (nobody runs docker swarm init)...`);
+  const swarmOf = async (n: sim.NodeStatus) => {
+    const r = await sim.exec(ref, n.name, ['docker', 'info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.Cluster.ID}} {{.Swarm.ControlAvailable}}']);
+    const [state, id, manager] = r.stdout.trim().split(' ');
+    return { name: n.name, state, id: state === 'active' ? id : undefined, manager: manager === 'true' };
+  };
+  try {
+    const manager = await sim.waitFor(async () => {
+      const seen = await Promise.all(nodes.map(swarmOf));
+      const ids = new Set(seen.map((s) => s.id));
+      if (ids.size !== 1 || ids.has(undefined)) return undefined;
+      const m = seen.find((s) => s.manager);
+      if (!m) return undefined;
+      const ls = await sim.exec(ref, m.name, ['docker', 'node', 'ls', '--format', '{{.Status}}']);
+      const ready = ls.stdout.split('\n').filter((l) => l.trim() === 'Ready').length;
+      return ready === nodes.length ? m.name : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 1000, what: `one swarm with ${nodes.length} Ready node(s)` });
+    log(`one swarm, ${nodes.length} node(s) Ready, ${((Date.now() - t0) / 1000).toFixed(1)}s after power-on:`);
+    const ls = await sim.exec(ref, manager, ['docker', 'node', 'ls']);
+    process.stdout.write(ls.stdout);
+    process.stdout.write(`  formation: curl -s ${nodes[0]!.apiUrl}/v1/formation\n`);
+    return true;
+  } catch (err) {
+    log(`${(err as Error).message}; each node's last journal lines:`);
+    for (const n of nodes) process.stderr.write(`--- ${n.name}\n${await sim.logs(ref, n.name, { lines: 15 })}`);
+    return false;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const p = parse(argv);
   const log = (m: string) => process.stderr.write(`sim: ${m}\n`);
@@ -111,11 +148,16 @@ async function main(argv: string[]): Promise<number> {
   switch (p.verb) {
     case 'up': {
       if (p.nodes === undefined) usageError('up needs --nodes N');
-      const r = await sim.up({ ...ref, nodes: p.nodes, clusterKey: p.clusterKey, env: p.env });
+      // As a flashed card would (`piswarm cluster create --size N`): Pis powered on
+      // together expect each other, up to three, so one slow Pi cannot stall formation.
+      const env = { PISWARM_FORMATION_EXPECT: String(Math.min(p.nodes, 3)), ...p.env };
+      const t0 = Date.now();
+      const r = await sim.up({ ...ref, nodes: p.nodes, clusterKey: p.clusterKey, env });
       log(`cluster ${r.cluster}: ${r.nodes.length} node(s) on ${r.network} (${r.subnet}); ` +
         `${r.started.length} booted in ${(r.bootMs / 1000).toFixed(1)}s`);
       printNodes(r.nodes);
-      return EXIT.OK;
+      if (p.noWait) return EXIT.OK;
+      return (await watchFormation(ref, r.nodes, t0, log)) ? EXIT.OK : EXIT.FAILURE;
     }
     case 'add': {
       printNodes([await sim.add({ ...ref, clusterKey: p.clusterKey, env: p.env })]);

@@ -129,7 +129,7 @@ t.test('ufw: ranges, profiles, inactive, default allow, not root', async (t) => 
   const ufw = (stdout: string, exitCode = 0) => ({ ...s, commands: { ...s.commands, 'ufw status verbose': { exitCode, stdout } } });
   const head = 'Status: active\nDefault: deny (incoming), allow (outgoing)\n\nTo                         Action      From\n--                         ------      ----\n';
   t.equal(checkFirewall(ufw(`${head}2000:8000/tcp              ALLOW IN    Anywhere\n2000:8000/udp              ALLOW IN    Anywhere\n`)).status, 'pass');
-  t.match(checkFirewall(ufw(`${head}2000:8000/tcp              ALLOW IN    Anywhere\n`)).output, /blocks 7946\/udp, 4789\/udp, 5353\/udp$/);
+  t.match(checkFirewall(ufw(`${head}2000:8000/tcp              ALLOW IN    Anywhere\n`)).output, /blocks 7946\/udp, 4789\/udp, 5353\/udp, 7070\/udp$/);
   t.match(checkFirewall(ufw(`${head}7946/tcp                   DENY IN     Anywhere\n`)).output, /7946\/tcp/);
   t.equal(checkFirewall(ufw('Status: inactive\n')).status, 'pass');
   t.equal(checkFirewall(ufw('Status: active\nDefault: allow (incoming), allow (outgoing)\n')).status, 'pass');

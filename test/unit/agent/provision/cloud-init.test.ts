@@ -36,8 +36,8 @@ t.test('user-data never carries the cluster key', async (t) => {
 t.test('the agent port from the config is opened in ufw', async (t) => {
   const cfg = { ...buildNodeConfig(cluster, 'pi-1'), http: { port: 8080 } };
   t.match(buildUserData(p, cfg), /ufw allow "\$rule"/);
-  t.match(buildUserData(p, cfg), /for rule in 22\/tcp 2377\/tcp 7946\/tcp 7946\/udp 4789\/udp 5353\/udp 8080\/tcp; do/);
-  t.same(firewallRules(7070), ['22/tcp', '2377/tcp', '7946/tcp', '7946/udp', '4789/udp', '5353/udp', '7070/tcp']);
+  t.match(buildUserData(p, cfg), /for rule in 22\/tcp 2377\/tcp 7946\/tcp 7946\/udp 4789\/udp 5353\/udp 8080\/tcp 8080\/udp; do/);
+  t.same(firewallRules(7070), ['22/tcp', '2377/tcp', '7946/tcp', '7946/udp', '4789/udp', '5353/udp', '7070/tcp', '7070/udp']);
 });
 
 t.test('meta-data and network-config', async (t) => {
