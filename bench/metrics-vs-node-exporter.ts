@@ -1,13 +1,16 @@
 /**
- * Our /metrics against Debian's prometheus-node-exporter on the same machine, in
- * one run, under the same bounded concurrent load. Prints a table; asserts nothing.
+ * The agent's /metrics against Debian's prometheus-node-exporter on the same
+ * machine, in one run, under the same bounded concurrent load. Prints a table;
+ * asserts nothing.
  *
  *   node dist/bench/metrics-vs-node-exporter.js [--requests 2000] [--concurrency 8]
  *
- * Our server runs in a child process (this file with --serve) so its resident
- * memory is its own and the load generator does not share its event loop. It is a
- * minimal fastify app serving render(): the lead's buildApp adds routing and error
- * handling whose cost is the same for every route, not the metrics work measured here.
+ * It runs the real agent (`dist/agent/main.js agent`, the whole HTTP app and
+ * every collector) with the V8 flags of the ExecStart line of
+ * systemd/piswarm.service, so the memory figure is the agent's as deployed.
+ * Formation and the autopilot are switched off (no cluster key, nothing to
+ * form on this host's engine); the Docker monitor samples the host's engine
+ * if one answers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,27 +20,18 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 }
 
-async function serve(port: number): Promise<void> {
-  const { default: Fastify } = await import('fastify');
-  const { createHostMetrics } = await import('../agent/metrics/host-metrics.js');
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-bench-state-'));
-  const quiet = { debug() {}, info() {}, warn(o: unknown) { process.stderr.write(`warn ${JSON.stringify(o)}\n`); } } as never;
-  const hm = createHostMetrics({ config: { metrics: { intervalMs: 5000, procRoot: '/proc', sysRoot: '/sys' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir }, log: quiet });
-  await hm.start();
-  const app = Fastify();
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(hm.render()));
-  await app.listen({ host: '127.0.0.1', port });
-  process.stdout.write('ready\n');
-  process.on('SIGTERM', () => {
-    hm.stop();
-    void app.close().then(() => process.exit(0));
-  });
+/** The node flags between `node` and the script on the unit's ExecStart line. */
+export function unitNodeFlags(unit: string): string[] {
+  const line = /^ExecStart=(\S*node)\s+(.*)$/m.exec(unit);
+  if (!line) throw new Error('no ExecStart=node line in systemd/piswarm.service');
+  return line[2]!.split(/\s+/).filter((w) => w.startsWith('--'));
 }
 
 function rssKiB(pid: number): { rss: number; hwm: number } {
@@ -110,16 +104,26 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const ours = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', String(ourPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const flags = unitNodeFlags(fs.readFileSync(path.join(ROOT, 'systemd/piswarm.service'), 'utf8'));
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-bench-state-'));
+  const ours = spawn(process.execPath, [...flags, path.join(ROOT, 'dist/agent/main.js'), 'agent', '--http-host', '127.0.0.1', '--port', String(ourPort),
+    '--state-dir', stateDir, '--formation-enabled', 'false', '--autopilot-enabled', 'false', '--log-level', 'warn'],
+  { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   const ne = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${nePort}`], { stdio: ['ignore', 'ignore', 'ignore'] });
   try {
     await Promise.all([waitUp(`http://127.0.0.1:${ourPort}/metrics`, ours, 'piswarm'), waitUp(`http://127.0.0.1:${nePort}/metrics`, ne, 'node_exporter')]);
     const a = await load('piswarm', `http://127.0.0.1:${ourPort}`, ours.pid as number, requests, concurrency);
     const b = await load('node_exporter', `http://127.0.0.1:${nePort}`, ne.pid as number, requests, concurrency);
-    console.log(`${requests} GET /metrics per server, ${concurrency} concurrent (undici Pool), loopback, ${os.cpus().length} CPUs, Node ${process.version}`);
+    console.log(`${requests} GET /metrics per server, ${concurrency} concurrent (undici Pool), loopback, ${os.cpus().length} CPUs, Node ${process.version}, agent flags: ${flags.join(' ') || '(none)'}`);
     const row = (cells: Array<string | number>) => console.log(cells.map((c, i) => String(c).padStart(i === 0 ? 14 : 12)).join(' '));
     row(['', 'p50 ms', 'p99 ms', 'req/s', 'bytes', 'series', 'idle RSS', 'RSS MiB', 'peak MiB']);
     for (const r of [a, b]) row([r.name, r.p50.toFixed(2), r.p99.toFixed(2), r.rps.toFixed(0), r.bytes, r.series, (r.idleKiB / 1024).toFixed(1), (r.rssKiB / 1024).toFixed(1), (r.hwmKiB / 1024).toFixed(1)]);
+    // What Node.js alone costs with the same flags: the floor under any agent written in it.
+    const bare = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const bareKiB = rssKiB(bare.pid as number).rss;
+    bare.kill('SIGTERM');
+    row(['bare node', '', '', '', '', '', (bareKiB / 1024).toFixed(1), '', '']);
     row(['ratio p/ne', (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2), (a.rps / b.rps).toFixed(2), (a.bytes / b.bytes).toFixed(2), (a.series / b.series).toFixed(2), (a.idleKiB / b.idleKiB).toFixed(2), (a.rssKiB / b.rssKiB).toFixed(2), (a.hwmKiB / b.hwmKiB).toFixed(2)]);
   } finally {
     ours.kill('SIGTERM');
@@ -127,12 +131,7 @@ async function main(): Promise<void> {
   }
 }
 
-const serveAt = process.argv.indexOf('--serve');
-if (serveAt >= 0) {
-  void serve(Number(process.argv[serveAt + 1]));
-} else {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
