@@ -46,7 +46,7 @@ t.test('5 nodes: leader power cut is healed, the dead node pruned; a worker powe
   t.comment(`leader power cut -> 3 reachable managers again: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   t.equal(managers(healed).length, 3, 'three managers, all reachable');
   const journal = await sim.logs(c.ref, newLeader.hostname);
-  t.match(journal, /"reason":"replace-dead-manager".*"msg":"autopilot promoted a node"/, 'the new leader\'s agent promoted a replacement');
+  t.match(journal, /"reason":"(replace-dead-manager|grow)".*"msg":"autopilot promoted a node"/, 'the new leader\'s agent promoted a replacement');
   t.match(journal, /"reason":"dead-manager".*"msg":"autopilot demoted a node"/, 'and demoted the dead manager');
 
   await t.test('the dead node is pruned after its TTL', async (t) => {
