@@ -95,8 +95,12 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 
+  // See ClusterView.managerLostAt: leadership moving here means the last leader was lost.
+  let managerLostAt = -Infinity;
+
   function setRole(role: AutopilotStatus['role']): void {
     if (role === state.role) return;
+    if (role === 'leader' && state.role === 'follower') managerLostAt = now();
     if (role === 'leader') log.info({ from: state.role }, 'autopilot decides on this node (Raft leader)');
     else if (state.role === 'leader') log.info({ to: role }, 'autopilot idles: this node is no longer the Raft leader');
     else log.debug({ from: state.role, to: role }, 'autopilot role changed');
@@ -122,6 +126,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       return;
     }
     backoff.succeeded(step);
+    if ((step.kind === 'demote' || step.kind === 'remove') && (step.reason === 'dead-manager' || step.reason === 'reimaged')) managerLostAt = at;
     if (step.kind === 'promote') bump(counters.promotions, step.reason);
     else if (step.kind === 'demote') bump(counters.demotions, step.reason);
     else if (step.kind === 'remove') bump(counters.removals, step.reason);
@@ -167,12 +172,13 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     const t = now();
     const members = args.membership?.members() ?? [];
     tracker = observe(tracker, nodes, members, t);
-    const view = buildView({ selfId: info.swarm.nodeId, nodes, members, tracker, blocked: backoff.blocked(t), now: t });
-    const assessment = assess(view, cfg, t);
     const self = nodes.find((n) => n.id === info.swarm.nodeId);
-    state = { ...state, assessment, quorumLost: false };
     if (!self) log.debug({ nodeId: info.swarm.nodeId }, 'own node id missing from the node list');
+    // Before the view: becoming leader after a follower stint marks a lost manager.
     setRole(self?.leader ? 'leader' : 'follower');
+    const view = buildView({ selfId: info.swarm.nodeId, nodes, members, tracker, blocked: backoff.blocked(t), managerLostAt, now: t });
+    const assessment = assess(view, cfg, t);
+    state = { ...state, assessment, quorumLost: false };
     if (!self?.leader) return;
 
     const step = plan(view, cfg, t);

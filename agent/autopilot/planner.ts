@@ -85,6 +85,9 @@ export function assess(view: ClusterView, c: AutopilotConfig, now: number): Asse
   return { managers: managers.length, reachable, quorum: quorum(managers.length), counted, target: targetManagers(counted, c) };
 }
 
+/** How long promotions wait after a manager was lost (see plan()). */
+export const MANAGER_LOSS_SETTLE_MS = 20_000;
+
 /**
  * One step per tick, or null when the swarm is as it should be. Pure and
  * deterministic: the same view, config and time give the same step.
@@ -135,6 +138,18 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
     });
 
   const stable = (n: NodeView) => n.healthy && now - n.since >= c.stabilizationMs;
+  // A worker learns the managers' addresses from its dispatcher session; for a
+  // while after a manager is lost it may know only the dead one, and promoted
+  // then it cannot join Raft ("can't initialize raft node ... no route to
+  // host", seen on the simulated cluster) and is stuck half-manager: the
+  // engine then refuses to demote it ("can't find manager in raft memberlist").
+  const lostAgo = now - view.managerLostAt;
+  const promotionsSettled = lostAgo >= MANAGER_LOSS_SETTLE_MS;
+  const lossWait = (): WaitStep => ({
+    kind: 'wait',
+    reason: 'manager-settling',
+    detail: `a manager was lost ${Math.round(lostAgo / 1000)} s ago; promotions wait ${MANAGER_LOSS_SETTLE_MS / 1000} s so workers learn the surviving managers' addresses`,
+  });
   const managers = view.nodes.filter((n) => n.role === 'manager');
   const readyHostnames = new Set(view.nodes.filter((n) => n.state === 'ready').map((n) => n.hostname));
   const isGhost = (n: NodeView) => n.state !== 'ready' && !n.healthy && n.hostname !== '' && readyHostnames.has(n.hostname);
@@ -182,7 +197,8 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
       // lost). So promotion comes first only where quorum survives without the
       // newcomer (5 managers, 1 dead); with 3 managers the dead one is demoted
       // first and the grow step below promotes on a healthy 2-manager set.
-      if (cand) {
+      if (cand && !promotionsSettled) waits.push(lossWait());
+      else if (cand) {
         if (safe(+1, 0)) {
           const s = act('promote', cand, 'replace-dead-manager', `replacing ${d.hostname}: ${detail}`);
           if (s) return s;
@@ -208,7 +224,9 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
         detail: `${a.reachable} managers, target ${a.target}; ${candidates.length} worker(s) healthy for ${c.stabilizationMs} ms`,
       });
     }
-    if (a.reachable < reachableTarget) {
+    if (a.reachable < reachableTarget && !promotionsSettled && candidates.length > 0) {
+      waits.push(lossWait());
+    } else if (a.reachable < reachableTarget) {
       for (const cand of candidates) {
         if (!safe(+1, +1)) { guard('promoting', cand, +1, +1); break; }
         const s = act('promote', cand, 'grow', `${a.reachable} managers, target ${a.target} for ${a.counted} nodes`);

@@ -63,6 +63,11 @@ export interface ClusterView {
   nodes: NodeView[];
   /** Step keys (`kind:nodeId`) the engine refused, with the time until which they are not retried. */
   blocked: Readonly<Record<string, number>>;
+  /**
+   * When a manager was last lost: leadership moved to this node, or the
+   * autopilot demoted or removed a dead manager. -Infinity when never.
+   */
+  managerLostAt: number;
 }
 
 function num(v: unknown): number | undefined {
@@ -162,6 +167,7 @@ export function buildView(args: {
   members?: readonly Member[];
   tracker: Tracker;
   blocked?: Readonly<Record<string, number>>;
+  managerLostAt?: number;
   now: number;
 }): ClusterView {
   const members = args.members ?? [];
@@ -190,5 +196,5 @@ export function buildView(args: {
         autopilotDrained: n.labels[LABEL_AUTOPILOT_DRAINED] === 'true',
       };
     });
-  return { selfId: args.selfId, nodes, blocked: args.blocked ?? {} };
+  return { selfId: args.selfId, nodes, blocked: args.blocked ?? {}, managerLostAt: args.managerLostAt ?? -Infinity };
 }

@@ -111,21 +111,20 @@ function printNodes(nodes: sim.NodeStatus[]): void {
  */
 async function watchFormation(ref: { name?: string | undefined }, nodes: sim.NodeStatus[], t0: number, log: (m: string) => void): Promise<boolean> {
   log(`waiting for the agents to form one swarm of ${nodes.length} (nobody runs docker swarm init)...`);
+  // Workers know no cluster id; one swarm = a manager's node list holds every node's own id.
   const swarmOf = async (n: sim.NodeStatus) => {
-    const r = await sim.exec(ref, n.name, ['docker', 'info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.Cluster.ID}} {{.Swarm.ControlAvailable}}']);
+    const r = await sim.exec(ref, n.name, ['docker', 'info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}} {{.Swarm.ControlAvailable}}']);
     const [state, id, manager] = r.stdout.trim().split(' ');
-    return { name: n.name, state, id: state === 'active' ? id : undefined, manager: manager === 'true' };
+    return { name: n.name, id: state === 'active' ? id : undefined, manager: manager === 'true' };
   };
   try {
     const manager = await sim.waitFor(async () => {
       const seen = await Promise.all(nodes.map(swarmOf));
-      const ids = new Set(seen.map((s) => s.id));
-      if (ids.size !== 1 || ids.has(undefined)) return undefined;
       const m = seen.find((s) => s.manager);
-      if (!m) return undefined;
-      const ls = await sim.exec(ref, m.name, ['docker', 'node', 'ls', '--format', '{{.Status}}']);
-      const ready = ls.stdout.split('\n').filter((l) => l.trim() === 'Ready').length;
-      return ready === nodes.length ? m.name : undefined;
+      if (!m || seen.some((s) => !s.id)) return undefined;
+      const ls = await sim.exec(ref, m.name, ['docker', 'node', 'ls', '--format', '{{.ID}} {{.Status}}']);
+      const ready = new Set(ls.stdout.split('\n').map((l) => l.trim().split(' ')).filter(([, st]) => st === 'Ready').map(([id]) => id));
+      return seen.every((s) => ready.has(s.id!)) ? m.name : undefined;
     }, { timeoutMs: 180_000, intervalMs: 1000, what: `one swarm with ${nodes.length} Ready node(s)` });
     log(`one swarm, ${nodes.length} node(s) Ready, ${((Date.now() - t0) / 1000).toFixed(1)}s after power-on:`);
     const ls = await sim.exec(ref, manager, ['docker', 'node', 'ls']);

@@ -1,10 +1,7 @@
 /**
  * What the healing tests and bench/heal.ts read from a simulated cluster:
- * the swarm's node list as a manager's engine prints it, and whether the
- * agent in the image runs the autopilot at all.
+ * the swarm's node list as a manager's engine prints it.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as sim from '../../../scripts/sim/cluster.js';
 
 export interface SwarmRow {
@@ -54,18 +51,4 @@ export async function until<T>(what: string, fn: () => Promise<T | null | false 
     if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
-}
-
-/**
- * Why the healing tests cannot mean anything yet, or false. The simulated
- * Pis run the agent built from this repository's dist/, so the autopilot runs
- * there only once agent/subsystems.ts creates it.
- */
-export function autopilotUnwiredReason(root = sim.repoRoot()): string | false {
-  const built = join(root, 'dist', 'agent', 'subsystems.js');
-  if (!existsSync(built)) return 'dist/agent/subsystems.js is missing: build first (npx tsc -p .)';
-  if (!/createAutopilot/.test(readFileSync(built, 'utf8'))) {
-    return 'the agent does not run the autopilot yet: agent/subsystems.ts must push createAutopilot(...) (see agent/autopilot/autopilot.ts)';
-  }
-  return false;
 }

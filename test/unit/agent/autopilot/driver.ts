@@ -43,6 +43,8 @@ export class Driver {
   readonly managerCounts: number[] = [];
   readonly backoff: RefusalBackoff;
   private readonly docker;
+  private lastLeader: string | null = null;
+  private managerLostAt = -Infinity;
 
   constructor(readonly sim: SimSwarm, readonly cfg: AutopilotConfig = BASE_CONFIG) {
     this.backoff = new RefusalBackoff(cfg.backoffBaseMs, cfg.backoffMaxMs, () => 0.5);
@@ -68,8 +70,11 @@ export class Driver {
     }
     for (const id of this.trackers.keys()) if (!sim.nodes.has(id)) this.trackers.delete(id);
     let step: Step | null = null;
+    // As the facade does: leadership moving marks a lost manager.
+    if (sim.leaderId && this.lastLeader !== null && sim.leaderId !== this.lastLeader) this.managerLostAt = sim.t;
+    this.lastLeader = sim.leaderId ?? this.lastLeader;
     if (sim.leaderId) {
-      const view = buildView({ selfId: sim.leaderId, nodes, tracker: this.trackers.get(sim.leaderId)!, blocked: this.backoff.blocked(sim.t), now: sim.t });
+      const view = buildView({ selfId: sim.leaderId, nodes, tracker: this.trackers.get(sim.leaderId)!, blocked: this.backoff.blocked(sim.t), managerLostAt: this.managerLostAt, now: sim.t });
       step = plan(view, this.cfg, sim.t);
       if (step && step.kind !== 'wait') {
         const hadQuorum = sim.hasQuorum();
@@ -77,6 +82,7 @@ export class Driver {
           await executeStep(this.docker, step);
           this.backoff.succeeded(step);
           this.taken.push({ t: sim.t, step, ok: true });
+          if ((step.kind === 'demote' || step.kind === 'remove') && (step.reason === 'dead-manager' || step.reason === 'reimaged')) this.managerLostAt = sim.t;
         } catch (err) {
           this.backoff.refused(step, sim.t);
           this.taken.push({ t: sim.t, step, ok: false, refusal: classifyRefusal(err).reason });

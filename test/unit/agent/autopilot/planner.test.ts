@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PiswarmError } from '../../../../shared/errors.js';
-import { plan, quorum, targetManagers, assess } from '../../../../agent/autopilot/planner.js';
+import { plan, quorum, targetManagers, assess, MANAGER_LOSS_SETTLE_MS } from '../../../../agent/autopilot/planner.js';
 import { buildView, nodeScore, observe, LABEL_AUTOPILOT_DRAINED } from '../../../../agent/autopilot/view.js';
 import type { SwarmNode } from '../../../../agent/docker/engine.js';
 import type { Member } from '../../../../agent/membership/types.js';
@@ -364,4 +364,19 @@ t.test('the planner is fast enough to run every tick on a Pi', async (t) => {
   const nodes = sim.list();
   const view = buildView({ selfId: sim.leaderId!, nodes, tracker: d.trackers.get(sim.leaderId!)!, now: sim.t });
   t.same(plan(view, BASE_CONFIG, sim.t), plan(view, BASE_CONFIG, sim.t));
+});
+
+t.test('after a manager is lost, promotions wait until workers know the surviving managers', async (t) => {
+  const now = 10 * MIN;
+  const mk = (id: string, role: 'manager' | 'worker', leader = false): SwarmNode => ({
+    id, hostname: `h-${id}`, role, availability: 'active', state: 'ready', addr: '', leader, reachability: role === 'manager' ? 'reachable' : null, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1,
+  });
+  const nodes = [mk('a', 'manager', true), mk('b', 'manager'), mk('c', 'worker'), mk('d', 'worker')];
+  const tracker = observe(new Map(), nodes, [], 0);
+  const soon = buildView({ selfId: 'a', nodes, tracker, managerLostAt: now - 5000, now });
+  t.match(plan(soon, BASE_CONFIG, now), { kind: 'wait', reason: 'manager-settling' }, '5 s after the loss: wait');
+  const later = buildView({ selfId: 'a', nodes, tracker, managerLostAt: now - MANAGER_LOSS_SETTLE_MS, now });
+  t.match(plan(later, BASE_CONFIG, now), { kind: 'promote', reason: 'grow' }, 'once settled: promote toward 3');
+  const never = buildView({ selfId: 'a', nodes, tracker, now });
+  t.match(plan(never, BASE_CONFIG, now), { kind: 'promote' }, 'no loss recorded: no wait');
 });
