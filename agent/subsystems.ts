@@ -6,6 +6,7 @@ import type { Subsystem } from './lifecycle/subsystem.js';
 import { formationSubsystem } from './swarm/subsystem.js';
 import { createAutopilot } from './autopilot/autopilot.js';
 import { membershipSubsystem, type HostFacts } from './membership/subsystem.js';
+import { engineRecovery } from './docker/engine-recovery.js';
 
 export interface SubsystemDeps {
   log: Logger;
@@ -31,7 +32,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     facts: deps.facts,
     confirmedPeers: () => formation.formation.status().confirmedPeers.map((p) => p.addr),
   });
-  parts.push(formation, membership);
+  parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir }), formation, membership);
   parts.push(createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership }));
   return parts;
 }

@@ -171,10 +171,16 @@ fi
 # --- systemd -----------------------------------------------------------------
 install -m 0644 "$PREFIX/systemd/piswarm.service" "$UNIT_DEST"
 say "installed $UNIT_DEST"
+# The agent's one privileged request: restart dockerd (moby#47854; see the .path unit).
+for u in piswarm-engine-restart.path piswarm-engine-restart.service; do
+  install -m 0644 "$PREFIX/systemd/$u" "/etc/systemd/system/$u"
+done
+say "installed piswarm-engine-restart.path/.service"
 if [[ -d /run/systemd/system ]]; then
   systemctl daemon-reload
   systemctl enable --quiet piswarm.service
-  say "enabled piswarm.service"
+  systemctl enable --now --quiet piswarm-engine-restart.path
+  say "enabled piswarm.service and piswarm-engine-restart.path"
   if ((start)); then
     if systemctl is-active --quiet piswarm.service; then
       systemctl restart piswarm.service
@@ -188,7 +194,7 @@ if [[ -d /run/systemd/system ]]; then
 else
   # No running systemd (an image build, a chroot): enabling only creates the
   # wants/ symlink, which takes effect at the next boot.
-  systemctl enable --quiet piswarm.service
-  say "enabled piswarm.service (systemd is not running here: it starts at the next boot)"
+  systemctl enable --quiet piswarm.service piswarm-engine-restart.path
+  say "enabled piswarm.service and piswarm-engine-restart.path (systemd is not running here: they start at the next boot)"
 fi
 say "done"

@@ -57,12 +57,18 @@ t.test('cable cut of two nodes of five, then reconnected: one swarm, all Ready, 
   const majority = () => names().filter((n) => !cut.includes(n));
   for (const n of cut) await sim.disconnect(c.ref, n);
 
-  // The majority keeps quorum (2 of 3) and, past the grace period, replaces the cut manager.
-  const during = await until('the majority side back to 3 reachable managers', async () => {
+  // The majority keeps quorum (2 of 3): first it sees the cut manager unreachable...
+  await until(`${cutManager.hostname} unreachable from the majority`, async () => {
     const l = await nodeLs(c.ref, majority());
-    return l && reachableManagers(l) === 3 && l;
-  }, 180_000);
-  t.equal(reachableManagers(during), 3, 'the majority restored three reachable managers while the cable was out');
+    return l?.find((x) => x.id === cutManager.id)?.manager === 'Unreachable';
+  }, 90_000);
+  // ...then, past the grace period, it replaces it with a majority-side node.
+  const during = await until('3 reachable managers on the majority side', async () => {
+    const l = await nodeLs(c.ref, majority());
+    const onMajority = l?.filter((x) => majority().includes(x.hostname) && (x.manager === 'Leader' || x.manager === 'Reachable')) ?? [];
+    return onMajority.length === 3 && l;
+  }, 240_000);
+  t.equal(managers(during).filter((x) => majority().includes(x.hostname) && x.manager !== 'Unreachable').length, 3, 'the majority restored three reachable managers while the cable was out');
 
   for (const n of cut) await sim.connect(c.ref, n);
   const healed = await until('one swarm of 5 Ready nodes with 3 reachable managers', async () => {

@@ -1,0 +1,98 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../log/logger.js';
+import type { Subsystem } from '../lifecycle/subsystem.js';
+import type { Collector } from '../metrics/types.js';
+import type { EngineMonitor, EngineSample } from './monitor.js';
+
+/**
+ * Engine states a restart of dockerd repairs and nothing the agent can do
+ * through the API does. moby#47854 (fixed in Docker 23.0.11 and 26.1.4,
+ * present in Debian bookworm's and Raspberry Pi OS's docker.io 20.10): a
+ * worker promoted after the manager it first joined through is gone retries
+ * that dead address forever ("can't initialize raft node"); the engine API
+ * cannot even demote it ("can't find manager in raft memberlist"). A restarted
+ * dockerd has forgotten the join address and joins Raft through the managers
+ * it knows.
+ */
+export const RESTARTABLE = /can't initialize raft node/i;
+export const REQUEST_FILE = 'engine-restart.request';
+
+export interface RecoveryPolicy {
+  /** How long the engine must report the state before a restart is asked for. */
+  stuckMs: number;
+  /** Least time between two requests. */
+  minIntervalMs: number;
+}
+
+export const DEFAULT_RECOVERY: RecoveryPolicy = { stuckMs: 30_000, minIntervalMs: 600_000 };
+
+export interface RecoveryState {
+  /** When the engine started reporting a restartable error, or null. */
+  stuckSince: number | null;
+  lastRequestAt: number | null;
+}
+
+/** Pure: the next state, and whether to ask for a restart now. */
+export function decide(state: RecoveryState, sample: Pick<EngineSample, 'info'>, now: number, p: RecoveryPolicy): { state: RecoveryState; request: boolean } {
+  const sw = sample.info?.swarm;
+  const stuck = sw?.state === 'error' && RESTARTABLE.test(sw.error ?? '');
+  if (!stuck) return { state: { ...state, stuckSince: null }, request: false };
+  const since = state.stuckSince ?? now;
+  const due = now - since >= p.stuckMs && (state.lastRequestAt === null || now - state.lastRequestAt >= p.minIntervalMs);
+  return { state: { stuckSince: due ? null : since, lastRequestAt: due ? now : state.lastRequestAt }, request: due };
+}
+
+/**
+ * Watches the engine samples and, when one of the states above persists,
+ * asks systemd (piswarm-engine-restart.path, running as root) to restart
+ * dockerd by creating a request file in the state directory.
+ */
+export function engineRecovery(deps: {
+  monitor: Pick<EngineMonitor, 'onSample'>;
+  log: Logger;
+  stateDir: string;
+  policy?: RecoveryPolicy;
+  now?: () => number;
+  writeRequest?: (path: string, text: string) => void;
+}): Subsystem {
+  const log = deps.log.child({ mod: 'engine-recovery' });
+  const policy = deps.policy ?? DEFAULT_RECOVERY;
+  const now = deps.now ?? Date.now;
+  const write = deps.writeRequest ?? ((p, t) => writeFileSync(p, t, { mode: 0o600 }));
+  let state: RecoveryState = { stuckSince: null, lastRequestAt: null };
+  let requests = 0;
+  let failures = 0;
+  let active = false;
+  deps.monitor.onSample((sample) => {
+    if (!active) return;
+    const d = decide(state, sample, now(), policy);
+    if (d.state.stuckSince !== null && state.stuckSince === null) {
+      log.warn({ error: sample.info?.swarm.error }, 'engine stuck in a state only a dockerd restart repairs (moby#47854); waiting before asking for one');
+    }
+    state = d.state;
+    if (!d.request) return;
+    const file = join(deps.stateDir, REQUEST_FILE);
+    try {
+      write(file, `${new Date(now()).toISOString()} ${sample.info?.swarm.error ?? ''}\n`);
+      requests++;
+      log.warn({ file, error: sample.info?.swarm.error }, 'asked systemd to restart the Docker Engine');
+    } catch (err) {
+      failures++;
+      log.error({ file, code: (err as NodeJS.ErrnoException).code }, 'cannot write the engine restart request');
+    }
+  });
+  const collector: Collector = {
+    name: 'engine-recovery',
+    collect: () => [
+      { name: 'piswarm_engine_restart_requests_total', help: 'Docker Engine restarts the agent asked systemd for (moby#47854 recovery).', type: 'counter', samples: [{ value: requests }] },
+      { name: 'piswarm_engine_restart_request_failures_total', help: 'Restart requests that could not be written.', type: 'counter', samples: [{ value: failures }] },
+    ],
+  };
+  return {
+    name: 'engine-recovery',
+    collectors: [collector],
+    async start() { active = true; },
+    async stop() { active = false; },
+  };
+}

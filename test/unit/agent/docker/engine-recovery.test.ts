@@ -1,0 +1,69 @@
+import t from 'tap';
+import { decide, engineRecovery, type RecoveryPolicy } from '../../../../agent/docker/engine-recovery.js';
+import { toEngineInfo } from '../../../../agent/docker/engine.js';
+import type { EngineSample } from '../../../../agent/docker/monitor.js';
+import { memoryLogger } from '../../../helpers/fakes.js';
+
+const P: RecoveryPolicy = { stuckMs: 30_000, minIntervalMs: 600_000 };
+const stuck = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'error', Error: "manager stopped: can't initialize raft node: rpc error: code = Unavailable desc = connection error: dial tcp 10.0.0.5:2377: connect: no route to host" } }) };
+const otherError = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'error', Error: 'invalid join token' } }) };
+const fine = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'active', ControlAvailable: true } }) };
+
+t.test('asks once the raft-join error has lasted stuckMs, then not again within minIntervalMs', async (t) => {
+  let s = { stuckSince: null as number | null, lastRequestAt: null as number | null };
+  let r = decide(s, stuck, 0, P);
+  t.equal(r.request, false, 'not at first sight');
+  s = r.state;
+  r = decide(s, stuck, 29_999, P);
+  t.equal(r.request, false);
+  s = r.state;
+  r = decide(s, stuck, 30_000, P);
+  t.equal(r.request, true, 'after 30 s');
+  s = r.state;
+  r = decide(s, stuck, 100_000, P);
+  s = r.state;
+  r = decide(s, stuck, 200_000, P);
+  t.equal(r.request, false, 'not again within 10 minutes');
+  s = r.state;
+  r = decide(s, stuck, 630_001, P);
+  t.equal(r.request, true, 'again once 10 minutes passed and it is still stuck');
+});
+
+t.test('a recovery in between resets the clock; other errors and no engine never ask', async (t) => {
+  let s = decide({ stuckSince: null, lastRequestAt: null }, stuck, 0, P).state;
+  s = decide(s, fine, 20_000, P).state;
+  t.equal(s.stuckSince, null);
+  t.equal(decide(s, stuck, 40_000, P).request, false, 'the 30 s start again');
+  t.equal(decide({ stuckSince: 0, lastRequestAt: null }, otherError, 1e6, P).request, false, 'a bad token is not fixed by a restart');
+  t.equal(decide({ stuckSince: 0, lastRequestAt: null }, { info: null }, 1e6, P).request, false, 'a dead engine is systemd\'s business');
+});
+
+t.test('the subsystem writes the request file and counts it; a failed write is counted, never thrown', async (t) => {
+  const { log, lines } = memoryLogger();
+  let listener: ((s: EngineSample) => void) | null = null;
+  const writes: string[] = [];
+  let clock = 0;
+  let failWrite = false;
+  const sub = engineRecovery({
+    monitor: { onSample: (fn) => { listener = fn; } },
+    log, stateDir: '/var/lib/piswarm', policy: P, now: () => clock,
+    writeRequest: (p) => { if (failWrite) throw Object.assign(new Error('EROFS'), { code: 'EROFS' }); writes.push(p); },
+  });
+  const sample = (s: typeof stuck) => listener!({ at: clock, errorCode: null, latencySeconds: 0, ...s });
+  sample(stuck);
+  clock = 60_000;
+  sample(stuck);
+  t.same(writes, [], 'nothing before start()');
+  await sub.start!();
+  clock = 61_000; sample(stuck);
+  clock = 92_000; sample(stuck);
+  t.same(writes, ['/var/lib/piswarm/engine-restart.request']);
+  t.ok(lines().some((l) => l.msg === 'asked systemd to restart the Docker Engine'));
+  failWrite = true;
+  clock = 800_000; sample(stuck);
+  clock = 840_000; sample(stuck);
+  const fams = sub.collectors![0]!.collect();
+  t.equal(fams.find((f) => f.name === 'piswarm_engine_restart_requests_total')?.samples[0]?.value, 1);
+  t.equal(fams.find((f) => f.name === 'piswarm_engine_restart_request_failures_total')?.samples[0]?.value, 1);
+  await sub.stop!();
+});
