@@ -25,7 +25,10 @@ export interface RecoveryPolicy {
   minIntervalMs: number;
 }
 
-export const DEFAULT_RECOVERY: RecoveryPolicy = { stuckMs: 30_000, minIntervalMs: 600_000 };
+// A restarted dockerd picks one of the managers it remembers, the dead one
+// included, so one restart does not always do it (seen on the simulated
+// cluster); systemd caps the attempts (StartLimitBurst in the .service).
+export const DEFAULT_RECOVERY: RecoveryPolicy = { stuckMs: 30_000, minIntervalMs: 60_000 };
 
 export interface RecoveryState {
   /** When the engine started reporting a restartable error, or null. */

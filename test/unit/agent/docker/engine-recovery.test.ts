@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decide, engineRecovery, type RecoveryPolicy } from '../../../../agent/docker/engine-recovery.js';
+import { decide, engineRecovery, DEFAULT_RECOVERY, type RecoveryPolicy } from '../../../../agent/docker/engine-recovery.js';
 import { toEngineInfo } from '../../../../agent/docker/engine.js';
 import type { EngineSample } from '../../../../agent/docker/monitor.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
@@ -10,6 +10,7 @@ const otherError = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { Lo
 const fine = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'active', ControlAvailable: true } }) };
 
 t.test('asks once the raft-join error has lasted stuckMs, then not again within minIntervalMs', async (t) => {
+  t.same(DEFAULT_RECOVERY, { stuckMs: 30_000, minIntervalMs: 60_000 }, 'the shipped policy');
   let s = { stuckSince: null as number | null, lastRequestAt: null as number | null };
   let r = decide(s, stuck, 0, P);
   t.equal(r.request, false, 'not at first sight');
