@@ -1,5 +1,8 @@
 import { request } from 'undici';
 import type { Config } from '../../shared/config-schema.js';
+import { EXIT } from '../../shared/constants.js';
+import { ConfigError } from '../config/load.js';
+import { parseArgs } from './command.js';
 
 /** Where the CLI finds the local agent: loopback on the configured port. */
 export function localBaseUrl(config: Readonly<Config>, override?: string): string {
@@ -22,4 +25,35 @@ export async function callLocal(base: string, path: string, opts: { method?: 'GE
     ...(opts.method === 'POST' ? { body: '{}', headers: { 'content-type': 'application/json' } } : {}),
   });
   return { status: res.statusCode, text: await res.body.text() };
+}
+
+/** Loads the configuration for a CLI command: argv and environment in, config and the remaining words out. */
+export type LoadConfig = (argv: string[], env: Readonly<Record<string, string | undefined>>) => { config: Readonly<Config>; rest: string[] };
+
+/**
+ * The part every client of the local agent shares: the configuration (for the
+ * port), `--json` and `--url`, and a usage error for anything else. Returns
+ * an exit code when the command must stop there.
+ */
+export function localInvocation(
+  ctx: { argv: string[]; env: Readonly<Record<string, string | undefined>>; err: (t: string) => void },
+  load: LoadConfig,
+  usage: string,
+  opts: { json?: boolean } = {},
+): { base: string; json: boolean; config: Readonly<Config> } | number {
+  let loaded;
+  try {
+    loaded = load(ctx.argv, ctx.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    ctx.err(err.message);
+    return EXIT.CONFIG;
+  }
+  const a = parseArgs(loaded.rest, { booleans: opts.json === false ? [] : ['json'], strings: ['url'] });
+  const unexpected = [...a.unknown, ...a.missing, ...a.positional];
+  if (unexpected.length > 0) {
+    ctx.err(`unexpected: ${unexpected.join(' ')}\n\n${usage}`);
+    return EXIT.USAGE;
+  }
+  return { base: localBaseUrl(loaded.config, a.values.url as string | undefined), json: a.values.json === true, config: loaded.config };
 }

@@ -1,12 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EXIT } from '../../shared/constants.js';
-import { ConfigError, loadConfig } from '../config/load.js';
-import type { Config } from '../../shared/config-schema.js';
-import { parseArgs, type Command } from './command.js';
-import { callLocal, localBaseUrl } from './local-api.js';
+import { loadConfig } from '../config/load.js';
+import type { Command } from './command.js';
+import { callLocal, localInvocation, type LoadConfig } from './local-api.js';
 
-type LoadConfig = (argv: string[], env: Readonly<Record<string, string | undefined>>) => { config: Readonly<Config>; rest: string[] };
 
 /** The layered loader over the real files; only the port and host matter here. */
 const defaultLoad: LoadConfig = (argv, env) => loadConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8'), hostname: hostname() });
@@ -29,21 +27,9 @@ export function makeNodesCommand(load: LoadConfig): Command {
     summary: 'swarm nodes (ask a manager)',
     usage: `piswarm nodes [--json] [--url URL]\n\nAsks the local agent for GET /v1/nodes: every node of the swarm with role,\nstate and availability, like \`docker node ls\`. Only managers can answer; on a\nworker the error names the managers to ask.\nExit 0; 1: not a manager or the engine refused; 69: the agent does not answer.\n\n  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --json        print the nodes as JSON`,
     async run(ctx) {
-      let loaded;
-      try {
-        loaded = load(ctx.argv, ctx.env);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        ctx.err(err.message);
-        return EXIT.CONFIG;
-      }
-      const { config, rest } = loaded;
-      const a = parseArgs(rest, { booleans: ['json'], strings: ['url'] });
-      if (a.unknown.length || a.missing.length || a.positional.length) {
-        ctx.err(`unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}\n\n${this.usage}`);
-        return EXIT.USAGE;
-      }
-      const base = localBaseUrl(config, a.values.url as string | undefined);
+      const inv = localInvocation(ctx, load, this.usage);
+      if (typeof inv === 'number') return inv;
+      const { base } = inv;
       let ans;
       try {
         ans = await callLocal(base, '/v1/nodes');
@@ -62,7 +48,7 @@ export function makeNodesCommand(load: LoadConfig): Command {
         ctx.err(`${body.code ?? ans.status}: ${body.message ?? 'no node list'}`);
         return EXIT.FAILURE;
       }
-      if (a.values.json) {
+      if (inv.json) {
         ctx.out(JSON.stringify(body.nodes, null, 2));
         return EXIT.OK;
       }

@@ -1,13 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EXIT } from '../../shared/constants.js';
-import { ConfigError, loadConfig } from '../config/load.js';
-import type { Config } from '../../shared/config-schema.js';
+import { loadConfig } from '../config/load.js';
 import type { FormationStatus } from '../../shared/wire/peer.js';
-import { parseArgs, type Command } from './command.js';
-import { callLocal, localBaseUrl } from './local-api.js';
+import type { Command } from './command.js';
+import { callLocal, localInvocation, type LoadConfig } from './local-api.js';
 
-type LoadConfig = (argv: string[], env: Readonly<Record<string, string | undefined>>) => { config: Readonly<Config>; rest: string[] };
 
 /** The layered loader over the real files; only the port and host matter here. */
 const defaultLoad: LoadConfig = (argv, env) => loadConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8'), hostname: hostname() });
@@ -24,21 +22,9 @@ export function makePeersCommand(load: LoadConfig): Command {
     summary: 'formation phase and confirmed peers of the local agent',
     usage: `piswarm peers [--json] [--url URL]\n\nAsks the local agent for GET /v1/formation: its phase, why, the election\nwinner, the peers it confirmed over authenticated HTTP and recent phase\nchanges. Exit 0; 1: formation is degraded or off; 69: the agent does not answer.\n\n  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --json        print the formation document as JSON`,
     async run(ctx) {
-      let loaded;
-      try {
-        loaded = load(ctx.argv, ctx.env);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        ctx.err(err.message);
-        return EXIT.CONFIG;
-      }
-      const { config, rest } = loaded;
-      const a = parseArgs(rest, { booleans: ['json'], strings: ['url'] });
-      if (a.unknown.length || a.missing.length || a.positional.length) {
-        ctx.err(`unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}\n\n${this.usage}`);
-        return EXIT.USAGE;
-      }
-      const base = localBaseUrl(config, a.values.url as string | undefined);
+      const inv = localInvocation(ctx, load, this.usage);
+      if (typeof inv === 'number') return inv;
+      const { base } = inv;
       let st: FormationStatus;
       try {
         const ans = await callLocal(base, '/v1/formation');
@@ -51,7 +37,7 @@ export function makePeersCommand(load: LoadConfig): Command {
         ctx.err(`the agent at ${base} does not answer: ${(err as Error).message}`);
         return EXIT.UNAVAILABLE;
       }
-      if (a.values.json) ctx.out(JSON.stringify(st, null, 2));
+      if (inv.json) ctx.out(JSON.stringify(st, null, 2));
       else {
         ctx.out(`node ${st.name} (${st.nodeId}) at ${st.address ?? '?'}: ${st.phase} — ${st.reason}`);
         if (st.swarm) ctx.out(`swarm ${st.swarm.id} (${st.swarm.role})`);

@@ -1,15 +1,6 @@
 import { EXIT } from '../../shared/constants.js';
-import type { Config } from '../../shared/config-schema.js';
 import type { Command } from './command.js';
-import { parseArgs } from './command.js';
-import { callLocal, localBaseUrl } from './local-api.js';
-
-type LoadConfig = (argv: string[]) => { config: Readonly<Config>; rest: string[] };
-
-function usageError(out: (s: string) => void, msg: string, usage: string): number {
-  out(`${msg}\n\n${usage}`);
-  return EXIT.USAGE;
-}
+import { callLocal, localInvocation, type LoadConfig } from './local-api.js';
 
 /** `piswarm status`, `piswarm metrics`, `piswarm bench-disk`: thin clients of the local agent. */
 export function localCommands(load: LoadConfig): Command[] {
@@ -19,10 +10,9 @@ export function localCommands(load: LoadConfig): Command[] {
     summary: 'health summary of the local agent',
     usage: `piswarm status [--json] [--url URL]\n\nAsks the local agent for /health and prints one line per check.\nExit 0: pass or warn; 1: fail; 69: the agent does not answer.\n\n${common}\n  --json        print the health document as JSON`,
     async run(ctx) {
-      const { config, rest } = load(ctx.argv);
-      const a = parseArgs(rest, { booleans: ['json'], strings: ['url'] });
-      if (a.unknown.length || a.missing.length || a.positional.length) return usageError(ctx.err, `unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}`, this.usage);
-      const base = localBaseUrl(config, a.values.url as string | undefined);
+      const inv = localInvocation(ctx, load, this.usage);
+      if (typeof inv === 'number') return inv;
+      const { base } = inv;
       let ans;
       try {
         ans = await callLocal(base, '/health');
@@ -37,7 +27,7 @@ export function localCommands(load: LoadConfig): Command[] {
         ctx.err(`the agent at ${base} answered ${ans.status} with something that is not a health document`);
         return EXIT.UNAVAILABLE;
       }
-      if (a.values.json) ctx.out(JSON.stringify(doc, null, 2));
+      if (inv.json) ctx.out(JSON.stringify(doc, null, 2));
       else {
         ctx.out(`status: ${doc.status}`);
         for (const [name, results] of Object.entries(doc.checks ?? {})) {
@@ -55,10 +45,9 @@ export function localCommands(load: LoadConfig): Command[] {
     summary: 'print the local agent\'s /metrics',
     usage: `piswarm metrics [--url URL]\n\nPrints the Prometheus exposition of the local agent.\nExit 0; 69: the agent does not answer.\n\n${common}`,
     async run(ctx) {
-      const { config, rest } = load(ctx.argv);
-      const a = parseArgs(rest, { strings: ['url'] });
-      if (a.unknown.length || a.missing.length || a.positional.length) return usageError(ctx.err, `unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}`, this.usage);
-      const base = localBaseUrl(config, a.values.url as string | undefined);
+      const inv = localInvocation(ctx, load, this.usage, { json: false });
+      if (typeof inv === 'number') return inv;
+      const { base } = inv;
       try {
         const ans = await callLocal(base, '/metrics');
         ctx.out(ans.text.replace(/\n$/, ''));
@@ -74,10 +63,9 @@ export function localCommands(load: LoadConfig): Command[] {
     summary: 'measure the boot disk\'s sequential read speed (read-only)',
     usage: `piswarm bench-disk [--json] [--url URL]\n\nAsks the local agent to run its read-only sequential-read benchmark of the\nboot disk (page cache bypassed, bounded by diskBench.maxBytes and\ndiskBench.maxSeconds). The result is kept in the state directory and\nexported as piswarm_disk_bench_read_bytes_per_second. Only loopback callers\nmay start it. Exit 0; 1: the benchmark failed; 69: the agent does not answer.\n\n${common}\n  --json        print the result as JSON`,
     async run(ctx) {
-      const { config, rest } = load(ctx.argv);
-      const a = parseArgs(rest, { booleans: ['json'], strings: ['url'] });
-      if (a.unknown.length || a.missing.length || a.positional.length) return usageError(ctx.err, `unexpected: ${[...a.unknown, ...a.missing, ...a.positional].join(' ')}`, this.usage);
-      const base = localBaseUrl(config, a.values.url as string | undefined);
+      const inv = localInvocation(ctx, load, this.usage);
+      if (typeof inv === 'number') return inv;
+      const { base, config } = inv;
       let ans;
       try {
         ans = await callLocal(base, '/v1/bench/disk', { method: 'POST', timeoutMs: (config.diskBench.maxSeconds + 30) * 1000 });
@@ -89,7 +77,7 @@ export function localCommands(load: LoadConfig): Command[] {
         ctx.err(`benchmark failed (${ans.status}): ${ans.text}`);
         return EXIT.FAILURE;
       }
-      if (a.values.json) ctx.out(ans.text);
+      if (inv.json) ctx.out(ans.text);
       else {
         const r = JSON.parse(ans.text) as { device: string; bytes: number; seconds: number; bytesPerSecond: number };
         ctx.out(`${r.device}: ${(r.bytesPerSecond / 1e6).toFixed(1)} MB/s (${(r.bytes / 1048576).toFixed(0)} MiB in ${r.seconds.toFixed(2)} s, page cache bypassed)`);
