@@ -73,6 +73,13 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
     const score = Number(/Overall exposure level for piswarm\.service: ([\d.]+)/.exec(security.stdout)?.[1]);
     t.comment(`systemd-analyze security piswarm.service: exposure ${score}`);
     t.ok(score <= 2.5, `exposure ${score} stays in the OK band (<= 2.5)`);
+    // The agent's one privileged request (moby#47854 recovery): installed, verified, watching.
+    const units = ['/etc/systemd/system/piswarm-engine-restart.path', '/etc/systemd/system/piswarm-engine-restart.service'];
+    const v2 = await ex(['systemd-analyze', 'verify', ...units]);
+    t.equal(v2.code, 0, v2.stderr);
+    t.equal(v2.stderr.trim() + v2.stdout.trim(), '', 'the engine-restart units verify with no warnings');
+    const path = await ex(['systemctl', 'is-active', 'piswarm-engine-restart.path']);
+    t.equal(path.stdout.trim(), 'active', 'the path unit watches for the agent\'s request');
   });
 
   await t.test('systemctl restart brings the agent back', async (t) => {
@@ -142,7 +149,7 @@ t.test('install.sh on a fresh Debian without node or systemd running', { skip, t
   const first = section('first');
   t.match(first, /installed \/r\/node as \/usr\/local\/bin\/node/);
   t.match(first, /created system user piswarm/);
-  t.match(first, /enabled piswarm\.service \(systemd is not running here/);
+  t.match(first, /enabled piswarm\.service and piswarm-engine-restart\.path \(systemd is not running here/);
   t.match(first, /rc=0/);
   const state = section('state');
   t.match(state, /\/etc\/piswarm 750 root piswarm/);
