@@ -7,7 +7,7 @@ import type { EngineMonitor, EngineSample } from './monitor.js';
 
 /**
  * Engine states a restart of dockerd repairs and nothing the agent can do
- * through the API does. moby#47854 (fixed in Docker 23.0.11 and 26.1.4,
+ * through the API does. moby#47854 (fixed upstream in 2024, backported to 23.0 and 26.1;
  * present in Debian bookworm's and Raspberry Pi OS's docker.io 20.10): a
  * worker promoted after the manager it first joined through is gone retries
  * that dead address forever ("can't initialize raft node"); the engine API
