@@ -10,9 +10,14 @@ import type { HostFacts } from './membership/subsystem.js';
 /** Adapts the host metrics sampler, host checks and disk benchmark to what the agent needs. */
 export function createHostPort(config: Readonly<Config>, log: Logger, version: string): HostPort & { facts: () => HostFacts } {
   const host = createHostMetrics({ config, log, version });
-  // One check per health key, each reading the same cached snapshot.
-  const names = Object.keys(hostChecks(host.snapshot(), config.health));
-  const checks: HealthCheck[] = names.map((name) => ({ name, run: () => hostChecks(host.snapshot(), config.health)[name] ?? [] }));
+  // One check per health key; the results are computed once per sample, not once per key.
+  let cached: { at: number; results: ReturnType<typeof hostChecks> } | null = null;
+  const results = () => {
+    const snap = host.snapshot();
+    if (cached?.at !== snap.at) cached = { at: snap.at, results: hostChecks(snap, config.health) };
+    return cached.results;
+  };
+  const checks: HealthCheck[] = Object.keys(results()).map((name) => ({ name, run: () => results()[name] ?? [] }));
   // The last benchmark is read once at start and replaced after each run.
   let benchBps: number | undefined;
   return {

@@ -27,6 +27,21 @@ export async function callLocal(base: string, path: string, opts: { method?: 'GE
   return { status: res.statusCode, text: await res.body.text() };
 }
 
+/** callLocal for a command: an agent that does not answer is reported and becomes exit 69. */
+export async function askLocal(
+  ctx: { err: (t: string) => void },
+  base: string,
+  path: string,
+  opts?: { method?: 'GET' | 'POST'; timeoutMs?: number },
+): Promise<LocalAnswer | number> {
+  try {
+    return await callLocal(base, path, opts);
+  } catch (err) {
+    ctx.err(`the agent at ${base} does not answer: ${(err as Error).message}`);
+    return EXIT.UNAVAILABLE;
+  }
+}
+
 /** Loads the configuration for a CLI command: argv and environment in, config and the remaining words out. */
 export type LoadConfig = (argv: string[], env: Readonly<Record<string, string | undefined>>) => { config: Readonly<Config>; rest: string[] };
 

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { EXIT } from '../../shared/constants.js';
 import { loadConfig } from '../config/load.js';
 import type { Command } from './command.js';
-import { callLocal, localInvocation, type LoadConfig } from './local-api.js';
+import { askLocal, localInvocation, type LoadConfig } from './local-api.js';
 
 
 /** The layered loader over the real files; only the port and host matter here. */
@@ -30,13 +30,8 @@ export function makeNodesCommand(load: LoadConfig): Command {
       const inv = localInvocation(ctx, load, this.usage);
       if (typeof inv === 'number') return inv;
       const { base } = inv;
-      let ans;
-      try {
-        ans = await callLocal(base, '/v1/nodes');
-      } catch (err) {
-        ctx.err(`the agent at ${base} does not answer: ${(err as Error).message}`);
-        return EXIT.UNAVAILABLE;
-      }
+      const ans = await askLocal(ctx, base, '/v1/nodes');
+      if (typeof ans === 'number') return ans;
       let body: { nodes?: NodeRow[]; code?: string; message?: string };
       try {
         body = JSON.parse(ans.text);

@@ -1,6 +1,6 @@
 import { EXIT } from '../../shared/constants.js';
 import type { Command } from './command.js';
-import { callLocal, localInvocation, type LoadConfig } from './local-api.js';
+import { askLocal, localInvocation, type LoadConfig } from './local-api.js';
 
 /** `piswarm status`, `piswarm metrics`, `piswarm bench-disk`: thin clients of the local agent. */
 export function localCommands(load: LoadConfig): Command[] {
@@ -13,13 +13,8 @@ export function localCommands(load: LoadConfig): Command[] {
       const inv = localInvocation(ctx, load, this.usage);
       if (typeof inv === 'number') return inv;
       const { base } = inv;
-      let ans;
-      try {
-        ans = await callLocal(base, '/health');
-      } catch (err) {
-        ctx.err(`the agent at ${base} does not answer: ${(err as Error).message}`);
-        return EXIT.UNAVAILABLE;
-      }
+      const ans = await askLocal(ctx, base, '/health');
+      if (typeof ans === 'number') return ans;
       let doc: { status: string; checks: Record<string, Array<{ status: string; observedValue?: unknown; observedUnit?: string; output?: string }>> };
       try {
         doc = JSON.parse(ans.text);
@@ -48,14 +43,10 @@ export function localCommands(load: LoadConfig): Command[] {
       const inv = localInvocation(ctx, load, this.usage, { json: false });
       if (typeof inv === 'number') return inv;
       const { base } = inv;
-      try {
-        const ans = await callLocal(base, '/metrics');
-        ctx.out(ans.text.replace(/\n$/, ''));
-        return ans.status === 200 ? EXIT.OK : EXIT.FAILURE;
-      } catch (err) {
-        ctx.err(`the agent at ${base} does not answer: ${(err as Error).message}`);
-        return EXIT.UNAVAILABLE;
-      }
+      const ans = await askLocal(ctx, base, '/metrics');
+      if (typeof ans === 'number') return ans;
+      ctx.out(ans.text.replace(/\n$/, ''));
+      return ans.status === 200 ? EXIT.OK : EXIT.FAILURE;
     },
   };
   const benchDisk: Command = {
@@ -66,13 +57,8 @@ export function localCommands(load: LoadConfig): Command[] {
       const inv = localInvocation(ctx, load, this.usage);
       if (typeof inv === 'number') return inv;
       const { base, config } = inv;
-      let ans;
-      try {
-        ans = await callLocal(base, '/v1/bench/disk', { method: 'POST', timeoutMs: (config.diskBench.maxSeconds + 30) * 1000 });
-      } catch (err) {
-        ctx.err(`the agent at ${base} does not answer: ${(err as Error).message}`);
-        return EXIT.UNAVAILABLE;
-      }
+      const ans = await askLocal(ctx, base, '/v1/bench/disk', { method: 'POST', timeoutMs: (config.diskBench.maxSeconds + 30) * 1000 });
+      if (typeof ans === 'number') return ans;
       if (ans.status !== 200) {
         ctx.err(`benchmark failed (${ans.status}): ${ans.text}`);
         return EXIT.FAILURE;

@@ -1,4 +1,5 @@
 import { seededRandom } from '../clock.js';
+import { DEFAULT_OPTIONS } from '../core.js';
 import { createMembership, type CreateMembershipArgs, type Membership, type MembershipConfig } from '../membership.js';
 import type { MemberEvent, MembershipLog, PeerAddress } from '../types.js';
 import { SimNetwork, type NetworkOptions } from './network.js';
@@ -6,16 +7,17 @@ import { VirtualClock } from './virtual-clock.js';
 
 export const SIM_CLUSTER_KEY = 'simulated-cluster-key-0123456789abcdef';
 
+// The agent's own defaults (core.ts), so a simulation runs what a Pi runs.
 export const DEFAULT_SIM_CONFIG: MembershipConfig = Object.freeze({
   port: 7070,
-  probeIntervalMs: 1000,
-  probeTimeoutMs: 500,
-  indirectChecks: 3,
-  suspicionMult: 4,
-  suspicionMaxTimeoutMult: 6,
-  gossipNodes: 3,
-  gossipIntervalMs: 200,
-  retransmitMult: 5,
+  probeIntervalMs: DEFAULT_OPTIONS.probeIntervalMs,
+  probeTimeoutMs: DEFAULT_OPTIONS.probeTimeoutMs,
+  indirectChecks: DEFAULT_OPTIONS.indirectChecks,
+  suspicionMult: DEFAULT_OPTIONS.suspicionMult,
+  suspicionMaxTimeoutMult: DEFAULT_OPTIONS.suspicionMaxTimeoutMult,
+  gossipNodes: DEFAULT_OPTIONS.gossipNodes,
+  gossipIntervalMs: DEFAULT_OPTIONS.gossipIntervalMs,
+  retransmitMult: DEFAULT_OPTIONS.retransmitMult,
 });
 
 const silent: MembershipLog = { debug() {}, info() {}, warn() {}, error() {} };
