@@ -106,6 +106,15 @@ set -euo pipefail
 exec > >(tee -a ${FIRSTBOOT_LOG}) 2>&1
 say() { echo "piswarm-firstboot: $*"; }
 die() { echo "piswarm-firstboot: ERROR: $*" | tee /dev/console >&2 || true; exit 1; }
+# A command that fails without a die() of its own still says which one, so the log never just stops.
+trap 'rc=$?; echo "piswarm-firstboot: ERROR: line $LINENO: $BASH_COMMAND exited with $rc" | tee /dev/console >&2 || true' ERR
+say "started"
+
+# A container (the simulated Pi) runs on the host's kernel and clock: what only
+# a kernel command line or an NTP client could change is left alone there, and said so.
+CONTAINER=$(systemd-detect-virt --container 2>/dev/null || true)
+[ "$CONTAINER" != none ] || CONTAINER=""
+[ -z "$CONTAINER" ] || say "in a container ($CONTAINER): the kernel, its command line and the clock are the host's"
 
 # Ubuntu and Raspberry Pi OS bookworm+ mount the boot partition at /boot/firmware; older releases at /boot.
 BOOT=""
@@ -124,7 +133,11 @@ fi
 [ -s ${CLUSTER_KEY_PATH} ] || die "no cluster key: ${CLUSTER_KEY_PATH} is missing and $BOOT/${BOOT_KEY_FILE} is absent; re-flash the card with piswarm flash"
 
 # 2. Docker needs the memory cgroup; Raspberry Pi kernels disable it by default.
-if ! awk '$1=="memory" && $4=="1" {found=1} END {exit !found}' /proc/cgroups; then
+if awk '$1=="memory" && $4=="1" {found=1} END {exit !found}' /proc/cgroups; then
+  say "memory cgroup enabled"
+elif [ -n "$CONTAINER" ]; then
+  say "WARNING: memory cgroup disabled; in a container only the host's kernel command line can enable it (cmdline.txt left alone, no reboot)"
+else
   if [ -f "$BOOT/cmdline.txt" ] && ! grep -q 'cgroup_enable=memory' "$BOOT/cmdline.txt"; then
     sed -i '1 s/[[:space:]]*$/ ${MEMORY_CGROUP_ARGS.join(' ')}/' "$BOOT/cmdline.txt"
     say "enabled the memory cgroup in $BOOT/cmdline.txt; rebooting once at the end"
@@ -142,13 +155,27 @@ fi
 # 4. Swarm TLS certificates and raft need a correct clock; a Pi has no RTC.
 timedatectl set-ntp true || say "WARNING: could not enable NTP (timedatectl set-ntp true)"
 systemctl enable --now systemd-timesyncd 2>/dev/null || say "systemd-timesyncd not available; another NTP client may run"
+if systemctl is-active --quiet systemd-timesyncd; then
+  say "clock: systemd-timesyncd running"
+elif [ -n "$CONTAINER" ]; then
+  say "clock: systemd-timesyncd does not run in a container (its ConditionVirtualization=!container); the host keeps the clock"
+else
+  say "WARNING: systemd-timesyncd is not running; swarm TLS needs a correct clock (piswarm doctor checks clock:sync)"
+fi
 
 # 5. Firewall: only touched when ufw is active.
 if command -v ufw >/dev/null && ufw status | grep -q '^Status: active'; then
   for rule in ${firewallRules(agentPort).join(' ')}; do ufw allow "$rule"; done
 fi
 
-# 6. Node.js >= ${MIN_NODE.major}.${MIN_NODE.minor} for the agent.
+# 6. Docker Engine: cloud-init's packages step installed docker.io before this
+# script ran; when it could not (no network yet, e.g. Wi-Fi still associating), try once more.
+if ! command -v dockerd >/dev/null; then
+  say "docker.io is not installed (cloud-init's package step failed?); installing it"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io; } || die "could not install docker.io; check the network, then run: sudo bash ${FIRSTBOOT_SCRIPT}"
+fi
+
+# 7. Node.js >= ${MIN_NODE.major}.${MIN_NODE.minor} for the agent.
 node_ok() {
   command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>${MIN_NODE.major}||(a===${MIN_NODE.major}&&b>=${MIN_NODE.minor})?0:1)'
 }
@@ -164,7 +191,7 @@ if ! node_ok; then
 fi
 node_ok || die "piswarm needs Node.js >= ${MIN_NODE.major}.${MIN_NODE.minor}; this system has $(node --version 2>/dev/null || echo none) (Debian bookworm and Ubuntu 24.04 ship 18.x). Install a newer Node.js into /usr/local/bin (e.g. the official linux-arm64 build), or re-flash with piswarm flash --node, then run: sudo bash ${FIRSTBOOT_SCRIPT}"
 
-# 7. Install the agent from the release copied onto the boot partition.
+# 8. Install the agent from the release copied onto the boot partition.
 REL=$(ls -1 "$BOOT"/piswarm-*.tar.gz | sort -V | tail -n 1)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -174,20 +201,20 @@ INSTALL=$(find "$TMP" -path '*/scripts/install.sh' -type f | head -n 1)
 # --no-start: the config and key are still root-only; the agent (user piswarm, created by install.sh) starts below.
 bash "$INSTALL" --release "$REL" --no-start
 
-# 8. Agent config and key: readable by root and the agent's group only.
+# 9. Agent config and key: readable by root and the agent's group only.
 getent group piswarm >/dev/null || die "install.sh did not create the piswarm group"
 chown root:piswarm ${DEFAULT_CONFIG_FILE} ${CLUSTER_KEY_PATH}
 chmod 0640 ${DEFAULT_CONFIG_FILE} ${CLUSTER_KEY_PATH}
 
-# 9. Start.
+# 10. Start.
 usermod -aG docker pi || true
 systemctl enable --now docker
 systemctl enable piswarm
 if [ -e ${REBOOT_FLAG} ]; then
-  say "agent enabled; it starts after the reboot"
+  say "done in $SECONDS s: agent enabled; it starts after the reboot"
 else
   systemctl restart piswarm
-  say "agent started"
+  say "done in $SECONDS s: agent started"
 fi
 `;
 }

@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { buildMetaData, buildNetworkConfig, buildNodeConfig, buildUserData, firewallRules, patchCmdline, validateProvision, type NodeProvision } from '../../../../agent/provision/cloud-init.js';
+import { buildMetaData, buildNetworkConfig, buildNodeConfig, buildUserData, firewallRules, firstbootScript, patchCmdline, validateProvision, type NodeProvision } from '../../../../agent/provision/cloud-init.js';
 import { newClusterFile } from '../../../../agent/provision/cluster-file.js';
 import { toYaml } from '../../../../agent/provision/yaml.js';
 
@@ -56,4 +57,21 @@ t.test('cmdline.txt stays one line and gains each argument once', async (t) => {
 t.test('yaml emitter', async (t) => {
   t.equal(toYaml({ a: [{ b: 1, c: ['x'] }], d: 'l1\n l2\n', e: ' lead\nx', f: [], g: {}, h: null, 'i-j': true }, '#h'),
     '#h\na:\n  - b: 1\n    c:\n      - "x"\nd: |\n  l1\n   l2\ne: |2-\n   lead\n  x\nf: []\ng: {}\nh: null\ni-j: true\n');
+});
+
+t.test('first-boot script: valid bash, says where it ends, and leaves the kernel command line alone in a container', async (t) => {
+  const script = firstbootScript(7070);
+  const syntax = spawnSync('bash', ['-n'], { input: script, encoding: 'utf8' });
+  t.equal(syntax.status, 0, `bash -n: ${syntax.stderr}`);
+  t.match(script, /^trap '.*ERROR: line \$LINENO: \$BASH_COMMAND exited with \$rc.*' ERR$/m, 'a failing command is named in the log, not just the end of it');
+  t.equal(script.match(/say "done in \$SECONDS s: /g)?.length, 2, 'both ways to finish (agent started, reboot first) log done');
+  // Step 2: in a container the memory cgroup is the host's; cmdline.txt is edited (and a reboot asked for) only outside one.
+  const step2 = script.slice(script.indexOf('# 2.'), script.indexOf('# 3.'));
+  const guard = step2.indexOf('elif [ -n "$CONTAINER" ]');
+  t.ok(guard > 0 && guard < step2.indexOf('sed -i') && guard < step2.indexOf('touch /run/piswarm-reboot-required'), 'the container branch comes before the edit');
+  t.match(script, /CONTAINER=\$\(systemd-detect-virt --container/);
+  t.match(script, /clock: systemd-timesyncd does not run in a container/);
+  // docker.io comes from cloud-init's packages step; the script installs it only when that step could not.
+  const docker = script.indexOf('if ! command -v dockerd >/dev/null; then');
+  t.ok(docker > 0 && docker < script.indexOf('bash "$INSTALL"'), 'a missing engine is installed before the agent is');
 });
