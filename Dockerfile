@@ -88,3 +88,53 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # --max-semi-space-size=1: the same V8 setting as the systemd unit (see its comment).
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/node", "--max-semi-space-size=1", "/opt/piswarm/dist/agent/main.js"]
 CMD ["agent"]
+
+# ---------------------------------------------------------------------------
+# firstboot: a Raspberry Pi as `piswarm flash` leaves it before its first
+# boot: systemd, sshd, sudo, systemd-timesyncd and cloud-init, as on a
+# cloud-init image of Raspberry Pi OS or Ubuntu, but no Docker Engine, no
+# Node.js and no agent. Everything else comes from the boot partition: run it
+# with the same flags as `pi` and put the files flash wrote into /boot/firmware
+# before power-on. Nothing of the repository is copied in, so a code change
+# never rebuilds it (test/integration/flash/firstboot.test.ts).
+#   docker build --target firstboot -t piswarm/pi-firstboot [--build-arg BASE=...] .
+FROM ${BASE} AS firstboot
+ARG FIRSTBOOT_PACKAGES="systemd systemd-sysv systemd-timesyncd dbus iproute2 iputils-ping procps ca-certificates util-linux kmod less sudo openssh-server cloud-init"
+RUN set -eu; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $FIRSTBOOT_PACKAGES; \
+    # The local base carries the simulated Pi's engine (build-base.sh); a
+    # fresh Pi has none, and first boot's cloud-init installs it.
+    DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove docker.io containerd runc tini; \
+    rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*; \
+    # A Pi image ships with a locale set (Ubuntu: C.UTF-8, Raspberry Pi OS:
+    # en_GB.UTF-8). With none, cloud-init's locale module asks for en_US.UTF-8,
+    # which Debian's locale-gen does not generate from an argument, and fails.
+    echo 'LANG=C.UTF-8' > /etc/default/locale
+# The same masks as `pi`, except systemd-timesyncd: cloud-init's ntp module
+# restarts it, and its own ConditionVirtualization=!container keeps it off here.
+RUN systemctl mask \
+      systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+      systemd-udev-trigger.service systemd-udev-settle.service \
+      getty.target console-getty.service \
+      systemd-firstboot.service systemd-modules-load.service sys-kernel-config.mount \
+      apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer \
+ && systemctl set-default multi-user.target \
+ && mkdir -p /var/log/journal /boot/firmware /var/lib/cloud/seed \
+ && ln -s /boot/firmware /var/lib/cloud/seed/nocloud
+# On a Pi, cloud-init's NoCloud finds user-data, meta-data and network-config
+# on the FAT boot partition mounted at /boot/firmware. A container has no such
+# partition, so the seed directory NoCloud also reads (/var/lib/cloud/seed/
+# nocloud) is that directory: the same files, found another way. Docker
+# configures the container's eth0 (a fixed address on the cluster network),
+# so cloud-init is told not to apply network-config: a DHCP client would only
+# take that address away (the test renders the file with cloud-init's own
+# converter instead). Both lines below exist only in the simulation.
+RUN printf '%s\n' \
+      '# piswarm simulation only (Dockerfile, target firstboot): see the comment there.' \
+      'datasource_list: [NoCloud, None]' \
+      'network: {config: disabled}' \
+      > /etc/cloud/cloud.cfg.d/90-piswarm-sim.cfg
+ENV container=docker
+STOPSIGNAL SIGRTMIN+3
+CMD ["/sbin/init"]

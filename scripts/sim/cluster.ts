@@ -18,7 +18,7 @@ import { PiswarmError } from '../../shared/errors.js';
 import { NODE_FLAGS } from './node-flags.js';
 import { ensureImages, PI_IMAGE, serviceGid, type ImageTimings } from './images.js';
 import { docker, run, type RunResult } from './run.js';
-import { tar } from './tar.js';
+import { tar, type TarEntry } from './tar.js';
 
 export const LABEL_CLUSTER = 'io.piswarm.sim.cluster';
 export const LABEL_NODE = 'io.piswarm.sim.node';
@@ -239,32 +239,71 @@ function envFile(env: Record<string, string>): string {
 
 const gidCache = new Map<string, number>();
 
-/** Creates (not starts) one node with its /etc/piswarm filled in, as an SD card flashed before first boot. */
-async function createNode(cluster: string, net: NetworkInfo, index: number, key: string, env: Record<string, string>): Promise<string> {
+/** Creates (not starts) the container of one node: labels, fixed address, its own /var/lib/docker volume. */
+async function createContainer(cluster: string, net: NetworkInfo, index: number, image: string, port: string, hostname?: string): Promise<string> {
   const name = nodeName(cluster, index);
   const ip = `${net.prefix}${10 + index}`;
   if (10 + index > 254) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'a simulated cluster holds at most 244 nodes');
-  const port = env.PISWARM_HTTP_PORT ?? String(DEFAULT_HTTP_PORT);
   const labels = [
     `${LABEL_CLUSTER}=${cluster}`, `${LABEL_NODE}=${name}`, `${LABEL_INDEX}=${index}`, `${LABEL_IP}=${ip}`, `${LABEL_PORT}=${port}`,
   ].flatMap((l) => ['--label', l]);
   await docker(['volume', 'create', ...labels.slice(0, 4), volumeName(name)]);
   await docker([
-    'create', '--name', name, '--hostname', name, '--network', net.name, '--ip', ip, ...labels,
-    ...NODE_FLAGS, '-v', `${volumeName(name)}:/var/lib/docker`, PI_IMAGE,
+    'create', '--name', name, '--hostname', hostname ?? name, '--network', net.name, '--ip', ip, ...labels,
+    ...NODE_FLAGS, '-v', `${volumeName(name)}:/var/lib/docker`, image,
   ]);
+  return name;
+}
+
+const copyInto = (name: string, dir: string, files: readonly TarEntry[]) => docker(['cp', '-', `${name}:${dir}`], { input: tar(files) });
+
+/** Copies files into a directory of a node (created or running), with exact modes and numeric owners. */
+export async function copyFiles(ref: ClusterRef, name: string, dir: string, files: readonly TarEntry[]): Promise<void> {
+  await node(ref, name);
+  await copyInto(name, dir, files);
+}
+
+/** Creates (not starts) one node with its /etc/piswarm filled in, as an SD card flashed before first boot. */
+async function createNode(cluster: string, net: NetworkInfo, index: number, key: string, env: Record<string, string>): Promise<string> {
+  const name = await createContainer(cluster, net, index, PI_IMAGE, env.PISWARM_HTTP_PORT ?? String(DEFAULT_HTTP_PORT));
   const imageId = (await docker(['inspect', '-f', '{{.Image}}', name])).trim();
   let gid = gidCache.get(imageId);
   if (gid === undefined) gidCache.set(imageId, (gid = await serviceGid(imageId)));
   const config = { clusterName: cluster, clusterKeyFile: '/etc/piswarm/cluster.key', stateDir: '/var/lib/piswarm' };
-  const files = tar([
+  await copyInto(name, '/etc/piswarm', [
     // Same modes and owners as install.sh gives them on a Pi.
     { name: 'config.json', content: JSON.stringify(config, null, 2) + '\n', mode: 0o640, uid: 0, gid },
     { name: 'cluster.key', content: key + '\n', mode: 0o640, uid: 0, gid },
     { name: 'env', content: envFile(env), mode: 0o600, uid: 0, gid: 0 },
   ]);
-  await docker(['cp', '-', `${name}:/etc/piswarm`], { input: files });
   return name;
+}
+
+export interface BareNodeOptions extends ClusterRef {
+  /** An image without the agent, e.g. FIRSTBOOT_IMAGE (images.ts). */
+  image: string;
+  /** The hostname it boots with before anything renames it (a Pi image's stock one). */
+  hostname?: string;
+  /** The agent port its provisioning will configure (for status and apiUrl). */
+  port?: number;
+}
+
+/**
+ * Creates (not starts) one more node of a running cluster from another image
+ * and with nothing in /etc/piswarm: a Pi whose card carries only what its
+ * first boot provisions (put the files there with copyFiles, then start it).
+ */
+export async function createBare(opts: BareNodeOptions): Promise<NodeStatus> {
+  const cluster = clusterName(opts);
+  const net = await findNetwork(cluster);
+  if (!net) throw new PiswarmError('PISWARM_ERR_NOT_FOUND', `cluster "${cluster}" is not up (run \`up\` first)`);
+  const name = await createContainer(cluster, net, await nextIndex(opts), opts.image, String(opts.port ?? DEFAULT_HTTP_PORT), opts.hostname);
+  return node(opts, name);
+}
+
+async function nextIndex(ref: ClusterRef): Promise<number> {
+  const cluster = clusterName(ref);
+  return (await status(ref)).reduce((m, n) => Math.max(m, Number(n.name.slice(cluster.length + 1)) || 0), 0) + 1;
 }
 
 /** Whether the agent at `apiUrl` answers /health at all (any HTTP status counts: it answered). */
@@ -329,7 +368,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   const key = opts.clusterKey ?? (await clusterKey({ ...opts, root }));
   const existing = await status(opts);
   const toStart = existing.filter((n) => !n.running).map((n) => n.name);
-  let next = existing.reduce((m, n) => Math.max(m, Number(n.name.slice(cluster.length + 1)) || 0), 0) + 1;
+  let next = await nextIndex(opts);
   for (let count = existing.length; count < opts.nodes; count++) {
     toStart.push(await createNode(cluster, net, next++, key, opts.env ?? {}));
   }
@@ -344,10 +383,8 @@ export async function add(opts: NodeOptions = {}): Promise<NodeStatus> {
   const net = await findNetwork(cluster);
   if (!net) throw new PiswarmError('PISWARM_ERR_NOT_FOUND', `cluster "${cluster}" is not up (run \`up\` first)`);
   if (!opts.skipImages) await ensureImages({ root: opts.root ?? repoRoot(), log: opts.log });
-  const existing = await status(opts);
-  const next = existing.reduce((m, n) => Math.max(m, Number(n.name.slice(cluster.length + 1)) || 0), 0) + 1;
   const key = opts.clusterKey ?? (await clusterKey(opts));
-  const name = await createNode(cluster, net, next, key, opts.env ?? {});
+  const name = await createNode(cluster, net, await nextIndex(opts), key, opts.env ?? {});
   await startNodes(opts, [name], opts.timeoutMs ?? 120_000);
   return node(opts, name);
 }

@@ -6,6 +6,8 @@ import { docker, engineAnswers, run } from './run.js';
 
 export const PI_IMAGE = 'piswarm/pi:sim';
 export const LOCAL_BASE = 'piswarm/base:bookworm';
+/** A Pi before its first boot: cloud-init, no engine, no node, no agent (Dockerfile target firstboot). */
+export const FIRSTBOOT_IMAGE = 'piswarm/pi-firstboot:sim';
 
 export interface ImageTimings {
   /** Starting the engine with setup-host.sh (0 when it already answered). */
@@ -65,6 +67,9 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+const buildArgs = (target: string, tag: string, base: string, noCache?: boolean) =>
+  ['build', '-q', ...(noCache ? ['--no-cache'] : []), '--target', target, '--build-arg', `BASE=${base}`, '-t', tag, '.'];
+
 /**
  * Makes sure an engine answers and the simulated-Pi image matches the
  * current build (dist/): the release tarball is reproducible, so an
@@ -93,7 +98,7 @@ export async function ensureImages(opts: EnsureImagesOptions): Promise<ImageTimi
     const nodeDst = join(root, 'release/node');
     const [src, dst] = await Promise.all([stat(process.execPath), stat(nodeDst).catch(() => undefined)]);
     if (!dst || dst.size !== src.size || dst.mtimeMs < src.mtimeMs) await copyFile(process.execPath, nodeDst);
-    t.buildMs = await step(root, `image ${PI_IMAGE}`, 'docker', ['build', '-q', ...(opts.noCache ? ['--no-cache'] : []), '--target', 'pi', '--build-arg', `BASE=${base}`, '-t', PI_IMAGE, '.'], log);
+    t.buildMs = await step(root, `image ${PI_IMAGE}`, 'docker', buildArgs('pi', PI_IMAGE, base, opts.noCache), log);
     return t;
   });
 }
@@ -104,4 +109,18 @@ export async function serviceGid(image: string): Promise<number> {
   const gid = Number(out.split(':')[2]);
   if (!Number.isInteger(gid)) throw new PiswarmError('PISWARM_ERR_DOCKER', `no piswarm group in ${image}`);
   return gid;
+}
+
+/**
+ * Makes sure FIRSTBOOT_IMAGE is built (after ensureImages, whose release and
+ * node the Dockerfile's earlier stages copy: the legacy builder builds every
+ * stage before the target). The stage copies nothing of the repository, so it
+ * is rebuilt only when the Dockerfile or the base changes.
+ */
+export async function ensureFirstbootImage(opts: EnsureImagesOptions): Promise<number> {
+  const root = opts.root;
+  const base = opts.base ?? process.env.PISWARM_SIM_BASE ?? LOCAL_BASE;
+  await ensureImages(opts);
+  return withLock(join(root, 'release/.image-lock'), () =>
+    step(root, `image ${FIRSTBOOT_IMAGE}`, 'docker', buildArgs('firstboot', FIRSTBOOT_IMAGE, base, opts.noCache), opts.log ?? (() => {})));
 }
