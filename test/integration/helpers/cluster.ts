@@ -65,9 +65,9 @@ export interface StartedCluster {
  */
 export async function startCluster(
   t: TapLike,
-  opts: { prefix: string; nodes: number; env?: Record<string, string>; clusterKey?: string; timeoutMs?: number },
+  opts: { prefix: string; nodes: number; env?: Record<string, string>; clusterKey?: string; timeoutMs?: number; /** default: uniqueName(prefix) */ name?: string },
 ): Promise<StartedCluster> {
-  const ref = { name: uniqueName(opts.prefix), log: (m: string) => t.comment(`sim: ${m}`) };
+  const ref = { name: opts.name ?? uniqueName(opts.prefix), log: (m: string) => t.comment(`sim: ${m}`) };
   t.teardown(async () => {
     if (!t.passing()) await dumpJournals(t, ref);
     await sim.down(ref);
