@@ -1,4 +1,5 @@
 import type { AutopilotConfig, ClusterView, NodeView } from './view.js';
+import { hostOf } from '../election/rule.js';
 
 export type ActionKind = 'promote' | 'demote' | 'remove' | 'drain' | 'activate';
 export type StepKind = ActionKind | 'wait';
@@ -76,7 +77,8 @@ export interface Assessment {
 }
 
 export function assess(view: ClusterView, c: AutopilotConfig, now: number): Assessment {
-  const managers = view.nodes.filter((n) => n.role === 'manager');
+  // Raft's own members: a promoted node that never joined Raft is no voter.
+  const managers = view.nodes.filter((n) => n.role === 'manager' && n.raftMember);
   const reachable = managers.filter((n) => n.reachable).length;
   // A node that just went down is presumed to come back within the grace
   // period: counting it keeps the target (and so the manager set) still
@@ -160,17 +162,28 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
     const s = settling[0]!;
     return { kind: 'wait', reason: 'manager-settling', nodeId: s.id, detail: `manager ${s.hostname} is ${s.state} and not reachable yet; no other manager change until it is` };
   };
+  // A worker whose engine would dial only the manager it joined through
+  // (Docker < 27, gossip `joinAddr`) cannot join Raft when that manager is
+  // gone: it re-joins through a live one first (agent/election/rule.ts) and
+  // is a candidate again as a new node.
+  const liveManagerHosts = new Set(managers.filter((n) => n.reachable && n.managerAddr).map((n) => hostOf(n.managerAddr!)));
+  const pinnedAway = (n: NodeView) => n.joinAddr !== null && !liveManagerHosts.has(hostOf(n.joinAddr));
   // An operator's drained worker is under maintenance: never promote it.
-  const candidates = view.nodes
-    .filter((n) => n.role === 'worker' && stable(n) && (n.availability === 'active' || (n.availability === 'drain' && n.autopilotDrained)))
-    .sort(byRank);
+  // The older of two entries for one hostname is the stale one of a node
+  // that left and joined again (or was re-imaged): never a candidate, even
+  // before the engine marks it down.
+  const superseded = (n: NodeView) => n.hostname !== '' && view.nodes.some((o) => o.id !== n.id && o.hostname === n.hostname && o.createdAt > n.createdAt);
+  const eligible = view.nodes
+    .filter((n) => n.role === 'worker' && stable(n) && !superseded(n) && (n.availability === 'active' || (n.availability === 'drain' && n.autopilotDrained)));
+  const pinned = eligible.filter(pinnedAway);
+  const candidates = eligible.filter((n) => !pinnedAway(n)).sort(byRank);
 
   // 2. re-imaged nodes leave ghosts under their old id
   for (const g of view.nodes) {
     if (!isGhost(g)) continue;
     if (now - g.since < c.stabilizationMs) continue; // let a racing restart settle first
     const detail = `${g.hostname} came back as another node; ${g.id} is its stale entry`;
-    if (g.role === 'manager') {
+    if (g.role === 'manager' && g.raftMember) {
       if (g.reachable) continue;
       if (settling.length > 0) { waits.push(settlingWait()); continue; }
       if (!safe(-1, 0)) { guard('demoting stale', g, -1, 0); continue; }
@@ -188,6 +201,17 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
   // (4.) and nothing while a manager is settling, e.g. the replacement itself
   for (const d of settling.length > 0 ? [] : dead) {
     const detail = `manager ${d.hostname} unreachable for ${Math.round((now - d.reachSince) / 1000)} s`;
+    if (!d.raftMember) {
+      // Promoted but never in Raft: no vote to lose, and the engine refuses
+      // to demote it. Down, it is removed; up, it is still trying to join.
+      if (d.state !== 'down') {
+        waits.push({ kind: 'wait', reason: 'node-not-down', nodeId: d.id, detail: `${d.hostname} was promoted but never joined Raft and is ${d.state}; removal waits until it is down` });
+        continue;
+      }
+      const s = act('remove', d, 'dead-manager', `${detail}, never joined Raft`);
+      if (s) return s;
+      continue;
+    }
     if (a.reachable < a.target) {
       const cand = candidates.find((n) => !blocked('promote', n));
       // The replacement counts as unreachable until it proves otherwise: on a
@@ -217,11 +241,18 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
     // Only an odd count that stable candidates can actually reach: never
     // stop at an even count on the way to a target we cannot make.
     const reachableTarget = Math.min(a.target, largestOddAtMost(a.reachable + candidates.length));
+    // Shrinking for want of candidates waits for the workers on their way to
+    // being candidates: pinned ones about to re-join, and healthy ones still
+    // stabilising (a re-joined worker is a new node). Otherwise a re-join
+    // would cost a demotion and two promotions.
+    const arriving = view.nodes.filter((n) => n.role === 'worker' && n.healthy && n.availability === 'active' && !stable(n)).length;
+    const keepTarget = Math.min(a.target, largestOddAtMost(a.reachable + candidates.length + pinned.length + arriving));
     if (a.reachable < a.target && a.reachable >= reachableTarget) {
+      const rejoining = pinned.length > 0 ? `; ${pinned.length} more joined through a manager that is gone and re-join first (${pinned.map((n) => n.hostname).join(', ')})` : '';
       waits.push({
         kind: 'wait',
         reason: 'waiting-candidates',
-        detail: `${a.reachable} managers, target ${a.target}; ${candidates.length} worker(s) healthy for ${c.stabilizationMs} ms`,
+        detail: `${a.reachable} managers, target ${a.target}; ${candidates.length} worker(s) healthy for ${c.stabilizationMs} ms${rejoining}`,
       });
     }
     if (a.reachable < reachableTarget && !promotionsSettled && candidates.length > 0) {
@@ -232,11 +263,11 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
         const s = act('promote', cand, 'grow', `${a.reachable} managers, target ${a.target} for ${a.counted} nodes`);
         if (s) return s;
       }
-    } else if (a.reachable > reachableTarget) {
+    } else if (a.reachable > keepTarget) {
       const victims = managers.filter((n) => n.id !== view.selfId && !n.leader).sort(byRank).reverse();
       for (const v of victims) {
         if (!safe(-1, -1)) { guard('demoting', v, -1, -1); break; }
-        const s = act('demote', v, 'shrink', `${a.reachable} managers, target ${reachableTarget} for ${a.counted} nodes`);
+        const s = act('demote', v, 'shrink', `${a.reachable} managers, target ${keepTarget} for ${a.counted} nodes`);
         if (s) return s;
       }
     }

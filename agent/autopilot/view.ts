@@ -44,6 +44,13 @@ export interface NodeView {
   leader: boolean;
   /** Managers: reachability === 'reachable'. Workers: false. */
   reachable: boolean;
+  /**
+   * A manager the engine lists with a Raft status (reachable, unreachable
+   * or unknown). A node promoted that never joined Raft has none: it does
+   * not count toward quorum, cannot be demoted ("can't find manager in raft
+   * memberlist") and, once down, is removed instead.
+   */
+  raftMember: boolean;
   reachSince: number;
   /** Swarm says ready and gossip (when present) does not say otherwise. */
   healthy: boolean;
@@ -54,6 +61,14 @@ export interface NodeView {
   score: number | null;
   createdAt: string;
   autopilotDrained: boolean;
+  /**
+   * Workers on engines before Docker 27: the manager address the engine
+   * joined through and would dial to join Raft if promoted (gossip
+   * `joinAddr`). Null when not published.
+   */
+  joinAddr: string | null;
+  /** Managers: the Raft address (`ip:2377`). */
+  managerAddr: string | null;
 }
 
 export interface ClusterView {
@@ -187,6 +202,7 @@ export function buildView(args: {
         state: n.state,
         leader: n.leader,
         reachable,
+        raftMember: n.role === 'manager' && n.reachability !== null,
         reachSince: o && o.reachable === reachable && o.role === n.role ? o.reachSince : args.now,
         healthy,
         since: o && o.healthy === healthy ? o.since : args.now,
@@ -194,6 +210,8 @@ export function buildView(args: {
         score: nodeScore(n.labels, member?.meta ?? null),
         createdAt: n.createdAt,
         autopilotDrained: n.labels[LABEL_AUTOPILOT_DRAINED] === 'true',
+        joinAddr: typeof member?.meta?.joinAddr === 'string' && member.meta.joinAddr !== '' ? member.meta.joinAddr : null,
+        managerAddr: n.managerAddr ?? null,
       };
     });
   return { selfId: args.selfId, nodes, blocked: args.blocked ?? {}, managerLostAt: args.managerLostAt ?? -Infinity };

@@ -49,6 +49,8 @@ export interface SwarmNode {
   addr: string;
   leader: boolean;
   reachability: string | null; // reachable | unreachable | unknown (managers only)
+  /** Managers: the Raft address (ManagerStatus.Addr, `ip:2377`). Absent on workers. */
+  managerAddr?: string | null;
   labels: Record<string, string>;
   createdAt: string;
   updatedAt: string;
@@ -117,6 +119,7 @@ export function toSwarmNode(n: any): SwarmNode {
     addr: String(n.Status?.Addr ?? ''),
     leader: n.ManagerStatus?.Leader === true,
     reachability: n.ManagerStatus ? lower(n.ManagerStatus.Reachability, 'unknown') : null,
+    managerAddr: typeof n.ManagerStatus?.Addr === 'string' && n.ManagerStatus.Addr !== '' ? n.ManagerStatus.Addr : null,
     labels: { ...(n.Spec?.Labels ?? {}) },
     createdAt: String(n.CreatedAt ?? ''),
     updatedAt: String(n.UpdatedAt ?? ''),

@@ -380,3 +380,62 @@ t.test('after a manager is lost, promotions wait until workers know the survivin
   const never = buildView({ selfId: 'a', nodes, tracker, now });
   t.match(plan(never, BASE_CONFIG, now), { kind: 'promote' }, 'no loss recorded: no wait');
 });
+
+t.test('a worker pinned to a manager that is gone (gossip joinAddr, Docker < 27) is never promoted; one joined through a live manager is', async (t) => {
+  const now = 10 * MIN;
+  const mk = (id: string, role: 'manager' | 'worker', ip: string, leader = false): SwarmNode => ({
+    id, hostname: `h-${id}`, role, availability: 'active', state: 'ready', addr: ip, leader, reachability: role === 'manager' ? 'reachable' : null,
+    managerAddr: role === 'manager' ? `${ip}:2377` : null, labels: {}, createdAt: `2024-01-0${id.charCodeAt(0) - 96}T00:00:00Z`, updatedAt: '', version: 1,
+  });
+  // a and b manage; the first manager (10.0.0.9) was demoted after its power cut.
+  const nodes = [mk('a', 'manager', '10.0.0.1', true), mk('b', 'manager', '10.0.0.2'), mk('c', 'worker', '10.0.0.3'), mk('d', 'worker', '10.0.0.4')];
+  const member = (id: string, meta: Record<string, unknown>): Member => ({ id, addr: '10.0.0.1', port: 7070, incarnation: 1, state: 'alive', meta, stateChangedAt: 0, self: false });
+  const tracker = observe(new Map(), nodes, [], 0);
+  const view = (members: Member[]) => buildView({ selfId: 'a', nodes, members, tracker, now });
+
+  const bothPinned = [member('h-c', { swarmNodeId: 'c', joinAddr: '10.0.0.9:2377' }), member('h-d', { swarmNodeId: 'd', joinAddr: '10.0.0.9:2377' })];
+  const w = plan(view(bothPinned), BASE_CONFIG, now);
+  t.match(w, { kind: 'wait', reason: 'waiting-candidates' }, 'no promotion while every candidate is pinned to the gone manager');
+  t.match(w?.detail, /2 more joined through a manager that is gone and re-join first \(h-c, h-d\)/, 'the wait names them');
+
+  const oneRejoined = [member('h-c', { swarmNodeId: 'c', joinAddr: '10.0.0.9:2377' }), member('h-d', { swarmNodeId: 'd', joinAddr: '10.0.0.2:2377' })];
+  t.match(plan(view(oneRejoined), BASE_CONFIG, now), { kind: 'promote', nodeId: 'd', reason: 'grow' }, 'the worker joined through a live manager is promoted');
+
+  const unpublished = [member('h-c', { swarmNodeId: 'c' }), member('h-d', { swarmNodeId: 'd' })];
+  t.match(plan(view(unpublished), BASE_CONFIG, now), { kind: 'promote', nodeId: 'c' }, 'no joinAddr (Docker 27+): ranked as before, oldest first');
+  t.equal(view(bothPinned).nodes.find((n) => n.id === 'a')!.managerAddr, '10.0.0.1:2377');
+});
+
+t.test('a worker that left and joined again: its old entry is never promoted, and a promoted entry that never joined Raft is no voter and is removed once down', async (t) => {
+  const now = 10 * MIN;
+  const mk = (id: string, role: 'manager' | 'worker', o: Partial<SwarmNode> = {}): SwarmNode => ({
+    id, hostname: `h-${id}`, role, availability: 'active', state: 'ready', addr: '', leader: false, reachability: role === 'manager' ? 'reachable' : null,
+    managerAddr: null, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1, ...o,
+  });
+  const a = mk('a', 'manager', { leader: true });
+  const b = mk('b', 'manager');
+  // c left and joined again as c2: the engine still says its old entry is ready for a few seconds.
+  const cOld = mk('c', 'worker');
+  const cNew = mk('c2', 'worker', { hostname: 'h-c', createdAt: '2024-01-01T00:09:00Z' });
+  const d = mk('d', 'worker', { createdAt: '2024-01-01T00:05:00Z' });
+  const tracker = observe(new Map(), [a, b, cOld, cNew, d], [], 0);
+  const v1 = buildView({ selfId: 'a', nodes: [a, b, cOld, cNew, d], tracker, now });
+  t.match(plan(v1, BASE_CONFIG, now), { kind: 'promote', nodeId: 'd' }, 'the stale entry (oldest, so first by rank) is skipped');
+
+  // The stale entry was promoted anyway (by hand, or before this rule) and went down without ever joining Raft.
+  const ghost = mk('c', 'manager', { state: 'down', reachability: null });
+  const nodes2 = [a, b, ghost, cNew, d];
+  const v2 = buildView({ selfId: 'a', nodes: nodes2, tracker: observe(new Map(), nodes2, [], 0), now });
+  t.same(assess(v2, BASE_CONFIG, now).managers, 2, 'it is not counted as a Raft member: 2 of 2 reachable, quorum holds');
+  t.match(plan(v2, BASE_CONFIG, now), { kind: 'remove', nodeId: 'c', reason: 'reimaged' }, 'removed (the engine would refuse to demote it)');
+
+  // The same without a newer entry for its hostname: a dead manager that never joined Raft.
+  const lone = mk('e', 'manager', { state: 'down', reachability: null });
+  const nodes3 = [a, b, lone, d];
+  const v3 = buildView({ selfId: 'a', nodes: nodes3, tracker: observe(new Map(), nodes3, [], 0), now });
+  t.match(plan(v3, BASE_CONFIG, now), { kind: 'remove', nodeId: 'e', reason: 'dead-manager' });
+  const stuck = mk('e', 'manager', { state: 'ready', reachability: null });
+  const nodes4 = [a, b, stuck, d];
+  const v4 = buildView({ selfId: 'a', nodes: nodes4, tracker: observe(new Map(), nodes4, [], 0), now });
+  t.match(plan(v4, BASE_CONFIG, now), { kind: 'wait', reason: 'node-not-down', nodeId: 'e' }, 'up but not in Raft: still trying to join, left alone');
+});

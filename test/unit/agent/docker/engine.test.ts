@@ -25,7 +25,8 @@ t.test('engine /info maps to the domain shape', async (t) => {
 });
 
 t.test('engine node objects map to the domain shape', async (t) => {
-  const n = toSwarmNode({ ID: 'abc', Version: { Index: 12 }, CreatedAt: 'c', UpdatedAt: 'u', Spec: { Role: 'manager', Availability: 'drain', Labels: { a: 'b' } }, Description: { Hostname: 'pi-1' }, Status: { State: 'ready', Addr: '10.0.0.1' }, ManagerStatus: { Leader: true, Reachability: 'reachable' } });
-  t.same(n, { id: 'abc', hostname: 'pi-1', role: 'manager', availability: 'drain', state: 'ready', addr: '10.0.0.1', leader: true, reachability: 'reachable', labels: { a: 'b' }, createdAt: 'c', updatedAt: 'u', version: 12 });
+  const n = toSwarmNode({ ID: 'abc', Version: { Index: 12 }, CreatedAt: 'c', UpdatedAt: 'u', Spec: { Role: 'manager', Availability: 'drain', Labels: { a: 'b' } }, Description: { Hostname: 'pi-1' }, Status: { State: 'ready', Addr: '10.0.0.1' }, ManagerStatus: { Leader: true, Reachability: 'reachable', Addr: '10.0.0.1:2377' } });
+  t.same(n, { id: 'abc', hostname: 'pi-1', role: 'manager', availability: 'drain', state: 'ready', addr: '10.0.0.1', leader: true, reachability: 'reachable', managerAddr: '10.0.0.1:2377', labels: { a: 'b' }, createdAt: 'c', updatedAt: 'u', version: 12 });
   t.equal(toSwarmNode({ ID: 'w', Spec: { Role: 'worker' }, Status: { State: 'down' } }).reachability, null);
+  t.equal(toSwarmNode({ ID: 'w', Spec: { Role: 'worker' }, Status: { State: 'down' } }).managerAddr, null, 'a worker has no Raft address');
 });
