@@ -31,6 +31,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     monitor: deps.monitor,
     facts: deps.facts,
     confirmedPeers: () => formation.formation.status().confirmedPeers.map((p) => p.addr),
+    joinAddress: () => formation.formation.joinAddress(),
   });
   parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir }), formation, membership);
   parts.push(createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership }));

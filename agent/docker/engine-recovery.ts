@@ -7,8 +7,8 @@ import type { EngineMonitor, EngineSample } from './monitor.js';
 
 /**
  * Engine states a restart of dockerd repairs and nothing the agent can do
- * through the API does. moby#47854 (fixed upstream in 2024, backported to 23.0 and 26.1;
- * present in Debian bookworm's and Raspberry Pi OS's docker.io 20.10): a
+ * through the API does. moby PR #47854 (fixed upstream in 2024, see
+ * pinsJoinAddress; absent from Debian bookworm's and Raspberry Pi OS's docker.io 20.10): a
  * worker promoted after the manager it first joined through is gone retries
  * that dead address forever ("can't initialize raft node"); the engine API
  * cannot even demote it ("can't find manager in raft memberlist"). A restarted
@@ -16,6 +16,23 @@ import type { EngineMonitor, EngineSample } from './monitor.js';
  * it knows.
  */
 export const RESTARTABLE = /can't initialize raft node/i;
+
+/**
+ * Whether an engine of this version keeps the address it joined through and,
+ * promoted, dials only that one to join Raft (fixed by moby PR #47854, in
+ * 27.0; backports #47868/#47869/#47870 reached 23.0, 25.0 and 26.1 from some
+ * patch release on, which we could not check here, so every engine before 27
+ * counts as affected). The engine's own advice is the workaround piswarm
+ * applies: the worker leaves and joins again, through a live manager
+ * (agent/election/rule.ts). A wrong "affected" costs one re-join; an
+ * unparseable version counts as fixed, so nothing is done on a guess.
+ */
+export function pinsJoinAddress(serverVersion: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(serverVersion.trim());
+  if (!m) return false;
+  return Number(m[1]) < 27;
+}
+
 export const REQUEST_FILE = 'engine-restart.request';
 
 export interface RecoveryPolicy {

@@ -6,7 +6,12 @@ import type { FormationPhase, PeerSwarm } from '../../shared/wire/peer.js';
  * Every node decides alone, from the same inputs, so no vote is needed:
  *
  * 1. A node that is already in a swarm (`docker info` says so) never inits
- *    and never re-joins: a reboot or an agent restart changes nothing.
+ *    and never re-joins: a reboot or an agent restart changes nothing. One
+ *    exception: a worker whose engine pins the address it joined through
+ *    (Docker before 27, agent/docker/engine-recovery.ts pinsJoinAddress)
+ *    while that address is no longer a manager could never be promoted, so
+ *    it gets a grant from a live manager, leaves and joins again through it
+ *    (the engine's own workaround; the old entry is pruned as a ghost).
  * 2. If any confirmed peer is in a swarm (or is initialising or joining one),
  *    join that swarm. Never create one.
  * 3. Once a node has seen a swarm of this cluster it remembers it
@@ -61,6 +66,11 @@ export interface SelfState {
   engine: 'inactive' | 'pending' | 'active' | 'error' | 'locked';
   swarm: PeerSwarm | null;
   seenSwarms: readonly string[];
+  /**
+   * A worker only: the address it joined through, when its engine pins that
+   * address and it has not been one of the swarm's managers for a while.
+   */
+  pinnedTo?: string | null;
 }
 
 export interface ElectionInput {
@@ -126,6 +136,9 @@ export function splitWinner(summaries: readonly SwarmSummary[]): SwarmSummary | 
   return [...summaries].sort(compareSwarms)[0] ?? null;
 }
 
+/** `10.0.0.1:2377` or `[fd00::1]:2377` -> the host part. */
+export const hostOf = (addr: string): string => addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+
 function joinTargets(peers: readonly PeerState[], swarmId: string, port: number): JoinTarget[] {
   const members = peers.filter((p) => p.swarm?.id === swarmId);
   const managers = members.filter((p) => p.swarm?.role === 'manager').map((p) => ({ nodeId: p.nodeId, addr: p.addr, port: p.port }));
@@ -136,7 +149,7 @@ function joinTargets(peers: readonly PeerState[], swarmId: string, port: number)
   const out: JoinTarget[] = [];
   for (const w of members) {
     for (const a of w.swarm?.managerAddrs ?? []) {
-      const host = a.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+      const host = hostOf(a);
       if (!seen.has(host)) {
         seen.add(host);
         out.push({ nodeId: null, addr: host, port });
@@ -159,6 +172,13 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
 
   if (self.engine === 'active' && self.swarm) {
     const phase = self.swarm.role === 'manager' ? 'manager' : 'member';
+    if ((!split || split.winner === self.swarm.id) && self.swarm.role === 'worker' && self.pinnedTo) {
+      const gone = hostOf(self.pinnedTo);
+      const via = joinTargets(peers, self.swarm.id, selfApiPort).filter((v) => v.addr !== gone);
+      if (via.length > 0) {
+        return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: `re-joining: this worker joined through ${self.pinnedTo}, no longer a manager, and its engine would dial only that address if promoted (moby PR #47854)`, split };
+      }
+    }
     if (!split || split.winner === self.swarm.id) {
       return { action: 'member', phase, reason: split ? `split: this swarm wins (${split.swarms.join(' vs ')})` : `member of swarm ${self.swarm.id}`, split };
     }

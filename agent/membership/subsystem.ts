@@ -26,6 +26,8 @@ export interface MembershipDeps {
   facts: () => HostFacts;
   /** Addresses of peers formation has confirmed over authenticated HTTP: gossip seeds. */
   confirmedPeers: () => string[];
+  /** The manager address this worker's engine is pinned to (Docker < 27), published as `joinAddr`. */
+  joinAddress?: () => string | null;
   /** How often seeds are re-joined and our metadata refreshed. */
   refreshMs?: number;
 }
@@ -49,6 +51,8 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
     const f = deps.facts();
     const m: Record<string, string | number | boolean> = { hostname: config.nodeName ?? '', role: sw?.state === 'active' ? (sw.isManager ? 'manager' : 'worker') : 'none' };
     if (sw?.nodeId) m.swarmNodeId = sw.nodeId;
+    const joinAddr = deps.joinAddress?.() ?? null;
+    if (joinAddr) m.joinAddr = joinAddr;
     if (f.diskBps !== undefined) m.diskBps = Math.round(f.diskBps);
     if (f.undervoltage !== undefined) m.undervoltage = f.undervoltage;
     if (f.tempC !== undefined) m.tempC = Math.round(f.tempC * 10) / 10;

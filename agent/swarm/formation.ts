@@ -15,7 +15,8 @@ import type { AdvertRole } from '../discovery/advert.js';
 import type { PeerClient } from '../peers/client.js';
 import { ReplayCache } from '../peers/protocol.js';
 import { createPeerRoutes, type GrantSource } from '../peers/routes.js';
-import { backoffMs, decide, effectiveHoldOffMs, type Decision, type PeerState } from '../election/rule.js';
+import { backoffMs, decide, effectiveHoldOffMs, hostOf, type Decision, type PeerState } from '../election/rule.js';
+import { pinsJoinAddress } from '../docker/engine-recovery.js';
 import { createFileFormationStore, type FormationStore, type PersistedFormation } from './store.js';
 
 export interface Clock {
@@ -55,6 +56,8 @@ export interface FormationDeps {
   address: () => AddressChoice;
   store?: FormationStore;
   random?: () => number;
+  /** PIN_SETTLE_MS, shorter in tests. */
+  pinSettleMs?: number;
   /** Keys derived from config.clusterKey (derived here when absent). */
   keys?: ClusterKeys | null;
   /** Set when formation cannot run (e.g. no identity): /health says why. */
@@ -68,6 +71,13 @@ export interface Formation {
   collector: Collector;
   healthChecks: HealthCheck[];
   status(): FormationStatus;
+  /**
+   * The manager address this worker joined through, when its engine would
+   * dial only that address if promoted (Docker < 27); null otherwise. Gossip
+   * publishes it so the autopilot never promotes a worker pinned to a
+   * manager that is gone.
+   */
+  joinAddress(): string | null;
   /** Runs one evaluation now (tests and the bench drive it). */
   tick(): Promise<void>;
 }
@@ -89,6 +99,8 @@ interface Attempt {
 }
 
 const TIMELINE_MAX = 64;
+/** How long a worker's join manager must be missing from the manager list before it re-joins (see trackPin). */
+export const PIN_SETTLE_MS = 15_000;
 const SWARM_PORT = 2377;
 const FORMING_WARN_MS = 120_000;
 
@@ -122,6 +134,7 @@ export function createFormation(deps: FormationDeps): Formation {
   let nextJoinAt = 0;
   let lastGrantAt: number | null = null;
   let engineError: string | null = null;
+  let pinnedSince: number | null = null;
   let timer: unknown = null;
   let running: Promise<void> | null = null;
   let stopped = false;
@@ -156,7 +169,7 @@ export function createFormation(deps: FormationDeps): Formation {
     log.info({ from, to, reason: why }, 'formation phase changed');
   };
 
-  const rememberSwarm = (id: string, createdAt: string | null, joined: boolean) => {
+  const rememberSwarm = (id: string, createdAt: string | null, joined: boolean, joinAddr: string | null = null) => {
     let changed = false;
     const seen = persisted.seenSwarms.find((s) => s.id === id);
     if (!seen) {
@@ -167,8 +180,8 @@ export function createFormation(deps: FormationDeps): Formation {
       seen.createdAt = createdAt;
       changed = true;
     }
-    if (joined && persisted.joined?.id !== id) {
-      persisted.joined = { id, createdAt };
+    if (joined && (persisted.joined?.id !== id || (joinAddr !== null && persisted.joined.joinAddr !== joinAddr))) {
+      persisted.joined = { id, createdAt: createdAt ?? (persisted.joined?.id === id ? persisted.joined.createdAt : null), joinAddr };
       changed = true;
     }
     if (changed) store.save(persisted);
@@ -191,6 +204,7 @@ export function createFormation(deps: FormationDeps): Formation {
     const s = info.swarm;
     if (s.state !== 'active') {
       selfSwarm = null;
+      pinnedSince = null;
       return;
     }
     // A worker's engine does not name its swarm: take it from the grant we
@@ -213,8 +227,32 @@ export function createFormation(deps: FormationDeps): Formation {
       }
     }
     const managerAddrs = s.remoteManagers.map((m) => m.addr).slice(0, 16);
+    trackPin(s, id);
     selfSwarm = { id, createdAt, role: s.isManager ? 'manager' : 'worker', nodes: s.isManager ? s.nodes : null, managerAddrs, runningTasks: selfSwarm?.id === id ? selfSwarm.runningTasks : null };
     rememberSwarm(id, createdAt, false);
+  }
+
+  /**
+   * A worker whose engine pins its join address (moby PR #47854, Docker < 27)
+   * and whose join manager is no longer among the swarm's managers: since
+   * when. The engine's manager list lags a demotion by a heartbeat or two, so
+   * the rule acts only after PIN_SETTLE_MS.
+   */
+  function trackPin(s: EngineInfo['swarm'], id: string): void {
+    const joinAddr = pinnedJoinAddr();
+    const gone = !s.isManager && joinAddr !== null && persisted.joined?.id === id && s.remoteManagers.length > 0 &&
+      !s.remoteManagers.some((m) => hostOf(m.addr) === hostOf(joinAddr));
+    if (!gone) pinnedSince = null;
+    else if (pinnedSince === null) {
+      pinnedSince = clock.now();
+      log.info({ joinAddr, managers: s.remoteManagers.map((m) => m.addr) }, 'the manager this worker joined through is no longer a manager; this engine would dial only it if promoted');
+    }
+  }
+
+  /** The join address, when this engine pins it (null on engines with the fix, or when unknown). */
+  function pinnedJoinAddr(): string | null {
+    if (!info || !pinsJoinAddress(info.serverVersion)) return null;
+    return persisted.joined?.joinAddr ?? null;
   }
 
   async function countUserTasks(): Promise<number | null> {
@@ -368,13 +406,19 @@ export function createFormation(deps: FormationDeps): Formation {
         log.debug({ via: target.addr, expected: d.swarmId, got: grant.swarmId }, 'grant is for another swarm');
         continue;
       }
+      // The engine joins through the first address only (and, before Docker
+      // 27, dials it again when promoted): make it the manager that just
+      // answered, the one address known to be alive.
+      const granting = grant.managerAddrs.find((a) => hostOf(a) === target.addr);
+      const remoteAddrs = granting ? [granting, ...grant.managerAddrs.filter((a) => a !== granting)] : [...grant.managerAddrs];
       try {
         if (d.leaveFirst && (await docker.info()).swarm.state === 'active') {
-          log.warn({ from: selfSwarm?.id, to: d.swarmId }, 'leaving the losing swarm of a split');
+          if (d.swarmId === selfSwarm?.id) log.warn({ swarmId: d.swarmId, via: target.addr, why: d.reason }, 'leaving the swarm to join it again through a live manager');
+          else log.warn({ from: selfSwarm?.id, to: d.swarmId }, 'leaving the losing swarm of a split');
           await docker.swarmLeave(true);
           counters.leaves++;
         }
-        await docker.swarmJoin({ ...swarmAddrs(), remoteAddrs: grant.managerAddrs, joinToken: grant.token });
+        await docker.swarmJoin({ ...swarmAddrs(), remoteAddrs, joinToken: grant.token });
       } catch (err) {
         // A join that timed out may still have succeeded: ask the engine
         // before trying again, or we would leave and re-join in a loop.
@@ -387,8 +431,9 @@ export function createFormation(deps: FormationDeps): Formation {
       }
       counters.joins++;
       joinAttempt = 0;
-      rememberSwarm(d.swarmId, grant.createdAt, true);
-      log.info({ swarmId: d.swarmId, via: target.addr }, 'joined the swarm');
+      rememberSwarm(d.swarmId, grant.createdAt, true, remoteAddrs[0] ?? null);
+      pinnedSince = null;
+      log.info({ swarmId: d.swarmId, via: target.addr, joinAddr: remoteAddrs[0] }, 'joined the swarm');
       return;
     }
     counters.joinFailures++;
@@ -438,7 +483,13 @@ export function createFormation(deps: FormationDeps): Formation {
     }
     const d = decide(
       {
-        self: { nodeId: identity.nodeId, engine: info.swarm.state, swarm: selfSwarm, seenSwarms: persisted.seenSwarms.map((s) => s.id) },
+        self: {
+          nodeId: identity.nodeId,
+          engine: info.swarm.state,
+          swarm: selfSwarm,
+          seenSwarms: persisted.seenSwarms.map((s) => s.id),
+          pinnedTo: pinnedSince !== null && clock.now() - pinnedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS) ? pinnedJoinAddr() : null,
+        },
         peers: peerStates,
         now: clock.now(),
         stableSince,
@@ -682,6 +733,8 @@ export function createFormation(deps: FormationDeps): Formation {
     collector,
     healthChecks,
     status,
+    // Also between leaving and joining again, so the entry left behind is never promoted.
+    joinAddress: () => (selfSwarm?.role === 'manager' ? null : pinnedJoinAddr()),
     tick,
   };
 }

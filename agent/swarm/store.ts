@@ -9,7 +9,8 @@ import { writeFileAtomic } from '../identity/identity.js';
  */
 export interface PersistedFormation {
   seenSwarms: Array<{ id: string; createdAt: string | null; firstSeen: string }>;
-  joined: { id: string; createdAt: string | null } | null;
+  /** joinAddr: the manager address the engine joined through (first of RemoteAddrs), when known. */
+  joined: { id: string; createdAt: string | null; joinAddr?: string | null } | null;
 }
 
 export interface FormationStore {
@@ -29,7 +30,9 @@ export function createFileFormationStore(stateDir: string, onError: (err: unknow
         const p = JSON.parse(readFileSync(file, 'utf8')) as Partial<PersistedFormation>;
         return {
           seenSwarms: Array.isArray(p.seenSwarms) ? p.seenSwarms.filter((s) => typeof s?.id === 'string').slice(-16) : [],
-          joined: p.joined && typeof p.joined.id === 'string' ? { id: p.joined.id, createdAt: p.joined.createdAt ?? null } : null,
+          joined: p.joined && typeof p.joined.id === 'string'
+            ? { id: p.joined.id, createdAt: p.joined.createdAt ?? null, joinAddr: typeof p.joined.joinAddr === 'string' ? p.joined.joinAddr : null }
+            : null,
         };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(err);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decide, engineRecovery, DEFAULT_RECOVERY, type RecoveryPolicy } from '../../../../agent/docker/engine-recovery.js';
+import { decide, engineRecovery, pinsJoinAddress, DEFAULT_RECOVERY, type RecoveryPolicy } from '../../../../agent/docker/engine-recovery.js';
 import { toEngineInfo } from '../../../../agent/docker/engine.js';
 import type { EngineSample } from '../../../../agent/docker/monitor.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
@@ -67,4 +67,13 @@ t.test('the subsystem writes the request file and counts it; a failed write is c
   t.equal(fams.find((f) => f.name === 'piswarm_engine_restart_requests_total')?.samples[0]?.value, 1);
   t.equal(fams.find((f) => f.name === 'piswarm_engine_restart_request_failures_total')?.samples[0]?.value, 1);
   await sub.stop!();
+});
+
+t.test('which engines pin the join address (moby PR #47854 landed in 27.0)', async (t) => {
+  t.equal(pinsJoinAddress('20.10.24+dfsg1'), true, "Debian bookworm's docker.io");
+  t.equal(pinsJoinAddress('26.1.5'), true, 'a backport line counts as affected: its fixed patch release is not known here');
+  t.equal(pinsJoinAddress('27.0.1'), false);
+  t.equal(pinsJoinAddress('28.2.2'), false);
+  t.equal(pinsJoinAddress('unknown'), false, 'unparseable: nothing done on a guess');
+  t.equal(pinsJoinAddress(''), false);
 });

@@ -163,3 +163,21 @@ t.test('backoff: capped, jittered, grows', async (t) => {
   t.equal(backoffMs(3, 500, 10_000, 0), 2000);
   t.equal(backoffMs(50, 500, 10_000, 0.5), 7500);
 });
+
+t.test('a worker pinned to a manager that is no longer one re-joins its own swarm through a live manager', async (t) => {
+  const swarm = (role: 'manager' | 'worker') => ({ id: 'S', createdAt: '2026-01-01T00:00:00Z', role, nodes: role === 'manager' ? 3 : null, managerAddrs: ['10.0.0.2:2377'], runningTasks: 0 });
+  const peers: PeerState[] = [
+    { nodeId: 'm2', addr: '10.0.0.2', port: 7070, phase: 'manager', swarm: swarm('manager'), seenSwarms: ['S'] },
+    { nodeId: 'w9', addr: '10.0.0.9', port: 7070, phase: 'member', swarm: swarm('worker'), seenSwarms: ['S'] },
+  ];
+  const input = (self: Partial<ElectionInput['self']>): ElectionInput => ({
+    self: { nodeId: 'w3', engine: 'active', swarm: swarm('worker'), seenSwarms: ['S'], ...self }, peers, now: 0, stableSince: 0, expect: 1, holdOffMs: 1000, initDeadlineMs: 10_000,
+  });
+  const d = decide(input({ pinnedTo: '10.0.0.9:2377' }), 7070);
+  t.match(d, { action: 'join', swarmId: 'S', leaveFirst: true }, 'leave and join the same swarm');
+  t.same(d.action === 'join' ? d.via.map((v) => v.addr) : null, ['10.0.0.2'], 'through the live manager only');
+  t.match(d.action === 'join' ? d.reason : '', /moby PR #47854/);
+  t.match(decide(input({}), 7070), { action: 'member' }, 'not pinned: stays');
+  t.match(decide(input({ pinnedTo: '10.0.0.2:2377' }), 7070), { action: 'member' }, 'no live manager other than the pinned one: stays');
+  t.match(decide(input({ pinnedTo: '10.0.0.9:2377', swarm: swarm('manager') }), 7070), { action: 'member', phase: 'manager' }, 'a manager is never re-joined');
+});

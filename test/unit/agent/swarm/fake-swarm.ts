@@ -26,7 +26,7 @@ export class FakeWorld {
   readonly calls: Array<{ node: string; op: string }> = [];
   private t = Date.parse('2026-01-01T00:00:00Z');
 
-  engine(name: string, opts: { tasks?: number } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null } } {
+  engine(name: string, opts: { tasks?: number; version?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null } } {
     let swarmId: string | null = null;
     let nodeId: string | null = null;
     let addr: string | null = null;
@@ -37,7 +37,7 @@ export class FakeWorld {
       const s = mine();
       const manager = role() === 'manager';
       return {
-        serverVersion: '20.10.24',
+        serverVersion: opts.version ?? '20.10.24',
         swarm: {
           state: s ? 'active' : 'inactive',
           nodeId,
@@ -106,6 +106,13 @@ export class FakeWorld {
       },
     });
     return Object.assign(e, { name, state: () => ({ swarmId, role: role() }) });
+  }
+
+  /** What `docker node promote`/`demote` does to the node list, by engine. */
+  setRole(e: { state(): { swarmId: string | null } }, nodeId: string, role: 'manager' | 'worker'): void {
+    const m = this.swarms.get(e.state().swarmId ?? '')?.members.get(nodeId);
+    if (!m) throw new Error(`FakeWorld.setRole: no node ${nodeId} in that swarm`);
+    m.role = role;
   }
 
   count(op: string): number {

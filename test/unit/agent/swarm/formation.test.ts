@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createServer } from 'node:net';
 import { buildApp } from '../../../../agent/http/app.js';
 import type { HealthDocument } from '../../../../agent/health/aggregate.js';
@@ -41,7 +41,7 @@ interface Node {
   close(): Promise<void>;
 }
 
-async function node(world: FakeWorld, lan: FakeLan | null, i: number, port: number, opts: { key?: string; expect?: number; engine?: Node['engine']; store?: FormationStore; identity?: NodeIdentity; seeds?: string[] } = {}): Promise<Node> {
+async function node(world: FakeWorld, lan: FakeLan | null, i: number, port: number, opts: { key?: string; expect?: number; engine?: Node['engine']; store?: FormationStore; identity?: NodeIdentity; seeds?: string[]; pinSettleMs?: number } = {}): Promise<Node> {
   const name = `pi-${i}`;
   const key = opts.key ?? KEY;
   const keys = deriveClusterKeys(key);
@@ -67,6 +67,7 @@ async function node(world: FakeWorld, lan: FakeLan | null, i: number, port: numb
     peerClient: createPeerClient({ keys, identity, timeoutMs: 1000, windowMs: 30_000 }),
     address: () => ({ address: addr, interface: 'lo', reason: 'test' }),
     store,
+    pinSettleMs: opts.pinSettleMs ?? 500,
   });
   const app = await buildApp({ log, bodyLimit: 16384, version: '0', health: () => doc, metrics: () => '', countError: () => undefined, plugins: [formation.routes] });
   await app.listen({ host: addr, port });
@@ -221,4 +222,56 @@ t.test('a worker joined by hand (no grant persisted) learns its swarm id from a 
   t.equal(b.formation.status().phase, 'member');
   t.equal(world.count('join'), 1, 'only the manual join');
   t.equal(world.count('leave'), 0);
+});
+
+/**
+ * moby PR #47854: before Docker 27 a worker's engine, promoted, joins Raft
+ * only through the manager it joined through. When that manager is demoted
+ * (or dead and demoted), the worker re-joins through a live manager.
+ * pi-1 has the lowest node id and creates the swarm; pi-2 is promoted and
+ * pi-1 demoted, as the autopilot does after a manager is lost; pi-3 (with
+ * the engine version under test) joined through pi-1.
+ */
+async function pinnedWorld(t: Test, version: string) {
+  const world = new FakeWorld();
+  const lan = new FakeLan();
+  const port = await freePort();
+  const creator = await node(world, lan, 1, port, { expect: 3 });
+  const promoted = await node(world, lan, 2, port, { expect: 3 });
+  const worker = await node(world, lan, 3, port, { expect: 3, engine: world.engine('pi-3', { version }) });
+  t.teardown(async () => {
+    for (const n of [creator, promoted, worker]) await n.close();
+  });
+  await until('one swarm of 3', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 3, 15_000);
+  t.equal(creator.engine.state().role, 'manager', 'pi-1 created the swarm');
+  const promote = async () => {
+    world.setRole(promoted.engine, (await promoted.engine.info()).swarm.nodeId!, 'manager');
+    world.setRole(creator.engine, (await creator.engine.info()).swarm.nodeId!, 'worker');
+  };
+  return { world, worker, promote };
+}
+
+t.test('a worker pinned to a manager that is no longer one re-joins through a live manager (Docker < 27)', async (t) => {
+  const { world, worker, promote } = await pinnedWorld(t, '20.10.24');
+  t.equal(worker.store.load().joined?.joinAddr, '127.0.0.2:2377', 'the join address persisted is the granting manager\'s');
+  t.equal(worker.formation.joinAddress(), '127.0.0.2:2377', 'published for gossip on an engine that pins it');
+  await promote();
+  await until('pi-3 re-joined through pi-2', () => worker.store.load().joined?.joinAddr === '127.0.0.3:2377', 15_000);
+  const leaves = world.calls.filter((c) => c.op === 'leave');
+  t.same(leaves.map((c) => c.node), ['pi-3'], 'one leave: the pinned worker, nobody else');
+  t.equal(world.swarms.size, 1, 'still one swarm');
+  t.same(worker.engine.state(), { swarmId: [...world.swarms.keys()][0], role: 'worker' }, 'a worker again, in the same swarm');
+  t.ok(worker.lines().some((l) => l.msg === 'leaving the swarm to join it again through a live manager'), 'the journal says why it left');
+  t.equal(worker.formation.joinAddress(), '127.0.0.3:2377', 'it now publishes the live manager');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(world.count('leave'), 1, 'and it stays: no loop');
+});
+
+t.test('on Docker 27 or newer the same worker stays where it is', async (t) => {
+  const { world, worker, promote } = await pinnedWorld(t, '27.3.1');
+  t.equal(worker.formation.joinAddress(), null, 'nothing published: the engine does not pin its join address');
+  await promote();
+  await new Promise((r) => setTimeout(r, 2000));
+  t.equal(world.count('leave'), 0, 'no leave');
+  t.equal(worker.engine.state().role, 'worker');
 });
