@@ -171,7 +171,8 @@ t.test('split: two swarms made during a partition heal to the bigger one', async
   });
   for (let i = 1; i <= 3; i++) nodes.push(await node(world, left, i, port, { expect: 3 }));
   for (let i = 4; i <= 5; i++) nodes.push(await node(world, right, i, port, { expect: 2 }));
-  await until('two swarms', () => world.swarms.size === 2 && [...world.swarms.values()].every((s) => s.members.size >= 2), 15_000);
+  // Both sides complete (3 and 2), not merely both created: the third left node may still be joining.
+  await until('two swarms of 3 and 2', () => world.swarms.size === 2 && [...world.swarms.values()].map((s) => s.members.size).sort().join() === '2,3', 15_000);
   const big = [...world.swarms.values()].find((s) => s.members.size === 3)!.id;
   // Heal the partition: node 4 now hears the left side's adverts (seeds would do the same).
   for (const [id, a] of left.adverts) right.adverts.set(id, a);
