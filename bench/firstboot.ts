@@ -12,6 +12,8 @@
  *             docker.io iw, from the Debian mirror the host uses
  *   agent     piswarm.service active: the first-boot script installed node and
  *             the agent from the card, and the agent sent READY=1
+ *   script    how long the first-boot script ran (a duration, whole seconds;
+ *             it ends just after agent: apt's remaining packages came before it)
  *   ready     the manager's `docker node ls` shows the node Ready (polled every 250 ms)
  *
  *   npm run build && node dist/bench/firstboot.js [--runs 3]
@@ -29,7 +31,7 @@ const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }
 const runs = Number(values.runs);
 const s = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : 'n/a').padStart(7);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-const cols: [string, keyof FirstbootPhases][] = [['systemd', 'systemdMs'], ['config', 'cloudConfigMs'], ['docker', 'dockerMs'], ['agent', 'agentMs'], ['ready', 'readyMs']];
+const cols: [string, keyof FirstbootPhases][] = [['systemd', 'systemdMs'], ['config', 'cloudConfigMs'], ['docker', 'dockerMs'], ['agent', 'agentMs'], ['script', 'scriptMs'], ['ready', 'readyMs']];
 
 await ensureFirstbootImage({ root: sim.repoRoot(), log: (m) => console.error(`images: ${m}`) });
 console.log(`  run ${cols.map(([c]) => c.padStart(7)).join(' ')}   (seconds after power-on)`);
