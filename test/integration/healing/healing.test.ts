@@ -7,6 +7,7 @@
  */
 import t from 'tap';
 import { dumpJournals, httpGet, sim, skipReason, startCluster } from '../helpers/cluster.js';
+import { pinsJoinAddress } from '../../../agent/docker/engine-recovery.js';
 import { FAST_AUTOPILOT, managers, nodeLs, quorumOf, reachableManagers, until, type SwarmRow } from './swarm.js';
 
 const skip = await skipReason();
@@ -42,19 +43,18 @@ t.test('5 nodes: leader power cut is healed, the dead node pruned; a worker powe
     t.equal(rows[0]!.id, worker.id, 'the same swarm node id');
   });
 
-  // moby#47854 (fixed upstream in 2024, backported to Docker 23.0 and 26.1): on an
-  // older engine a worker promoted after the manager it first joined through died
-  // keeps dialling that address and never joins Raft. The agent's recovery (a
-  // dockerd restart through piswarm-engine-restart.path) repaired it in 3 of 5 runs
-  // on Debian's 20.10 and not in the other 2, so on such engines the rest of this
-  // test would measure the engine bug, not piswarm: it is skipped with that reason.
-  const engine = await sim.exec(c.ref, names()[0]!, ['docker', 'info', '--format', '{{.ServerVersion}}']);
-  const major = Number(/^(\d+)\./.exec(engine.stdout.trim())?.[1] ?? 0);
-  const leaderSkip = major < 23
-    ? `Docker ${engine.stdout.trim()} has moby#47854 (a worker promoted after its join manager died cannot join Raft); piswarm's dockerd-restart recovery is best-effort there`
-    : false;
+  // Before Docker 27 a worker's engine, promoted, dials only the manager it
+  // joined through (moby PR #47854); every worker here joined through the
+  // first manager, often the leader killed below. The agents make such
+  // workers re-join through a live manager before the autopilot may promote
+  // them (agent/election/rule.ts), so this runs on every engine.
+  const engine = (await sim.exec(c.ref, names()[0]!, ['docker', 'info', '--format', '{{.ServerVersion}}'])).stdout.trim();
+  const pinning = pinsJoinAddress(engine);
+  let firstManager = '';
+  for (const n of names()) if (/"msg":"created the swarm"/.test(await sim.logs(c.ref, n))) firstManager = n;
+  t.comment(`engine ${engine}: ${pinning ? 'pins the join address (workers re-join through a live manager)' : 'has the fix'}`);
 
-  await t.test('leader power cut: a leader kept, 3 reachable managers restored, the dead node pruned', { skip: leaderSkip }, async (t) => {
+  await t.test('leader power cut: a leader kept, 3 reachable managers restored, the dead node pruned', async (t) => {
     const leader = ls.find((x) => x.manager === 'Leader')!;
     t.ok(leader, 'a leader');
     const t0 = Date.now();
@@ -70,20 +70,49 @@ t.test('5 nodes: leader power cut is healed, the dead node pruned; a worker powe
     const healed = await until('3 reachable managers without the dead one', async () => {
       const l = await nodeLs(c.ref, alive());
       return l && reachableManagers(l) === 3 && !managers(l).some((x) => x.id === leader.id) && l;
-    }, 300_000); // grace + settle + moby#47854 recovery (one or two dockerd restarts)
+    }, 300_000); // grace + settle (+ re-joins and their stabilisation before Docker 27)
     t.comment(`leader power cut -> 3 reachable managers again: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     t.equal(managers(healed).length, 3, 'three managers, all reachable');
     const journal = await sim.logs(c.ref, newLeader.hostname);
     t.match(journal, /"reason":"(replace-dead-manager|grow)".*"msg":"autopilot promoted a node"/, 'the new leader\'s agent promoted a replacement');
     t.match(journal, /"reason":"dead-manager".*"msg":"autopilot demoted a node"/, 'and demoted the dead manager');
+    if (pinning && leader.hostname === firstManager) {
+      let rejoins = 0;
+      for (const n of alive()) rejoins += ((await sim.logs(c.ref, n)).match(/"msg":"leaving the swarm to join it again through a live manager"/g) ?? []).length;
+      t.ok(rejoins >= 1, `workers pinned to the dead first manager re-joined through a live one (${rejoins})`);
+    }
 
     await t.test('the dead node is pruned after its TTL', async (t) => {
       const pruned = await until('the dead node gone from docker node ls', async () => {
         const l = await nodeLs(c.ref, alive());
         return l && !l.some((x) => x.id === leader.id) && l;
       }, 180_000);
-      t.equal(pruned.length, 4);
-      t.match(await sim.logs(c.ref, newLeader.hostname), /"reason":"dead-node-ttl"/);
+      const settled = await until('4 Ready nodes, one entry each, 3 reachable managers', async () => {
+        const l = await nodeLs(c.ref, alive());
+        return l && l.length === 4 && new Set(l.map((x) => x.hostname)).size === 4 && l.every((x) => x.status === 'Ready') && reachableManagers(l) === 3 && l;
+      }, 180_000);
+      t.equal(settled.length, 4, 'the four live nodes, no ghost of a re-joined worker');
+      t.ok(pruned.length >= 4);
+      t.match(await sim.logs(c.ref, newLeader.hostname), /"reason":"(dead-node-ttl|reimaged)"/);
+    });
+
+    await t.test('a re-imaged worker (same hostname, new engine and agent identity) replaces its stale entry', async (t) => {
+      const before = (await nodeLs(c.ref, alive()))!;
+      const worker = before.find((x) => x.manager === '' && x.status === 'Ready')!;
+      t.ok(worker, 'a worker to re-image');
+      // What a freshly flashed card is to the swarm: the same hostname, no
+      // swarm state in the engine, no identity or formation state in the agent.
+      const wipe = await sim.exec(c.ref, worker.hostname, ['sh', '-c', 'systemctl stop piswarm docker.socket docker && rm -rf /var/lib/docker/swarm /var/lib/piswarm && systemctl start docker piswarm'], { timeoutMs: 120_000 });
+      t.equal(wipe.code, 0, `wiped ${worker.hostname}: ${wipe.stderr.trim()}`);
+      const after = await until(`${worker.hostname} back under a new id, its stale entry removed`, async () => {
+        const l = await nodeLs(c.ref, alive());
+        const rows = l?.filter((x) => x.hostname === worker.hostname) ?? [];
+        return l && rows.length === 1 && rows[0]!.id !== worker.id && rows[0]!.status === 'Ready' && l;
+      }, 240_000);
+      t.equal(after.length, 4, 'four nodes, one entry each');
+      let removed = '';
+      for (const n of alive()) removed += (await sim.logs(c.ref, n)).match(new RegExp(`"reason":"reimaged".*"nodeId":"${worker.id}"|"node":"${worker.id}".*"reason":"reimaged"`))?.[0] ?? '';
+      t.ok(removed !== '', 'the leader removed the stale entry with reason reimaged');
     });
 
   });

@@ -25,15 +25,19 @@ export const FAST_AUTOPILOT = {
   PISWARM_AUTOPILOT_MANAGER_AVAILABILITY: 'never',
 };
 
+let lastNodeLs: { at: number; rows: SwarmRow[] } | null = null;
+
 /** `docker node ls` on the first running node whose engine answers as a manager. */
 export async function nodeLs(ref: sim.ClusterRef, names: readonly string[]): Promise<SwarmRow[] | null> {
   for (const name of names) {
     const r = await sim.exec(ref, name, ['docker', 'node', 'ls', '--format', '{{.ID}}|{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}'], { timeoutMs: 10_000 }).catch(() => null);
     if (r && r.code === 0) {
-      return r.stdout.trim().split('\n').filter(Boolean).map((l) => {
+      const rows = r.stdout.trim().split('\n').filter(Boolean).map((l) => {
         const [id, hostname, status, availability, manager] = l.split('|');
         return { id: id!, hostname: hostname!, status: status!, availability: availability!, manager: manager ?? '' };
       });
+      lastNodeLs = { at: Date.now(), rows };
+      return rows;
     }
   }
   return null;
@@ -43,12 +47,20 @@ export const managers = (ls: SwarmRow[]) => ls.filter((x) => x.manager !== '');
 export const reachableManagers = (ls: SwarmRow[]) => ls.filter((x) => x.manager === 'Leader' || x.manager === 'Reachable').length;
 export const quorumOf = (m: number) => Math.floor(m / 2) + 1;
 
+/**
+ * Polls `fn` until it returns something truthy. On timeout the error carries
+ * the last `docker node ls` any poll of this module read, so a CI log shows
+ * the swarm as it was, not only that a wait ran out.
+ */
 export async function until<T>(what: string, fn: () => Promise<T | null | false | undefined>, ms: number, everyMs = 500): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = await fn().catch(() => null);
     if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() - t0 > ms) {
+      const seen = lastNodeLs ? `; last docker node ls (${new Date(lastNodeLs.at).toISOString()}):\n${lastNodeLs.rows.map((r) => `  ${r.id} ${r.hostname} ${r.status} ${r.availability} ${r.manager || '-'}`).join('\n')}` : '';
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${seen}`);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
