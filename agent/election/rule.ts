@@ -12,6 +12,8 @@ import type { FormationPhase, PeerSwarm } from '../../shared/wire/peer.js';
  *    while that address is no longer a manager could never be promoted, so
  *    it gets a grant from a live manager, leaves and joins again through it
  *    (the engine's own workaround; the old entry is pruned as a ghost).
+ *    Likewise a node the managers no longer list (removed while away: its
+ *    engine still says "active" and cannot notice) joins again.
  * 2. If any confirmed peer is in a swarm (or is initialising or joining one),
  *    join that swarm. Never create one.
  * 3. Once a node has seen a swarm of this cluster it remembers it
@@ -71,6 +73,8 @@ export interface SelfState {
    * address and it has not been one of the swarm's managers for a while.
    */
   pinnedTo?: string | null;
+  /** A manager of its swarm (one with a working Raft) has said for a while that it no longer lists this node. */
+  unlisted?: boolean;
 }
 
 export interface ElectionInput {
@@ -172,6 +176,12 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
 
   if (self.engine === 'active' && self.swarm) {
     const phase = self.swarm.role === 'manager' ? 'manager' : 'member';
+    if ((!split || split.winner === self.swarm.id) && self.unlisted) {
+      const via = joinTargets(peers, self.swarm.id, selfApiPort);
+      if (via.length > 0) {
+        return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: `re-joining: the managers of swarm ${self.swarm.id} no longer list this node (removed while it was away); its engine cannot notice by itself`, split };
+      }
+    }
     if ((!split || split.winner === self.swarm.id) && self.swarm.role === 'worker' && self.pinnedTo) {
       const gone = hostOf(self.pinnedTo);
       const via = joinTargets(peers, self.swarm.id, selfApiPort).filter((v) => v.addr !== gone);

@@ -99,8 +99,16 @@ interface Attempt {
 }
 
 const TIMELINE_MAX = 64;
-/** How long a worker's join manager must be missing from the manager list before it re-joins (see trackPin). */
+/**
+ * How long a worker's join manager must be missing from the manager list
+ * (see trackPin), or a manager must have said it no longer lists this node
+ * (see noteListing), before the worker joins again.
+ */
 export const PIN_SETTLE_MS = 15_000;
+/** A manager re-reads its node list for hello answers at most this often... */
+const NODE_LIST_REFRESH_MS = 5_000;
+/** ...and answers `listsAsker` only from a list this fresh. */
+const NODE_LIST_FRESH_MS = 15_000;
 const SWARM_PORT = 2377;
 const FORMING_WARN_MS = 120_000;
 
@@ -135,6 +143,10 @@ export function createFormation(deps: FormationDeps): Formation {
   let lastGrantAt: number | null = null;
   let engineError: string | null = null;
   let pinnedSince: number | null = null;
+  let removedSince: number | null = null;
+  let listedIds: { at: number; ids: Set<string> } | null = null;
+  /** Swarm node ids that asked and were not in the node list, and when first missed. */
+  const missedAt = new Map<string, number>();
   let timer: unknown = null;
   let running: Promise<void> | null = null;
   let stopped = false;
@@ -205,6 +217,7 @@ export function createFormation(deps: FormationDeps): Formation {
     if (s.state !== 'active') {
       selfSwarm = null;
       pinnedSince = null;
+      removedSince = null;
       return;
     }
     // A worker's engine does not name its swarm: take it from the grant we
@@ -228,6 +241,7 @@ export function createFormation(deps: FormationDeps): Formation {
     }
     const managerAddrs = s.remoteManagers.map((m) => m.addr).slice(0, 16);
     trackPin(s, id);
+    await refreshListedIds(s.isManager);
     selfSwarm = { id, createdAt, role: s.isManager ? 'manager' : 'worker', nodes: s.isManager ? s.nodes : null, managerAddrs, runningTasks: selfSwarm?.id === id ? selfSwarm.runningTasks : null };
     rememberSwarm(id, createdAt, false);
   }
@@ -255,6 +269,64 @@ export function createFormation(deps: FormationDeps): Formation {
     return persisted.joined?.joinAddr ?? null;
   }
 
+  /**
+   * The hello answer `listsAsker`. "No" only from a node list read after the
+   * asker was first missed: a node that joined a moment ago is in the next
+   * list, so only a node the swarm really dropped is ever told so.
+   */
+  function listing(askerId: string | undefined): { listsAsker?: boolean } {
+    if (askerId === undefined || listedIds === null || clock.now() - listedIds.at > NODE_LIST_FRESH_MS) return {};
+    if (listedIds.ids.has(askerId)) {
+      missedAt.delete(askerId);
+      return { listsAsker: true };
+    }
+    const missed = missedAt.get(askerId);
+    if (missed !== undefined && listedIds.at > missed) return { listsAsker: false };
+    if (missed === undefined) {
+      if (missedAt.size >= 256) missedAt.clear();
+      missedAt.set(askerId, clock.now());
+    }
+    return {};
+  }
+
+  /** A manager's node ids, for the hello answer `listsAsker`; null on workers. */
+  async function refreshListedIds(isManager: boolean): Promise<void> {
+    if (!isManager) {
+      listedIds = null;
+      missedAt.clear();
+      return;
+    }
+    const missPending = [...missedAt.values()].some((t) => listedIds === null || t >= listedIds.at);
+    if (listedIds !== null && clock.now() - listedIds.at < NODE_LIST_REFRESH_MS && !missPending) return;
+    try {
+      const nodes = await docker.listNodes();
+      listedIds = { at: clock.now(), ids: new Set(nodes.map((n) => n.id)) };
+    } catch (err) {
+      log.debug({ code: (err as PiswarmError).code }, 'node list for hello answers failed');
+    }
+  }
+
+  /**
+   * A manager of our own swarm answered whether it lists this node. A node
+   * the swarm removed while it was away (down past the TTL, then back) keeps
+   * an engine that says "active" forever: a worker only logs "node ... was
+   * removed from swarm" on every session attempt, a manager that was demoted
+   * and removed meanwhile still runs its own Raft with no leader. The
+   * answering manager read its list from a Raft with a leader, after this
+   * node was first missed, so its word is authoritative; it is the only way
+   * to know.
+   */
+  function noteListing(response: HelloResponse): void {
+    if (response.listsAsker === undefined || response.swarm?.role !== 'manager' || !selfSwarm || response.swarm.id !== selfSwarm.id) return;
+    if (response.listsAsker) {
+      if (removedSince !== null) log.info('a manager lists this node again');
+      removedSince = null;
+    } else if (removedSince === null) {
+      removedSince = clock.now();
+      log.warn({ manager: response.name, swarmNodeId: info?.swarm.nodeId }, 'a manager of this swarm no longer lists this node (removed while away?)');
+    }
+  }
+
   async function countUserTasks(): Promise<number | null> {
     try {
       if (docker.runningServiceContainers) return await docker.runningServiceContainers();
@@ -266,7 +338,11 @@ export function createFormation(deps: FormationDeps): Formation {
   }
 
   // ----------------------------------------------------------------- peers
-  const helloBody = (): HelloRequest => ({ v: 1, nodeId: identity.nodeId, name: identity.name, addr: address?.address ?? '0.0.0.0', port });
+  const helloBody = (): HelloRequest => {
+    const b: HelloRequest = { v: 1, nodeId: identity.nodeId, name: identity.name, addr: address?.address ?? '0.0.0.0', port };
+    if (info?.swarm.state === 'active' && info.swarm.nodeId) b.swarmNodeId = info.swarm.nodeId;
+    return b;
+  };
 
   /** Seed keys (`seed:host:port`) that answered, and the node each turned out to be. */
   const resolvedSeeds = new Map<string, string>();
@@ -330,6 +406,7 @@ export function createFormation(deps: FormationDeps): Formation {
             lastError: null,
           };
           peers.set(nodeId, rec);
+          noteListing(response);
           if (response.swarm) rememberSwarm(response.swarm.id, response.swarm.createdAt, false);
           for (const id of response.seenSwarms) rememberSwarm(id, null, false);
         } catch (err) {
@@ -433,6 +510,7 @@ export function createFormation(deps: FormationDeps): Formation {
       joinAttempt = 0;
       rememberSwarm(d.swarmId, grant.createdAt, true, remoteAddrs[0] ?? null);
       pinnedSince = null;
+      removedSince = null;
       log.info({ swarmId: d.swarmId, via: target.addr, joinAddr: remoteAddrs[0] }, 'joined the swarm');
       return;
     }
@@ -489,6 +567,7 @@ export function createFormation(deps: FormationDeps): Formation {
           swarm: selfSwarm,
           seenSwarms: persisted.seenSwarms.map((s) => s.id),
           pinnedTo: pinnedSince !== null && clock.now() - pinnedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS) ? pinnedJoinAddr() : null,
+          unlisted: removedSince !== null && clock.now() - removedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS),
         },
         peers: peerStates,
         now: clock.now(),
@@ -609,6 +688,7 @@ export function createFormation(deps: FormationDeps): Formation {
         phase: phase === 'disabled' ? 'discovering' : phase,
         swarm: selfSwarm,
         seenSwarms: persisted.seenSwarms.map((s) => s.id).slice(-16),
+        ...listing(req.swarmNodeId),
       };
     },
     grantSource,

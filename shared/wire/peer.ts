@@ -42,6 +42,8 @@ export const HelloRequest = Type.Object(
     name: NodeName,
     addr: Addr,
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    /** The asker's swarm node id when its engine is in a swarm: a manager answers whether it still lists it. */
+    swarmNodeId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[0-9a-z]+$' })),
   },
   { additionalProperties: false },
 );
@@ -58,6 +60,12 @@ export const HelloResponse = Type.Object(
     swarm: Type.Union([PeerSwarm, Type.Null()]),
     /** Swarms this node has seen (persisted): forming a new one is off once any exists. */
     seenSwarms: Type.Array(SwarmId, { maxItems: 16 }),
+    /**
+     * A manager's answer to the asker's swarmNodeId: whether its engine lists
+     * that node. Absent when this node is no manager, was not asked, or its
+     * node list is not fresh.
+     */
+    listsAsker: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -181,3 +181,17 @@ t.test('a worker pinned to a manager that is no longer one re-joins its own swar
   t.match(decide(input({ pinnedTo: '10.0.0.2:2377' }), 7070), { action: 'member' }, 'no live manager other than the pinned one: stays');
   t.match(decide(input({ pinnedTo: '10.0.0.9:2377', swarm: swarm('manager') }), 7070), { action: 'member', phase: 'manager' }, 'a manager is never re-joined');
 });
+
+t.test('a node its managers no longer list joins its swarm again; a listed one stays', async (t) => {
+  const swarm = (role: 'manager' | 'worker') => ({ id: 'S', createdAt: '2026-01-01T00:00:00Z', role, nodes: role === 'manager' ? 2 : null, managerAddrs: ['10.0.0.2:2377'], runningTasks: 0 });
+  const peers: PeerState[] = [{ nodeId: 'm2', addr: '10.0.0.2', port: 7070, phase: 'manager', swarm: swarm('manager'), seenSwarms: ['S'] }];
+  const input = (self: Partial<ElectionInput['self']>): ElectionInput => ({
+    self: { nodeId: 'w3', engine: 'active', swarm: swarm('worker'), seenSwarms: ['S'], ...self }, peers, now: 0, stableSince: 0, expect: 1, holdOffMs: 1000, initDeadlineMs: 10_000,
+  });
+  const d = decide(input({ unlisted: true }), 7070);
+  t.match(d, { action: 'join', swarmId: 'S', leaveFirst: true });
+  t.match(d.action === 'join' ? d.reason : '', /no longer list this node/);
+  t.match(decide(input({ unlisted: false }), 7070), { action: 'member' });
+  t.match(decide(input({ unlisted: true, swarm: swarm('manager') }), 7070), { action: 'join', leaveFirst: true }, 'a manager demoted and removed while away, still running its own leaderless Raft, too');
+  t.match(decide({ ...input({ unlisted: true }), peers: [] }, 7070), { action: 'member' }, 'no confirmed manager to join through: stays');
+});

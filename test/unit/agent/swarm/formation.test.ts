@@ -276,3 +276,26 @@ t.test('on Docker 27 or newer the same worker stays where it is', async (t) => {
   t.equal(world.count('leave'), 0, 'no leave');
   t.equal(worker.engine.state().role, 'worker');
 });
+
+t.test('a worker the swarm removed while it was away (its engine still says active) joins again', async (t) => {
+  const world = new FakeWorld();
+  const lan = new FakeLan();
+  const port = await freePort();
+  const a = await node(world, lan, 1, port, { expect: 2 });
+  const b = await node(world, lan, 2, port, { expect: 2, engine: world.engine('pi-2', { version: '28.2.2' }) });
+  t.teardown(async () => {
+    for (const n of [a, b]) await n.close();
+  });
+  await until('one swarm of 2', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 2, 15_000);
+  const s = [...world.swarms.values()][0]!;
+  const oldId = (await b.engine.info()).swarm.nodeId!;
+  // `docker node rm --force` on the manager while b was cut off: b's engine keeps its swarm state.
+  s.members.delete(oldId);
+  t.equal((await b.engine.info()).swarm.state, 'active', 'the removed engine still says active, as dockerd does');
+  await until('b joined again under a new node id', () => s.members.size === 2 && !s.members.has(oldId), 20_000);
+  t.same(world.calls.filter((c) => c.op === 'leave').map((c) => c.node), ['pi-2'], 'b left (its stale state) and nobody else');
+  t.ok(b.lines().some((l) => l.msg === 'a manager of this swarm no longer lists this node (removed while away?)'), 'the journal says what it saw');
+  t.ok(b.lines().some((l) => typeof l.why === 'string' && /no longer list this node/.test(l.why)), 'and why it left');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(world.count('leave'), 1, 'and stays: no loop');
+});
