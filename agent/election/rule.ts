@@ -101,9 +101,12 @@ export interface SplitInfo {
 
 export type Decision =
   | { action: 'member'; phase: 'manager' | 'member' | 'degraded'; reason: string; split: SplitInfo | null }
-  | { action: 'join'; phase: 'joining'; swarmId: string; via: JoinTarget[]; leaveFirst: boolean; reason: string; split: SplitInfo | null }
+  | { action: 'join'; phase: 'joining'; swarmId: string; via: JoinTarget[]; leaveFirst: boolean; reason: string; split: SplitInfo | null; rejoin?: RejoinReason }
   | { action: 'init'; phase: 'initialising'; rank: string[]; reason: string }
   | { action: 'wait'; phase: 'discovering' | 'candidate' | 'waiting' | 'joining' | 'degraded'; reason: string; rank: string[] | null; winner: string | null };
+
+/** Why a node leaves its own swarm to join it again (the `reason` label of piswarm_formation_rejoins_total). */
+export type RejoinReason = 'join-manager-gone' | 'pruned';
 
 export interface SwarmSummary {
   id: string;
@@ -179,14 +182,14 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
     if ((!split || split.winner === self.swarm.id) && self.unlisted) {
       const via = joinTargets(peers, self.swarm.id, selfApiPort);
       if (via.length > 0) {
-        return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: `re-joining: the managers of swarm ${self.swarm.id} no longer list this node (removed while it was away); its engine cannot notice by itself`, split };
+        return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: `re-joining: the managers of swarm ${self.swarm.id} no longer list this node (removed while it was away); its engine cannot notice by itself`, split, rejoin: 'pruned' };
       }
     }
     if ((!split || split.winner === self.swarm.id) && self.swarm.role === 'worker' && self.pinnedTo) {
       const gone = hostOf(self.pinnedTo);
       const via = joinTargets(peers, self.swarm.id, selfApiPort).filter((v) => v.addr !== gone);
       if (via.length > 0) {
-        return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: `re-joining: this worker joined through ${self.pinnedTo}, no longer a manager, and its engine would dial only that address if promoted (moby PR #47854)`, split };
+        return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: `re-joining: this worker joined through ${self.pinnedTo}, no longer a manager, and its engine would dial only that address if promoted (moby PR #47854)`, split, rejoin: 'join-manager-gone' };
       }
     }
     if (!split || split.winner === self.swarm.id) {

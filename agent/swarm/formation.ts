@@ -159,6 +159,7 @@ export function createFormation(deps: FormationDeps): Formation {
     joins: 0,
     joinFailures: 0,
     leaves: 0,
+    rejoins: new Map<string, number>(),
     grantsIssued: 0,
     rotations: 0,
     splits: 0,
@@ -490,10 +491,11 @@ export function createFormation(deps: FormationDeps): Formation {
       const remoteAddrs = granting ? [granting, ...grant.managerAddrs.filter((a) => a !== granting)] : [...grant.managerAddrs];
       try {
         if (d.leaveFirst && (await docker.info()).swarm.state === 'active') {
-          if (d.swarmId === selfSwarm?.id) log.warn({ swarmId: d.swarmId, via: target.addr, why: d.reason }, 'leaving the swarm to join it again through a live manager');
+          if (d.rejoin) log.warn({ swarmId: d.swarmId, via: target.addr, why: d.reason }, 'leaving the swarm to join it again through a live manager');
           else log.warn({ from: selfSwarm?.id, to: d.swarmId }, 'leaving the losing swarm of a split');
           await docker.swarmLeave(true);
-          counters.leaves++;
+          if (d.rejoin) bump(counters.rejoins, d.rejoin);
+          else counters.leaves++;
         }
         await docker.swarmJoin({ ...swarmAddrs(), remoteAddrs, joinToken: grant.token });
       } catch (err) {
@@ -733,6 +735,12 @@ export function createFormation(deps: FormationDeps): Formation {
         c('piswarm_formation_join_failures_total', 'Join rounds in which no manager granted a join', counters.joinFailures),
         c('piswarm_formation_split_leaves_total', 'Losing split swarms this node left', counters.leaves),
         c('piswarm_formation_splits_detected_total', 'Times two swarms of this cluster were seen', counters.splits),
+        {
+          name: 'piswarm_formation_rejoins_total',
+          help: 'Times this node left its own swarm to join it again, by reason: join-manager-gone (Docker < 27, moby PR #47854) or pruned (removed while away)',
+          type: 'counter',
+          samples: (['join-manager-gone', 'pruned'] as const).map((r) => ({ labels: { reason: r }, value: counters.rejoins.get(r) ?? 0 })),
+        },
         c('piswarm_formation_grants_issued_total', 'Join grants issued by this node', counters.grantsIssued),
         { name: 'piswarm_formation_grants_refused_total', help: 'Join grant requests refused, by reason', type: 'counter', samples: byLabel(counters.grantsRefused, 'reason') },
         c('piswarm_formation_token_rotations_total', 'Worker join token rotations after a burst of joins', counters.rotations),

@@ -264,6 +264,7 @@ t.test('a worker pinned to a manager that is no longer one re-joins through a li
   t.same(worker.engine.state(), { swarmId: [...world.swarms.keys()][0], role: 'worker' }, 'a worker again, in the same swarm');
   t.ok(worker.lines().some((l) => l.msg === 'leaving the swarm to join it again through a live manager'), 'the journal says why it left');
   t.equal(worker.formation.joinAddress(), '127.0.0.3:2377', 'it now publishes the live manager');
+  t.match(renderFamilies(worker.formation.collector.collect()), /piswarm_formation_rejoins_total\{reason="join-manager-gone"\} 1\n/, 'counted by reason');
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(world.count('leave'), 1, 'and it stays: no loop');
 });
@@ -296,6 +297,9 @@ t.test('a worker the swarm removed while it was away (its engine still says acti
   t.same(world.calls.filter((c) => c.op === 'leave').map((c) => c.node), ['pi-2'], 'b left (its stale state) and nobody else');
   t.ok(b.lines().some((l) => l.msg === 'a manager of this swarm no longer lists this node (removed while away?)'), 'the journal says what it saw');
   t.ok(b.lines().some((l) => typeof l.why === 'string' && /no longer list this node/.test(l.why)), 'and why it left');
+  const m = renderFamilies(b.formation.collector.collect());
+  t.match(m, /piswarm_formation_rejoins_total\{reason="pruned"\} 1\n/, 'counted by reason');
+  t.match(m, /piswarm_formation_split_leaves_total 0\n/, 'not as a split');
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(world.count('leave'), 1, 'and stays: no loop');
 });
