@@ -146,6 +146,18 @@ export function splitWinner(summaries: readonly SwarmSummary[]): SwarmSummary | 
 /** `10.0.0.1:2377` or `[fd00::1]:2377` -> the host part. */
 export const hostOf = (addr: string): string => addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
 
+/** Why a node in its own swarm should leave and join it again, and which manager host not to join through. */
+function rejoinWhy(self: SelfState): { kind: RejoinReason; avoid: string | null; reason: string } | null {
+  if (!self.swarm) return null;
+  if (self.unlisted) {
+    return { kind: 'pruned', avoid: null, reason: `re-joining: the managers of swarm ${self.swarm.id} no longer list this node (removed while it was away); its engine cannot notice by itself` };
+  }
+  if (self.swarm.role === 'worker' && self.pinnedTo) {
+    return { kind: 'join-manager-gone', avoid: hostOf(self.pinnedTo), reason: `re-joining: this worker joined through ${self.pinnedTo}, no longer a manager, and its engine would dial only that address if promoted (moby PR #47854)` };
+  }
+  return null;
+}
+
 function joinTargets(peers: readonly PeerState[], swarmId: string, port: number): JoinTarget[] {
   const members = peers.filter((p) => p.swarm?.id === swarmId);
   const managers = members.filter((p) => p.swarm?.role === 'manager').map((p) => ({ nodeId: p.nodeId, addr: p.addr, port: p.port }));
@@ -179,20 +191,10 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
 
   if (self.engine === 'active' && self.swarm) {
     const phase = self.swarm.role === 'manager' ? 'manager' : 'member';
-    if ((!split || split.winner === self.swarm.id) && self.unlisted) {
-      const via = joinTargets(peers, self.swarm.id, selfApiPort);
-      if (via.length > 0) {
-        return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: `re-joining: the managers of swarm ${self.swarm.id} no longer list this node (removed while it was away); its engine cannot notice by itself`, split, rejoin: 'pruned' };
-      }
-    }
-    if ((!split || split.winner === self.swarm.id) && self.swarm.role === 'worker' && self.pinnedTo) {
-      const gone = hostOf(self.pinnedTo);
-      const via = joinTargets(peers, self.swarm.id, selfApiPort).filter((v) => v.addr !== gone);
-      if (via.length > 0) {
-        return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: `re-joining: this worker joined through ${self.pinnedTo}, no longer a manager, and its engine would dial only that address if promoted (moby PR #47854)`, split, rejoin: 'join-manager-gone' };
-      }
-    }
     if (!split || split.winner === self.swarm.id) {
+      const r = rejoinWhy(self);
+      const via = r ? joinTargets(peers, self.swarm.id, selfApiPort).filter((v) => v.addr !== r.avoid) : [];
+      if (r && via.length > 0) return { action: 'join', phase: 'joining', swarmId: self.swarm.id, via, leaveFirst: true, reason: r.reason, split, rejoin: r.kind };
       return { action: 'member', phase, reason: split ? `split: this swarm wins (${split.swarms.join(' vs ')})` : `member of swarm ${self.swarm.id}`, split };
     }
     if (self.swarm.runningTasks === null || self.swarm.runningTasks > 0) {
