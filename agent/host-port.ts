@@ -22,7 +22,13 @@ export function createHostPort(config: Readonly<Config>, log: Logger, version: s
   let benchBps: number | undefined;
   return {
     start: async () => {
-      benchBps = loadDiskBenchResult(config.stateDir)?.bytesPerSecond;
+      try {
+        benchBps = loadDiskBenchResult(config.stateDir)?.bytesPerSecond;
+      } catch (err) {
+        // A broken result file costs the last figure, never the agent: the
+        // disk_bench collector reports the same error as a failed sample.
+        log.warn({ err }, 'last disk benchmark result unreadable; run `piswarm bench-disk` again');
+      }
       await host.start();
     },
     stop: () => host.stop(),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { PiswarmError } from '../../shared/errors.js';
 import type { SampledCollector } from '../metrics/sampler.js';
 import type { MetricFamily } from '../metrics/types.js';
+import { writeFileAtomic } from '../lifecycle/state-file.js';
 
 /**
  * Active, opt-in, read-only sequential read benchmark of a block device with the
@@ -135,10 +136,8 @@ async function readDevice(opts: DiskBenchOptions): Promise<DiskBenchResult> {
 export function saveDiskBenchResult(stateDir: string, result: DiskBenchResult): void {
   fs.mkdirSync(stateDir, { recursive: true });
   const file = path.join(stateDir, STATE_FILE);
-  const tmp = `${file}.${process.pid}.tmp`;
-  // tmp + rename: a crash or power cut mid-write (common on Pis) leaves the old result, never half a file.
-  fs.writeFileSync(tmp, JSON.stringify(result) + '\n', { mode: 0o644 });
-  fs.renameSync(tmp, file);
+  // A crash or power cut mid-write (common on Pis) leaves the old result, never half a file.
+  writeFileAtomic(file, JSON.stringify(result) + '\n', 0o644);
 }
 
 function isResult(x: unknown): x is DiskBenchResult {

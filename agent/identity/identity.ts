@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PiswarmError } from '../../shared/errors.js';
+import { writeFileAtomic } from '../lifecycle/state-file.js';
 
 /**
  * A node's identity: a random id generated once and kept in
@@ -19,13 +20,6 @@ export const NODE_ID_PATTERN = /^[0-9a-f]{24}$/;
 
 export function newNodeId(random: (n: number) => Buffer = randomBytes): string {
   return random(12).toString('hex');
-}
-
-/** Writes through a temporary file and a rename so a power cut never leaves half a file. */
-export function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
 }
 
 export function loadOrCreateIdentity(stateDir: string, name: string, now: () => Date = () => new Date()): NodeIdentity {

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../identity/identity.js';
+import { writeFileAtomic } from '../lifecycle/state-file.js';
 
 /**
  * What formation must remember across reboots: the swarms of this cluster
