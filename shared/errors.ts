@@ -13,6 +13,8 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_BAD_REQUEST: { status: 400, message: 'malformed request' },
   PISWARM_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body too large' },
   PISWARM_ERR_UNSUPPORTED_MEDIA: { status: 415, message: 'unsupported content type' },
+  PISWARM_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request headers too large' },
+  PISWARM_ERR_REQUEST_TIMEOUT: { status: 408, message: 'the request was not received in time' },
   PISWARM_ERR_FORBIDDEN: { status: 403, message: 'this endpoint only answers loopback or authenticated callers' },
   PISWARM_ERR_BUSY: { status: 409, message: 'an operation of this kind is already running' },
   PISWARM_ERR_INTERNAL: { status: 500, message: 'internal error' },
@@ -33,6 +35,7 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_DOCKER: { status: 502, message: 'the Docker engine refused the request' },
   PISWARM_ERR_DISK_BENCH: { status: 500, message: 'disk benchmark failed' },
   PISWARM_ERR_COLLECTOR: { status: 500, message: 'a metrics collector failed' },
+  PISWARM_ERR_SD_NOTIFY: { status: 500, message: 'a systemd notification could not be sent' },
   // autopilot
   PISWARM_ERR_AUTOPILOT_UNSAFE: { status: 409, message: 'the autopilot refused a step that is no longer safe' },
   // gossip membership

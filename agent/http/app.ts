@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { HEALTH_CONTENT_TYPE, METRICS_CONTENT_TYPE } from '../../shared/constants.js';
 import { ERROR_CODES, PiswarmError, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../log/logger.js';
@@ -27,6 +27,20 @@ export function isLoopback(addr: string | undefined): boolean {
   return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
 }
 
+function clientErrorCode(err: NodeJS.ErrnoException): ErrorCode {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return 'PISWARM_ERR_HEADERS_TOO_LARGE';
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'PISWARM_ERR_REQUEST_TIMEOUT';
+  return 'PISWARM_ERR_BAD_REQUEST';
+}
+
+/** A whole HTTP/1.1 error response, written straight to a socket the parser gave up on. */
+export function rawErrorResponse(code: ErrorCode): string {
+  const { status, message } = ERROR_CODES[code];
+  const body = JSON.stringify({ statusCode: status, code, message });
+  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status] ?? 'Error';
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
 /**
  * Builds the HTTP API without listening: main.ts listens, tests inject.
  * Unknown routes are 404, known routes with another method are 405 with Allow,
@@ -42,6 +56,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: 30_000,
     // Reject unknown query parameters instead of silently dropping them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // A URL fastify cannot decode (`/%zz`) never reaches setErrorHandler:
+    // answer it with our code and count it like any other bad request.
+    frameworkErrors: (err, _req, reply) => {
+      deps.countError('PISWARM_ERR_BAD_REQUEST');
+      void (reply as FastifyReply).code(400).type('application/json').send({ statusCode: 400, code: 'PISWARM_ERR_BAD_REQUEST', message: err.message });
+    },
+    // Errors below HTTP (a garbage request line, headers over Node's limit, a
+    // request that never finished) arrive on the socket, before any route.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      deps.countError(clientErrorCode(err));
+      socket.end(rawErrorResponse(clientErrorCode(err)));
+    },
   });
 
   const methods = new Map<string, Set<string>>();

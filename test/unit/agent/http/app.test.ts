@@ -1,3 +1,4 @@
+import net from 'node:net';
 import t from 'tap';
 import { buildApp, isLoopback } from '../../../../agent/http/app.js';
 import type { HealthDocument } from '../../../../agent/health/aggregate.js';
@@ -58,6 +59,38 @@ t.test('unknown or malformed query parameters are a 400 with a stable code', asy
     t.equal(res.statusCode, 400, url);
     t.equal(res.json().code, 'PISWARM_ERR_BAD_REQUEST', url);
   }
+});
+
+t.test('a path fastify cannot decode is a coded, counted 400', async (t) => {
+  const { a, counted } = await app(t);
+  for (const url of ['/%zz', '/health/%zz']) {
+    const res = await a.inject({ url });
+    t.equal(res.statusCode, 400, url);
+    t.equal(res.json().code, 'PISWARM_ERR_BAD_REQUEST', url);
+  }
+  t.same(counted, ['PISWARM_ERR_BAD_REQUEST', 'PISWARM_ERR_BAD_REQUEST']);
+});
+
+t.test('garbage on the socket and oversized headers get a coded answer, and the server keeps serving', async (t) => {
+  const { a, counted } = await app(t);
+  await a.listen({ host: '127.0.0.1', port: 0 });
+  const port = (a.server.address() as net.AddressInfo).port;
+  const raw = (data: string) => new Promise<string>((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.end(data));
+    let out = '';
+    s.on('data', (d) => (out += d.toString()));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+  });
+  const garbage = await raw('HELLO THERE\r\n\r\n');
+  t.match(garbage, /^HTTP\/1\.1 400 /);
+  t.match(garbage, /"code":"PISWARM_ERR_BAD_REQUEST"/);
+  const headers = await raw(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  t.match(headers, /^HTTP\/1\.1 431 /);
+  t.match(headers, /"code":"PISWARM_ERR_HEADERS_TOO_LARGE"/);
+  t.same(counted, ['PISWARM_ERR_BAD_REQUEST', 'PISWARM_ERR_HEADERS_TOO_LARGE']);
+  const ok = await raw('GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  t.match(ok, /^HTTP\/1\.1 200 /, 'still serving');
 });
 
 t.test('oversized and malformed bodies are refused and the app keeps serving', async (t) => {
