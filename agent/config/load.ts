@@ -6,7 +6,7 @@ import { DEFAULT_CONFIG_FILE } from '../../shared/constants.js';
 /** One invalid field: where it came from, its path and what is wrong with it. */
 export interface ConfigIssue {
   path: string;
-  source: 'file' | 'env' | 'flag' | 'merged';
+  source: 'file' | 'env' | 'flag' | 'default';
   message: string;
 }
 
@@ -63,8 +63,12 @@ const BY_FLAG = new Map(SETTINGS.map((s) => [s.flag, s]));
 /** Short spellings users expect. */
 const FLAG_ALIASES: Record<string, string> = { '--port': '--http-port', '--host': '--http-host', '--log': '--log-level' };
 const CONFIG_ENV = 'PISWARM_CONFIG';
-/** Environment variables of ours that are not settings (read by main.ts or the unit). */
-const NON_SETTING_ENV = new Set([CONFIG_ENV]);
+/**
+ * Environment variables of ours that are not agent settings: the config file
+ * path (read here) and the build and simulator scripts' own knobs, which a
+ * user may well have exported in the shell that runs `piswarm`.
+ */
+const NON_SETTING_ENV = new Set([CONFIG_ENV, 'PISWARM_SIM_BASE', 'PISWARM_BASE_IMAGE', 'PISWARM_DOCKERD_LOG', 'PISWARM_DOCKERD_WAIT_SECONDS']);
 
 type Coerced = { ok: true; value: unknown } | { ok: false; message: string };
 
@@ -216,32 +220,58 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
   const env = envLayer(sources.env, issues);
 
   const merged = merge(merge(file.layer, env), flags.layer);
+  // Which layer a path's value came from, so every issue names its source.
+  const sourceOf = (path: string): ConfigIssue['source'] => {
+    const keys = path.split('.');
+    const has = (layer: Record<string, unknown>) => {
+      let node: unknown = layer;
+      for (const k of keys) {
+        if (!isPlainObject(node) || !(k in node)) return false;
+        node = node[k];
+      }
+      return true;
+    };
+    return has(flags.layer) ? 'flag' : has(env) ? 'env' : has(file.layer) ? 'file' : 'default';
+  };
   const withDefaults = Value.Default(ConfigSchema, structuredClone(merged)) as Record<string, unknown>;
+  const schemaBad = new Set<string>();
   for (const e of Value.Errors(ConfigSchema, withDefaults)) {
     const path = e.path.replace(/^\//, '').replace(/\//g, '.') || '(root)';
+    schemaBad.add(path);
     // An unknown key reports at its parent; name the key itself.
     const extra = e.schema.additionalProperties === false && isPlainObject(e.value)
       ? Object.keys(e.value).filter((k) => !(k in ((e.schema as TObject).properties ?? {})))
       : [];
-    if (extra.length > 0) for (const k of extra) issues.push({ path: path === '(root)' ? k : `${path}.${k}`, source: 'merged', message: 'unknown setting' });
-    else issues.push({ path, source: 'merged', message: describe(e.schema, e.message) });
+    if (extra.length > 0) {
+      for (const k of extra) {
+        const full = path === '(root)' ? k : `${path}.${k}`;
+        issues.push({ path: full, source: sourceOf(full), message: 'unknown setting' });
+      }
+    } else issues.push({ path, source: sourceOf(path), message: describe(e.schema, e.message) });
   }
 
-  if (issues.length === 0) {
-    const cfg = withDefaults as Config;
-    if (cfg.clusterKeyFile !== undefined && cfg.clusterKey === undefined) {
-      try {
-        const key = sources.readFile(cfg.clusterKeyFile).trim();
-        if (key.length < 32) issues.push({ path: 'clusterKeyFile', source: 'merged', message: 'the key in the file is shorter than 32 characters' });
-        else cfg.clusterKey = key;
-      } catch (err) {
-        issues.push({ path: 'clusterKeyFile', source: 'merged', message: `cannot read the cluster key file: ${(err as NodeJS.ErrnoException).code ?? 'error'}` });
-      }
+  // The checks the schema cannot express run even when it found errors, on
+  // every field it did not already reject, so one run lists every problem.
+  const cfg = withDefaults as Config;
+  const ok = (...paths: string[]) => paths.every((p) => !schemaBad.has(p));
+  const post = (path: string, message: string) => issues.push({ path, source: sourceOf(path), message });
+  if (ok('clusterKeyFile', 'clusterKey') && typeof cfg.clusterKeyFile === 'string' && cfg.clusterKey === undefined) {
+    try {
+      const key = sources.readFile(cfg.clusterKeyFile).trim();
+      if (key.length < 32) post('clusterKeyFile', 'the key in the file is shorter than 32 characters');
+      else cfg.clusterKey = key;
+    } catch (err) {
+      post('clusterKeyFile', `cannot read the cluster key file: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
     }
-    if (cfg.health.diskFreeFailPercent > cfg.health.diskFreeWarnPercent) issues.push({ path: 'health.diskFreeFailPercent', source: 'merged', message: 'must not exceed health.diskFreeWarnPercent' });
-    if (cfg.health.temperatureFailCelsius < cfg.health.temperatureWarnCelsius) issues.push({ path: 'health.temperatureFailCelsius', source: 'merged', message: 'must not be below health.temperatureWarnCelsius' });
-    cfg.nodeName ??= sources.hostname;
   }
+  const h = isPlainObject(cfg.health) ? cfg.health : null;
+  if (h && ok('health.diskFreeFailPercent', 'health.diskFreeWarnPercent') && h.diskFreeFailPercent > h.diskFreeWarnPercent) {
+    post('health.diskFreeFailPercent', 'must not exceed health.diskFreeWarnPercent');
+  }
+  if (h && ok('health.temperatureFailCelsius', 'health.temperatureWarnCelsius') && h.temperatureFailCelsius < h.temperatureWarnCelsius) {
+    post('health.temperatureFailCelsius', 'must not be below health.temperatureWarnCelsius');
+  }
+  if (issues.length === 0) cfg.nodeName ??= sources.hostname;
   // Deduplicate: TypeBox can report one field twice (e.g. type and pattern).
   const seen = new Set<string>();
   const unique = issues.filter((i) => {

@@ -66,6 +66,31 @@ t.test('every invalid field is reported at once, with its path and source', asyn
   t.equal(issues.find((i) => i.path === 'PISWARM_TYPO')?.source, 'env');
 });
 
+t.test('each issue names the layer its value came from', async (t) => {
+  const readFile = files({ '/x.json': JSON.stringify({ http: { bogus: 1 }, log: { level: 'loud' }, health: { temperatureWarnCelsius: 'hot' } }) });
+  const issues = issuesOf(() => loadConfig(src({ readFile, argv: ['--config', '/x.json', '--http-port', '70000'], env: { PISWARM_FORMATION_EXPECT: '0' } })));
+  const source = (p: string) => issues.find((i) => i.path === p)?.source;
+  t.equal(source('http.bogus'), 'file', 'an unknown key from the file');
+  t.equal(source('log.level'), 'file', 'a bad value from the file');
+  t.equal(source('health.temperatureWarnCelsius'), 'file');
+  t.equal(source('http.port'), 'flag', 'coerced from a flag, rejected by the schema');
+  t.equal(source('formation.expect'), 'env');
+  t.notOk(issues.some((i) => i.path === 'health.temperatureFailCelsius'), 'no cross-field check on a field the schema already rejected');
+});
+
+t.test('the key-file and cross-field checks report alongside schema errors, not after them', async (t) => {
+  const issues = issuesOf(() => loadConfig(src({ argv: ['--http-port', 'x', '--cluster-key-file', '/nonexistent', '--health-disk-free-fail-percent', '50'] })));
+  t.same(issues.map((i) => `${i.path} (${i.source})`).sort(), ['clusterKeyFile (flag)', 'health.diskFreeFailPercent (flag)', 'http.port (flag)']);
+  t.match(issues.find((i) => i.path === 'clusterKeyFile')?.message, /ENOENT/);
+});
+
+t.test("the build and simulator scripts' variables are not settings", async (t) => {
+  const env = { PISWARM_SIM_BASE: 'debian:bookworm', PISWARM_BASE_IMAGE: 'x', PISWARM_DOCKERD_LOG: '/tmp/d.log', PISWARM_DOCKERD_WAIT_SECONDS: '60' };
+  t.doesNotThrow(() => loadConfig(src({ env })));
+  const issues = issuesOf(() => loadConfig(src({ env: { ...env, PISWARM_SIM_BASEX: '1' } })));
+  t.same(issues.map((i) => i.path), ['PISWARM_SIM_BASEX'], 'a near miss is still an unknown setting');
+});
+
 t.test('bad JSON and an unreadable explicit file are config errors; a missing default file is not', async (t) => {
   const bad = issuesOf(() => loadConfig(src({ readFile: files({ '/etc/piswarm/config.json': '{ nope' }) })));
   t.match(bad[0]?.message, /not valid JSON/);
