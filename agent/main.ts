@@ -4,12 +4,12 @@
  * destination, listens, installs signal handlers, talks to systemd and exits.
  * Everything else is built from a frozen config and explicit dependencies.
  */
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import { EXIT } from '../shared/constants.js';
 import { ConfigError, loadConfig, SETTINGS } from './config/load.js';
-import { createLogger, type Logger } from './log/logger.js';
+import { createLogger, stdoutIsJournal, type Logger } from './log/logger.js';
 import { createNotifier } from './lifecycle/sd-notify.js';
 import { createDockerEngine } from './docker/engine.js';
 import { buildAgent } from './agent.js';
@@ -35,7 +35,7 @@ const agentCommand: Command = {
       ctx.err(`unknown arguments: ${rest.join(' ')}\n\n${this.usage}`);
       return EXIT.USAGE;
     }
-    const log = createLogger({ level: config.log.level, journal: Boolean(process.env.JOURNAL_STREAM), write: (l) => process.stdout.write(l), base: { node: config.nodeName } });
+    const log = createLogger({ level: config.log.level, journal: stdoutIsJournal(process.env, () => fstatSync(1)), write: (l) => process.stdout.write(l), base: { node: config.nodeName } });
     return runAgent(config, file, log);
   },
 };
@@ -97,10 +97,14 @@ async function runAgent(config: ReturnType<typeof load>['config'], file: string 
     notifier.ready(`serving on ${address}, health ${status}`);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    log.fatal({ err, code }, code === 'EADDRINUSE' ? `port ${config.http.port} is already taken` : 'agent failed to start');
+    const why = { EADDRINUSE: `port ${config.http.port} is already taken`, EADDRNOTAVAIL: `${config.http.host} is not an address of this host (yet)`, EACCES: `not allowed to listen on port ${config.http.port}` }[code ?? ''];
+    log.fatal({ err, code }, why ?? 'agent failed to start');
     await agent.stop(2000);
     notifier.close();
-    return code === 'EADDRINUSE' ? EXIT.CONFIG : EXIT.SOFTWARE;
+    // A taken port or a listen address not (yet) on the host may be transient
+    // (another service stopping, DHCP late at boot): exit 69 so systemd retries
+    // within its start limit. 78 stays for configuration that can never work.
+    return code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' ? EXIT.UNAVAILABLE : code === 'EACCES' ? EXIT.CONFIG : EXIT.SOFTWARE;
   }
   return new Promise<number>(() => {}); // runs until a signal
 }

@@ -33,6 +33,23 @@ export function journalDestination(write: (line: string) => void, journal: boole
   };
 }
 
+/**
+ * Whether stdout is the journal stream systemd connected us to. sd-daemon(3):
+ * compare JOURNAL_STREAM's "device:inode" with fstat(1), because the variable
+ * is inherited by children whose stdout may be a pipe or a file (a shell under
+ * a user service, `piswarm agent > log`), where a `<6>` prefix is noise.
+ */
+export function stdoutIsJournal(env: Readonly<Record<string, string | undefined>>, fstatStdout: () => { dev: number; ino: number }): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = fstatStdout();
+    return st.dev === Number(m[1]) && st.ino === Number(m[2]);
+  } catch {
+    return false;
+  }
+}
+
 export interface LoggerOptions {
   level: string;
   journal: boolean;

@@ -1,5 +1,6 @@
+import fs from 'node:fs';
 import t from 'tap';
-import { createLogger } from '../../../../agent/log/logger.js';
+import { createLogger, stdoutIsJournal } from '../../../../agent/log/logger.js';
 
 const capture = (journal: boolean, level = 'trace') => {
   const lines: string[] = [];
@@ -34,4 +35,16 @@ t.test('secrets never reach the log', async (t) => {
   t.notMatch(all, /super-secret-cluster-key/);
   t.notMatch(all, /3pu6hszjas19/);
   t.match(all, /SWMTKN-\[REDACTED\]/, 'a token inside a free-text field is masked too');
+});
+
+t.test('the journal prefix is used only when stdout is the stream JOURNAL_STREAM names', async (t) => {
+  const stdout = { dev: 2049, ino: 123456 };
+  t.equal(stdoutIsJournal({ JOURNAL_STREAM: '2049:123456' }, () => stdout), true, 'systemd connected stdout to the journal');
+  t.equal(stdoutIsJournal({ JOURNAL_STREAM: '2049:999' }, () => stdout), false, 'inherited variable, stdout redirected elsewhere');
+  t.equal(stdoutIsJournal({}, () => stdout), false, 'no variable');
+  t.equal(stdoutIsJournal({ JOURNAL_STREAM: 'garbage' }, () => stdout), false, 'malformed variable');
+  t.equal(stdoutIsJournal({ JOURNAL_STREAM: '2049:123456' }, () => { throw new Error('EBADF'); }), false, 'stdout closed');
+  // This process: whatever JOURNAL_STREAM says, the answer follows fstat(1).
+  const real = fs.fstatSync(1);
+  t.equal(stdoutIsJournal({ JOURNAL_STREAM: `${real.dev}:${real.ino}` }, () => fs.fstatSync(1)), true);
 });
