@@ -1,7 +1,8 @@
 /**
  * Every error piswarm reports has a stable code, created here and nowhere else.
  * Codes are documented in the README ("Error codes"). 4xx codes describe what
- * the caller did wrong; 5xx codes never carry internal detail over HTTP.
+ * the caller did wrong; 5xx codes never carry internal detail over HTTP,
+ * except a code marked `expose`, whose messages are written to be shown.
  */
 export const ERROR_CODES = Object.freeze({
   // configuration
@@ -33,7 +34,9 @@ export const ERROR_CODES = Object.freeze({
   // engine and host
   PISWARM_ERR_DOCKER_UNREACHABLE: { status: 503, message: 'the Docker engine does not answer' },
   PISWARM_ERR_DOCKER: { status: 502, message: 'the Docker engine refused the request' },
-  PISWARM_ERR_DISK_BENCH: { status: 500, message: 'disk benchmark failed' },
+  // Its messages are built by the benchmark itself (device path and what refused
+  // it), only loopback callers can start it, and "failed" alone helps nobody.
+  PISWARM_ERR_DISK_BENCH: { status: 500, message: 'disk benchmark failed', expose: true },
   PISWARM_ERR_COLLECTOR: { status: 500, message: 'a metrics collector failed' },
   PISWARM_ERR_SD_NOTIFY: { status: 500, message: 'a systemd notification could not be sent' },
   // autopilot

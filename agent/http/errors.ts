@@ -25,7 +25,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 export function errorBody(err: FastifyError | PiswarmError | Error): { body: ErrorBody; internal: boolean } {
   if (err instanceof PiswarmError) {
     const internal = err.statusCode >= 500;
-    return { body: { statusCode: err.statusCode, code: err.code, message: internal ? ERROR_CODES[err.code].message : err.message }, internal };
+    const shown = !internal || 'expose' in ERROR_CODES[err.code];
+    return { body: { statusCode: err.statusCode, code: err.code, message: shown ? err.message : ERROR_CODES[err.code].message }, internal };
   }
   const fe = err as FastifyError;
   const mapped = (fe.code && FASTIFY_CODES[fe.code]) ?? (fe.validation ? 'PISWARM_ERR_BAD_REQUEST' : undefined);

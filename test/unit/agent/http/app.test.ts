@@ -133,3 +133,12 @@ t.test('internal errors say nothing internal; coded 4xx errors say what was wron
   t.equal(busy.statusCode, 409);
   t.same(busy.json(), { statusCode: 409, code: 'PISWARM_ERR_BUSY', message: 'a benchmark is already running' });
 });
+
+t.test("a failed disk benchmark says why (its messages are written to be shown); other 5xx stay generic", async (t) => {
+  const { a } = await app(t, { diskBench: async () => { throw new PiswarmError('PISWARM_ERR_DISK_BENCH', 'cannot open /dev/mmcblk0 read-only'); } });
+  const res = await a.inject({ method: 'POST', url: '/v1/bench/disk' });
+  t.equal(res.statusCode, 500);
+  t.same(res.json(), { statusCode: 500, code: 'PISWARM_ERR_DISK_BENCH', message: 'cannot open /dev/mmcblk0 read-only' });
+  const { a: b } = await app(t, { diskBench: async () => { throw new PiswarmError('PISWARM_ERR_DOCKER', 'dockerd said: /var/lib/docker/secret') } });
+  t.same((await b.inject({ method: 'POST', url: '/v1/bench/disk' })).json().message, 'the Docker engine refused the request');
+});
