@@ -116,6 +116,15 @@ export function chooseAdvertiseAddress(
   throw new PiswarmError('PISWARM_ERR_NO_ADDRESS', 'no interface other than loopback and container bridges has an IPv4 address (yet)');
 }
 
+/**
+ * `host:port` the way Docker (Go's net.SplitHostPort) and URLs parse it: an
+ * IPv6 address goes in brackets, `[fd00::1]:2377`. An address alone (advertise
+ * and data-path addresses) stays bare: the engine refuses a bracketed one there.
+ */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** The impure edge: reads the live tables. */
 export function detectAdvertiseAddress(config: Parameters<typeof chooseAdvertiseAddress>[2] & { metrics?: { procRoot?: string } }): AddressChoice {
   let routes: RouteEntry[] = [];

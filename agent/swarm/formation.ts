@@ -9,7 +9,7 @@ import type { Collector, MetricFamily } from '../metrics/types.js';
 import type { HealthCheck, CheckResult } from '../health/types.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { deriveClusterKeys, type ClusterKeys } from '../identity/keys.js';
-import type { AddressChoice } from '../net/address.js';
+import { joinHostPort, type AddressChoice } from '../net/address.js';
 import { seedCandidates, type Candidate, type Discovery } from '../discovery/discovery.js';
 import type { AdvertRole } from '../discovery/advert.js';
 import type { PeerClient } from '../peers/client.js';
@@ -224,7 +224,7 @@ export function createFormation(deps: FormationDeps): Formation {
     // A worker's engine does not name its swarm: take it from the grant we
     // persisted, else from a confirmed manager whose address our engine lists.
     const managerSet = new Set(s.remoteManagers.map((m) => m.addr));
-    const viaManager = [...peers.values()].find((p) => p.state?.swarm?.role === 'manager' && managerSet.has(`${p.addr}:${SWARM_PORT}`))?.state?.swarm?.id;
+    const viaManager = [...peers.values()].find((p) => p.state?.swarm?.role === 'manager' && managerSet.has(joinHostPort(p.addr, SWARM_PORT)))?.state?.swarm?.id;
     const id = s.clusterId ?? persisted.joined?.id ?? viaManager ?? null;
     if (!id) {
       selfSwarm = null;
@@ -436,7 +436,7 @@ export function createFormation(deps: FormationDeps): Formation {
     [...peers.values()].filter((p) => p.state).map((p) => ({ nodeId: p.nodeId, addr: p.addr, port: p.port, phase: p.state!.phase, swarm: p.state!.swarm, seenSwarms: p.state!.seenSwarms }));
 
   // ------------------------------------------------------------------ acts
-  const swarmAddrs = () => ({ advertiseAddr: address!.address, listenAddr: `${address!.address}:${SWARM_PORT}`, dataPathAddr: address!.address });
+  const swarmAddrs = () => ({ advertiseAddr: address!.address, listenAddr: joinHostPort(address!.address, SWARM_PORT), dataPathAddr: address!.address });
 
   async function doInit(d: Extract<Decision, { action: 'init' }>): Promise<void> {
     setPhase('initialising', d.reason);
@@ -623,7 +623,7 @@ export function createFormation(deps: FormationDeps): Formation {
     if (!i.swarm.isManager) throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
     const d = await docker.swarmInspect();
     const managerAddrs = i.swarm.remoteManagers.map((m) => m.addr).slice(0, 16);
-    if (managerAddrs.length === 0 && address) managerAddrs.push(`${address.address}:${SWARM_PORT}`);
+    if (managerAddrs.length === 0 && address) managerAddrs.push(joinHostPort(address.address, SWARM_PORT));
     return { swarmId: d.id, createdAt: d.createdAt, managerAddrs, workerToken: d.workerToken };
   };
 

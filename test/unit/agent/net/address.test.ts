@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chooseAdvertiseAddress, parseRouteTable, type InterfaceTable } from '../../../../agent/net/address.js';
+import { chooseAdvertiseAddress, joinHostPort, parseRouteTable, type InterfaceTable } from '../../../../agent/net/address.js';
 
 const v4 = (address: string, internal = false) => ({ address, family: 'IPv4', internal, netmask: '255.255.255.0' });
 const v6 = (address: string) => ({ address, family: 'IPv6', internal: false, netmask: 'ffff:ffff:ffff:ffff::' });
@@ -99,4 +99,11 @@ t.test('overrides', async (t) => {
 
 t.test('nothing usable yet (DHCP still running): coded error', async (t) => {
   t.throws(() => chooseAdvertiseAddress({ lo: [v4('127.0.0.1', true)], docker0: [v4('172.17.0.1')] }, [], none), { name: 'PiswarmError', code: 'PISWARM_ERR_NO_ADDRESS' });
+});
+
+t.test('host:port for the engine: IPv6 in brackets, IPv4 and names bare', async (t) => {
+  t.equal(joinHostPort('192.168.1.21', 2377), '192.168.1.21:2377');
+  t.equal(joinHostPort('fd00::21', 2377), '[fd00::21]:2377', 'Go\'s SplitHostPort refuses fd00::21:2377');
+  t.equal(joinHostPort('[fd00::21]', 2377), '[fd00::21]:2377', 'already bracketed: not twice');
+  t.equal(joinHostPort('pi-1.local', 7070), 'pi-1.local:7070');
 });
