@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_HTTP_PORT } from '../../shared/constants.js';
@@ -50,9 +50,15 @@ export interface ClusterRef {
 }
 
 export interface NodeOptions extends ClusterRef {
-  /** Cluster key for the new nodes; default: the cluster's own key in .sim/<name>/cluster.key. */
+  /**
+   * Cluster key for the nodes this call creates; default: the cluster's own key
+   * in .sim/<name>/cluster.key. Nodes that already exist keep theirs.
+   */
   clusterKey?: string;
-  /** Extra lines for the node's /etc/piswarm/env (read by the unit's EnvironmentFile=). */
+  /**
+   * Extra lines for /etc/piswarm/env (read by the unit's EnvironmentFile=) of the
+   * nodes this call creates. Nodes that already exist keep theirs, as a flashed card does.
+   */
   env?: Record<string, string>;
   /** How long to wait for every agent to answer /health (default 120 s). */
   timeoutMs?: number;
@@ -123,9 +129,14 @@ export async function waitFor<T>(
   }
 }
 
-/** The cluster's own key: generated once, kept in .sim/<name>/cluster.key (git-ignored). */
+/** The host-side state of a cluster: .sim/<name>/ in the repository (git-ignored); `down` removes it. */
+export function stateDir(ref: ClusterRef): string {
+  return join(ref.root ?? repoRoot(), '.sim', clusterName(ref));
+}
+
+/** The cluster's own key: generated once, kept in .sim/<name>/cluster.key; gone with `down`. */
 export async function clusterKey(ref: ClusterRef): Promise<string> {
-  const file = join(ref.root ?? repoRoot(), '.sim', clusterName(ref), 'cluster.key');
+  const file = join(stateDir(ref), 'cluster.key');
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch {
@@ -475,16 +486,35 @@ export async function bootPhases(ref: ClusterRef, name: string, startedAtUs: num
   return { node: name, containerMs: ms(pid1), dockerdMs: ms(dockerd), agentMs: ms(agent) };
 }
 
-/** Removes every container, volume and network of the cluster (or of every simulated cluster), and nothing else. */
+/**
+ * Removes every container, volume and network of the cluster (or of every
+ * simulated cluster), and the host-side state dir .sim/<name>/ of each
+ * cluster it removes, and nothing else.
+ */
 export async function down(ref: ClusterRef & { all?: boolean } = {}): Promise<{ containers: number; volumes: number; networks: number }> {
   const filter = `label=${ref.all ? LABEL_CLUSTER : `${LABEL_CLUSTER}=${clusterName(ref)}`}`;
-  const list = async (kind: string[]) => (await docker([...kind, '--filter', filter])).split('\n').filter(Boolean);
-  const containers = await list(['ps', '-aq']);
+  const clusters = new Set<string>(ref.all ? [] : [clusterName(ref)]);
+  // One line per object: its id (or volume name), then its cluster label.
+  const list = async (kind: string[], id: string) => {
+    const lines = (await docker([...kind, '--filter', filter, '--format', `{{${id}}} {{.Label "${LABEL_CLUSTER}"}}`])).split('\n').filter(Boolean);
+    return lines.map((l) => {
+      const [obj, cluster] = l.split(' ');
+      if (cluster && NAME_RE.test(cluster)) clusters.add(cluster);
+      return obj!;
+    });
+  };
+  const containers = await list(['ps', '-a'], '.ID');
   // -t 0 via kill: down is a teardown, the nodes' shutdown is of no interest.
   if (containers.length) await docker(['rm', '-f', '-v', ...containers]);
-  const volumes = await list(['volume', 'ls', '-q']);
+  const volumes = await list(['volume', 'ls'], '.Name');
   if (volumes.length) await docker(['volume', 'rm', ...volumes]);
-  const networks = await list(['network', 'ls', '-q']);
+  const networks = await list(['network', 'ls'], '.ID');
   if (networks.length) await docker(['network', 'rm', ...networks]);
+  for (const cluster of clusters) {
+    const dir = stateDir({ ...ref, name: cluster });
+    if (!existsSync(dir)) continue;
+    await rm(dir, { recursive: true, force: true });
+    ref.log?.(`removed ${join('.sim', cluster)}/ (its cluster key)`);
+  }
   return { containers: containers.length, volumes: volumes.length, networks: networks.length };
 }

@@ -13,16 +13,18 @@ import { ensureImages } from './images.js';
 const USAGE = `usage: npm run sim -- <verb> [options]
 
   up --nodes N [--cluster-key K] [--env KEY=VALUE ...]   power on N nodes (builds what is missing) and
-     [--no-wait]                                         watch them form one swarm (expect = min(N, 3))
+     [--no-wait]                                         watch them form one swarm (expect = min(N, 3));
+                                                         --cluster-key/--env apply to new nodes only
   add [--cluster-key K] [--env KEY=VALUE ...]            power on one more node
   stop NODE | start NODE | restart NODE                  clean shutdown / power on / reboot
   kill NODE                                              power cut (SIGKILL)
   disconnect NODE | connect NODE                         pull / plug the network cable
-  status [--json]                                        list nodes
+  status [--json]                                        list nodes (name, IP, state, container id, URLs)
   exec NODE -- CMD...                                    run a command on a node
   logs NODE [-n LINES] [-f]                              the agent's journal on a node
   build                                                  prepare the engine and images only
   down [--all]                                           remove the cluster (or every simulated cluster)
+                                                         and its .sim/<name>/ state
 
   --name NAME   the cluster (default: piswarm, or the one NODE belongs to); several clusters coexist
 
@@ -47,6 +49,13 @@ function usageError(msg: string): never {
   throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', `${msg}\n\n${USAGE}`);
 }
 
+/** A count option: a whole number of at least 1, or a usage error. */
+function count(option: string, v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n < 1) usageError(`${option} wants a whole number of at least 1, got "${v}"`);
+  return n;
+}
+
 function parse(argv: string[]): Parsed {
   const p: Parsed = { verb: argv[0] ?? '', env: {}, json: false, all: false, follow: false, noWait: false, rest: [] };
   const positional: string[] = [];
@@ -59,7 +68,7 @@ function parse(argv: string[]): Parsed {
     };
     if (a === '--') { p.rest = argv.slice(i + 1); break; }
     else if (a === '--name') p.name = value();
-    else if (a === '--nodes') p.nodes = Number(value());
+    else if (a === '--nodes') p.nodes = count(a, value());
     else if (a === '--cluster-key') p.clusterKey = value();
     else if (a === '--env') {
       const kv = value();
@@ -70,7 +79,7 @@ function parse(argv: string[]): Parsed {
     else if (a === '--all') p.all = true;
     else if (a === '--no-wait') p.noWait = true;
     else if (a === '-f' || a === '--follow') p.follow = true;
-    else if (a === '-n' || a === '--lines') p.lines = Number(value());
+    else if (a === '-n' || a === '--lines') p.lines = count(a, value());
     else if (a.startsWith('-')) usageError(`unknown option ${a}`);
     else positional.push(a);
   }
@@ -97,12 +106,27 @@ function interactive(args: string[]): Promise<number> {
 function printNodes(nodes: sim.NodeStatus[]): void {
   for (const n of nodes) {
     process.stdout.write(
-      `${n.name}  ${n.ip}${n.connected ? '' : ' (disconnected)'}  ${n.running ? 'running' : 'stopped'}\n` +
+      `${n.name}  ${n.ip}${n.connected ? '' : ' (disconnected)'}  ${n.running ? 'running' : 'stopped'}  container ${n.containerId.slice(0, 12)}\n` +
         `  health:  ${n.apiUrl}/health\n  metrics: ${n.apiUrl}/metrics\n` +
         `  shell:   npm run sim -- exec ${n.name} -- bash    (or: docker exec -it ${n.name} bash)\n` +
         `  journal: npm run sim -- logs ${n.name} -f         (or: docker exec ${n.name} journalctl -u piswarm -f)\n`,
     );
   }
+}
+
+/**
+ * `up` on a cluster that already has nodes: --cluster-key and --env go into
+ * the cards of the nodes it creates, never into those that exist (a Pi keeps
+ * what was flashed on it). Says so rather than letting them pass unnoticed.
+ */
+function warnExisting(existing: sim.NodeStatus[], p: Parsed, log: (m: string) => void): void {
+  const given = [...(p.clusterKey === undefined ? [] : ['--cluster-key']), ...Object.keys(p.env).map((k) => `--env ${k}`)];
+  if (existing.length === 0 || given.length === 0) return;
+  const created = Math.max(0, p.nodes! - existing.length);
+  log(`warning: ${given.join(', ')} ignored for the ${existing.length} existing node(s) (${existing.map((n) => n.name).join(', ')}): ` +
+    `they keep the key and env they were created with; ` +
+    (created > 0 ? `only the ${created} new node(s) get them. ` : 'no node is created, so nothing gets them. ') +
+    `To change them, \`down\` the cluster and \`up\` it again`);
 }
 
 /**
@@ -150,6 +174,7 @@ async function main(argv: string[]): Promise<number> {
       // As a flashed card would (`piswarm cluster create --size N`): Pis powered on
       // together expect each other, up to three, so one slow Pi cannot stall formation.
       const env = { PISWARM_FORMATION_EXPECT: String(Math.min(p.nodes, 3)), ...p.env };
+      warnExisting(await sim.status(ref), p, log);
       const t0 = Date.now();
       const r = await sim.up({ ...ref, nodes: p.nodes, clusterKey: p.clusterKey, env });
       log(`cluster ${r.cluster}: ${r.nodes.length} node(s) on ${r.network} (${r.subnet}); ` +
