@@ -20,7 +20,7 @@ export function makePeersCommand(load: LoadConfig): Command {
   return {
     name: 'peers',
     summary: 'formation phase and confirmed peers of the local agent',
-    usage: `piswarm peers [--json] [--url URL]\n\nAsks the local agent for GET /v1/formation: its phase, why, the election\nwinner, the peers it confirmed over authenticated HTTP and recent phase\nchanges. Exit 0; 1: formation is degraded or off; 69: the agent does not answer.\n\n  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --json        print the formation document as JSON`,
+    usage: `piswarm peers [--json] [--url URL]\n\nAsks the local agent for GET /v1/formation: its phase, why, the last\nelection's winner and why (kept once the swarm exists), the peers it\nconfirmed over authenticated HTTP and recent phase changes.\nExit 0; 1: formation is degraded or off; 69: the agent does not answer.\n\n  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --json        print the formation document as JSON`,
     async run(ctx) {
       const inv = localInvocation(ctx, load, this.usage);
       if (typeof inv === 'number') return inv;
@@ -41,7 +41,12 @@ export function makePeersCommand(load: LoadConfig): Command {
       else {
         ctx.out(`node ${st.name} (${st.nodeId}) at ${st.address ?? '?'}: ${st.phase} — ${st.reason}`);
         if (st.swarm) ctx.out(`swarm ${st.swarm.id} (${st.swarm.role})`);
-        if (st.election) ctx.out(`election: winner ${st.election.winner ?? '-'} — ${st.election.why}`);
+        if (st.election) {
+          // Kept after the swarm exists: who created it (or was to) and why.
+          const e = st.election;
+          const name = e.winner === st.nodeId ? st.name : st.confirmedPeers.find((p) => p.nodeId === e.winner)?.name;
+          ctx.out(`election: winner ${e.winner ?? '-'}${name ? ` (${name})` : ''} — ${e.why} (decided ${e.at})`);
+        }
         if (st.split) ctx.out(`SPLIT: swarms ${st.split.swarms.join(', ')}; winner ${st.split.winner} — ${st.split.action}`);
         for (const f of st.foreignClusters) ctx.out(`another cluster (${f.clusterId}) advertises from ${f.addr}`);
         if (st.confirmedPeers.length === 0) ctx.out('no confirmed peers');

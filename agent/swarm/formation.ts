@@ -138,6 +138,8 @@ export function createFormation(deps: FormationDeps): Formation {
   let selfSwarm: PeerSwarm | null = null;
   const createdAtById = new Map<string, string>();
   let lastDecision: Decision | null = null;
+  /** The last election result, kept after the swarm exists (see FormationStatus.election). */
+  let lastElection: FormationStatus['election'] = null;
   let joinAttempt = 0;
   let nextJoinAt = 0;
   let lastGrantAt: number | null = null;
@@ -585,6 +587,7 @@ export function createFormation(deps: FormationDeps): Formation {
       log.warn({ swarms: d.split.swarms, winner: d.split.winner }, 'split swarm detected');
     }
     lastDecision = d;
+    noteElection(d);
     switch (d.action) {
       case 'member':
         setPhase(d.phase, d.reason);
@@ -603,6 +606,13 @@ export function createFormation(deps: FormationDeps): Formation {
         break;
     }
     if (selfSwarm) deps.discovery?.publish({ addr: address.address, port, role: advertRole(), swarmId: selfSwarm.id });
+  }
+
+  /** Keeps the election's winner and reason; `at` moves only when they change. */
+  function noteElection(d: Decision): void {
+    const e = d.action === 'init' ? { winner: identity.nodeId, rank: d.rank, why: d.reason } : d.action === 'wait' && d.rank ? { winner: d.winner, rank: d.rank, why: d.reason } : null;
+    if (!e || (lastElection && lastElection.winner === e.winner && lastElection.why === e.why && lastElection.rank.join() === e.rank.join())) return;
+    lastElection = { ...e, at: new Date(clock.now()).toISOString() };
   }
 
   function schedule(delayMs = config.formation.tickMs): void {
@@ -642,12 +652,6 @@ export function createFormation(deps: FormationDeps): Formation {
 
   const status = (): FormationStatus => {
     const d = lastDecision;
-    const election =
-      d?.action === 'init'
-        ? { winner: identity.nodeId, rank: d.rank, why: d.reason }
-        : d?.action === 'wait' && d.rank
-          ? { winner: d.winner, rank: d.rank, why: d.reason }
-          : null;
     const split = d && 'split' in d && d.split ? { swarms: d.split.swarms, winner: d.split.winner, action: d.reason } : null;
     return {
       enabled,
@@ -658,7 +662,7 @@ export function createFormation(deps: FormationDeps): Formation {
       reason,
       swarm: selfSwarm ? { id: selfSwarm.id, role: selfSwarm.role, createdAt: selfSwarm.createdAt } : null,
       confirmedPeers: [...peers.values()].map(peerView),
-      election,
+      election: lastElection,
       split,
       seenSwarms: persisted.seenSwarms.map((s) => s.id),
       foreignClusters: (deps.discovery?.foreign() ?? []).map((f) => ({ clusterId: f.clusterId, addr: f.addr, lastSeen: new Date(f.lastSeen).toISOString() })),

@@ -129,8 +129,13 @@ export const FormationStatus = Type.Object({
   reason: Type.String(),
   swarm: Type.Union([Type.Object({ id: Type.String(), role: Type.String(), createdAt: Type.Union([Type.String(), Type.Null()]) }), Type.Null()]),
   confirmedPeers: Type.Array(PeerView),
+  /**
+   * The last first-manager election this node took part in: kept once the
+   * swarm exists (and on joiners), so "who created it and why" stays
+   * answerable. `at`: when this winner and reason were decided.
+   */
   election: Type.Union([
-    Type.Object({ winner: Type.Union([Type.String(), Type.Null()]), rank: Type.Array(Type.String()), why: Type.String() }),
+    Type.Object({ winner: Type.Union([Type.String(), Type.Null()]), rank: Type.Array(Type.String()), why: Type.String(), at: Type.String() }),
     Type.Null(),
   ]),
   split: Type.Union([Type.Object({ swarms: Type.Array(Type.String()), winner: Type.String(), action: Type.String() }), Type.Null()]),

@@ -11,12 +11,12 @@ import { KEY, testConfig } from './helpers.js';
 
 const doc: HealthDocument = { status: 'pass', version: '0', releaseId: '0', serviceId: 'x', description: 'x', checks: {} };
 
-async function agent(t: { teardown(fn: () => unknown): void }, manager: boolean) {
+async function agent(t: { teardown(fn: () => unknown): void }, manager: boolean, formation: Record<string, unknown> = {}) {
   const world = new FakeWorld();
   const engine = world.engine('pi-1');
   if (manager) await engine.swarmInit({ advertiseAddr: '127.0.0.1', listenAddr: '127.0.0.1:2377', dataPathAddr: '127.0.0.1' });
   const { log } = memoryLogger();
-  const config = testConfig({ clusterKey: KEY, nodeName: 'pi-1' });
+  const config = testConfig({ clusterKey: KEY, nodeName: 'pi-1', formation });
   const f = createFormation({
     config, log, docker: engine, clock: { now: Date.now, setTimeout, clearTimeout },
     identity: { nodeId: 'a'.repeat(24), name: 'pi-1', createdAt: '' }, discovery: null,
@@ -28,7 +28,7 @@ async function agent(t: { teardown(fn: () => unknown): void }, manager: boolean)
   await app.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => app.close());
   const port = (app.server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, config };
+  return { url: `http://127.0.0.1:${port}`, config, formation: f };
 }
 
 async function run(cmd: ReturnType<typeof peersCommand>, config: ReturnType<typeof testConfig>, argv: string[]) {
@@ -69,4 +69,17 @@ t.test('piswarm nodes on a non-manager names the problem; no agent is exit 69', 
   t.equal(viaEnv.code, 1, 'the registered command loads config itself and reaches the agent');
   const bad = await registered.run({ argv: ['--http-port', 'x'], env: {}, out: () => undefined, err: () => undefined, confirm: async () => false, cwd: '/' });
   t.equal(bad, 78, 'invalid configuration is exit 78');
+});
+
+t.test('piswarm peers still names the election winner and why after the swarm exists', async (t) => {
+  // No hold-off: the first tick elects this lone node and creates the swarm, the second finds it a manager.
+  const { url, config, formation } = await agent(t, false, { holdOffMs: 0 });
+  await formation.tick();
+  t.equal(formation.status().phase, 'manager');
+  const load = (argv: string[]) => ({ config, rest: argv });
+  const p = await run(peersCommand(load), config, ['--url', url]);
+  t.equal(p.code, 0, p.err);
+  t.match(p.out, new RegExp(`election: winner ${'a'.repeat(24)} \\(pi-1\\) — lowest node id among confirmed peers \\(decided \\d{4}-\\d\\d-\\d\\dT`));
+  const pj = JSON.parse((await run(peersCommand(load), config, ['--url', url, '--json'])).out);
+  t.match(pj.election, { winner: 'a'.repeat(24), why: 'lowest node id among confirmed peers', at: String }, 'the JSON document keeps it too');
 });

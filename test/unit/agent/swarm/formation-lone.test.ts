@@ -58,3 +58,15 @@ t.test('an IPv6 advertise address: the listen address is [addr]:2377, advertise 
   t.equal(formation.status().phase, 'manager');
 });
 
+t.test('the election result outlives the election: /v1/formation still names the winner and why once the swarm exists', async (t) => {
+  const { formation, step } = await lone();
+  await step(0);
+  t.match(formation.status().election, { winner: 'a'.repeat(24), why: /peer set stable for 0 of 1000 ms/ }, 'during the hold-off');
+  await step(1000);
+  await step(1000);
+  const st = formation.status();
+  t.equal(st.phase, 'manager', 'the swarm exists');
+  t.same(st.election, { winner: 'a'.repeat(24), rank: ['a'.repeat(24)], why: 'lowest node id among confirmed peers', at: '2026-03-01T10:00:01.000Z' }, 'winner, why and when, kept');
+  await step(60_000);
+  t.equal(formation.status().election?.at, '2026-03-01T10:00:01.000Z', 'later ticks as a member change nothing');
+});

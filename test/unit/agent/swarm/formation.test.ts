@@ -111,6 +111,8 @@ t.test('5 nodes powered on together form exactly one swarm; a late node joins; a
   t.equal(st.phase, 'manager');
   t.ok(st.timeline.some((e) => e.to === 'initialising'), 'timeline records the init');
   t.equal(st.confirmedPeers.length, 4);
+  t.match(st.election, { winner: lowest.identity.nodeId, why: 'lowest node id among confirmed peers' }, 'the creator still says it won, and why');
+  for (const n of nodes.filter((x) => x !== lowest)) t.equal(n.formation.status().election?.winner, lowest.identity.nodeId, `${n.name}, a joiner, still names the winner`);
 
   // A node powered on after formation joins by itself, with expect=5 still configured.
   nodes.push(await node(world, lan, 6, port, { expect: 5 }));
