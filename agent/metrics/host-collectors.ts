@@ -281,7 +281,7 @@ export function createHostCollectors(opts: HostCollectorOptions) {
   const LOOP_RESOLUTION_MS = 10;
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
-  let proc = { cpuSeconds: 0, rss: 0, lagP99: 0 };
+  let proc = { cpuSeconds: 0, rss: 0, lagP50: 0, lagP99: 0, lagMax: 0 };
   const startTime = (Date.now() - process.uptime() * 1000) / 1000;
   const processCollector: SampledCollector = {
     name: 'process',
@@ -290,16 +290,20 @@ export function createHostCollectors(opts: HostCollectorOptions) {
       // Percentile over the last interval, then reset, so one slow start does not dominate forever.
       // The histogram records whole timer periods (an idle loop shows ~10 ms at resolution 10, measured), so the
       // resolution is subtracted to report lag; prom-client's nodejs_eventloop_lag_* leave it in.
-      const p99 = loop.count > 0 ? loop.percentile(99) / 1e9 - LOOP_RESOLUTION_MS / 1000 : 0;
-      proc = { cpuSeconds: (u.user + u.system) / 1e6, rss: process.memoryUsage.rss(), lagP99: Math.max(0, p99) };
+      const lag = (ns: number) => (loop.count > 0 ? Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1000) : 0);
+      proc = { cpuSeconds: (u.user + u.system) / 1e6, rss: process.memoryUsage.rss(), lagP50: lag(loop.percentile(50)), lagP99: lag(loop.percentile(99)), lagMax: lag(loop.max) };
       loop.reset();
     },
     collect() {
       return [
-        counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', [{ value: proc.cpuSeconds }]),
-        gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', [{ value: proc.rss }]),
-        gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', [{ value: Math.round(startTime * 1000) / 1000 }]),
-        gauge('nodejs_eventloop_lag_p99_seconds', 'The 99th percentile of the event loop delay over the last sampling interval.', [{ value: proc.lagP99 }]),
+        // The agent's own series carry our prefix (the issue's contract), so they
+        // never mix with the process_* of node_exporter or dockerd on the same Pi.
+        counter('piswarm_process_cpu_seconds_total', 'Total user and system CPU time of the agent in seconds.', [{ value: proc.cpuSeconds }]),
+        gauge('piswarm_process_resident_memory_bytes', 'Resident memory size of the agent in bytes.', [{ value: proc.rss }]),
+        gauge('piswarm_process_start_time_seconds', 'Start time of the agent since unix epoch in seconds.', [{ value: Math.round(startTime * 1000) / 1000 }]),
+        gauge('piswarm_eventloop_delay_p50_seconds', 'Median event loop delay of the agent over the last sampling interval.', [{ value: proc.lagP50 }]),
+        gauge('piswarm_eventloop_delay_p99_seconds', 'The 99th percentile of the agent\'s event loop delay over the last sampling interval.', [{ value: proc.lagP99 }]),
+        gauge('piswarm_eventloop_delay_max_seconds', 'The longest event loop delay of the agent over the last sampling interval.', [{ value: proc.lagMax }]),
         gauge('piswarm_build_info', 'piswarm agent version and Node.js runtime, constant 1.', [{ labels: { version: opts.version, node_version: process.version }, value: 1 }]),
       ];
     },

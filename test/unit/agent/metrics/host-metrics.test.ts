@@ -75,8 +75,10 @@ t.test('Pi 4: node_exporter-compatible series with the exact recorded values', a
   t.same(series(text, 'node_uname_info'), ['node_uname_info{sysname="Linux",release="6.6.51+rpt-rpi-v8",version="#1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08)",machine="aarch64",nodename="pi-node-1",domainname="(none)"} 1']);
   t.same(series(text, 'piswarm_clock_synchronized'), ['piswarm_clock_synchronized 1']);
   t.same(series(text, 'piswarm_build_info'), [`piswarm_build_info{version="9.9.9",node_version="${process.version}"} 1`]);
-  t.equal(series(text, 'process_resident_memory_bytes').length, 1);
-  t.equal(series(text, 'nodejs_eventloop_lag_p99_seconds').length, 1);
+  t.equal(series(text, 'piswarm_process_resident_memory_bytes').length, 1);
+  t.ok(Number(series(text, 'piswarm_process_resident_memory_bytes')[0]?.split(' ')[1]) > 10 * 1048576, 'this process\'s real RSS');
+  for (const q of ['p50', 'p99', 'max']) t.equal(series(text, `piswarm_eventloop_delay_${q}_seconds`).length, 1, q);
+  t.equal(series(text, 'process_resident_memory_bytes').length, 0, 'no unprefixed process series');
   t.notOk(text.split('\n').some((l) => l.startsWith('piswarm_collector_success') && l.endsWith(' 0')), 'every collector succeeded');
 });
 
