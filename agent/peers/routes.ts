@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Value } from '@sinclair/typebox/value';
-import { PiswarmError, isPiswarmError } from '../../shared/errors.js';
+import { PiswarmError, type ErrorCode } from '../../shared/errors.js';
 import {
   FormationStatus,
   GrantRequest,
@@ -12,6 +12,7 @@ import {
   type HelloResponse,
   type PeerView,
 } from '../../shared/wire/peer.js';
+import { errorBody } from '../http/errors.js';
 import type { ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { AuthError, sealToken, signResponse, verifyRequest, type ReplayCache } from './protocol.js';
@@ -42,6 +43,7 @@ export interface PeerRouteContext {
   /** Swarm nodes as a manager's engine lists them; throws NOT_MANAGER elsewhere. */
   nodes(): Promise<unknown[]>;
   authFailure(reason: string): void;
+  /** A refused grant request, by reason (see grantRefusalReason). */
   grantRefused(reason: string): void;
 }
 
@@ -52,6 +54,29 @@ declare module 'fastify' {
 }
 
 const NO_QUERY = { type: 'object', properties: {}, additionalProperties: false } as const;
+
+/** The `reason` of piswarm_formation_grants_refused_total for the error code a refused caller got. */
+const REFUSAL_REASONS: Partial<Record<ErrorCode, string>> = {
+  PISWARM_ERR_BAD_REQUEST: 'malformed',
+  PISWARM_ERR_BODY_TOO_LARGE: 'too_large',
+  PISWARM_ERR_UNSUPPORTED_MEDIA: 'unsupported_media',
+  PISWARM_ERR_NO_CLUSTER_KEY: 'no_key',
+  PISWARM_ERR_NOT_MANAGER: 'not_manager',
+  PISWARM_ERR_DOCKER: 'engine',
+  PISWARM_ERR_DOCKER_UNREACHABLE: 'engine',
+};
+
+/**
+ * Why a grant request was refused, from the error that refused it: an
+ * authentication failure names its own reason (malformed, wrong_cluster,
+ * bad_mac, stale, replay), anything else is named by the stable code its
+ * caller got (a body that is not JSON is `malformed`, as one that is not a
+ * grant request).
+ */
+export function grantRefusalReason(err: Error): string {
+  if (err instanceof AuthError) return err.reason;
+  return REFUSAL_REASONS[errorBody(err).body.code] ?? 'internal';
+}
 
 /**
  * Peer endpoints (POST /v1/peers/hello, POST /v1/grants) and the read-only
@@ -73,11 +98,12 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
       }
     });
 
-    // Refusals that never reach a handler (oversized, wrong media type) are counted too.
+    // Every refused grant request is counted here, once: refusals that never
+    // reach the handler (not JSON, oversized, another media type) as much as
+    // those it throws.
     app.addHook('onError', async (req, _reply, err) => {
-      const code = (err as { code?: string }).code;
-      if (req.routeOptions.url === '/v1/grants' && code && !isPiswarmError(err)) ctx.grantRefused(code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'too_large' : 'malformed');
-      if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') ctx.authFailure('too_large');
+      if (req.routeOptions.url === '/v1/grants') ctx.grantRefused(grantRefusalReason(err));
+      if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') ctx.authFailure('too_large');
     });
 
     const authenticate = (req: FastifyRequest, path: string) => {
@@ -114,28 +140,10 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
     });
 
     app.post('/v1/grants', route, async (req, reply) => {
-      let auth;
-      try {
-        auth = authenticate(req, '/v1/grants');
-      } catch (err) {
-        ctx.grantRefused(err instanceof AuthError ? err.reason : 'no_key');
-        throw err;
-      }
-      let joiner: GrantRequest;
-      try {
-        joiner = validate<GrantRequest>(GrantRequest, req.body, 'grant');
-        if (joiner.nodeId !== auth.nodeId) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'grant: nodeId differs from the signed node id');
-      } catch (err) {
-        ctx.grantRefused('malformed');
-        throw err;
-      }
-      let src: GrantSource;
-      try {
-        src = await ctx.grantSource();
-      } catch (err) {
-        ctx.grantRefused(isPiswarmError(err, 'PISWARM_ERR_NOT_MANAGER') ? 'not_manager' : 'engine');
-        throw err;
-      }
+      const auth = authenticate(req, '/v1/grants');
+      const joiner = validate<GrantRequest>(GrantRequest, req.body, 'grant');
+      if (joiner.nodeId !== auth.nodeId) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'grant: nodeId differs from the signed node id');
+      const src = await ctx.grantSource();
       const responseNonce = ctx.nonce();
       const sealed = sealToken(
         ctx.keys!,

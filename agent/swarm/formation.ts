@@ -746,7 +746,7 @@ export function createFormation(deps: FormationDeps): Formation {
           samples: (['join-manager-gone', 'pruned'] as const).map((r) => ({ labels: { reason: r }, value: counters.rejoins.get(r) ?? 0 })),
         },
         c('piswarm_formation_grants_issued_total', 'Join grants issued by this node', counters.grantsIssued),
-        { name: 'piswarm_formation_grants_refused_total', help: 'Join grant requests refused, by reason', type: 'counter', samples: byLabel(counters.grantsRefused, 'reason') },
+        { name: 'piswarm_formation_grants_refused_total', help: 'Join grant requests refused (every one, bodies that are not JSON included), by reason', type: 'counter', samples: byLabel(counters.grantsRefused, 'reason') },
         c('piswarm_formation_token_rotations_total', 'Worker join token rotations after a burst of joins', counters.rotations),
         c('piswarm_peer_hello_failures_total', 'Outbound peer confirmations that failed', counters.helloFailures),
         { name: 'piswarm_peer_auth_failures_total', help: 'Inbound peer requests refused, by reason', type: 'counter', samples: byLabel(counters.authFailures, 'reason') },

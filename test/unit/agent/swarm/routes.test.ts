@@ -96,8 +96,9 @@ t.test('forged, replayed, stale, wrong-cluster, malformed and oversized requests
   t.match(m, /piswarm_peer_auth_failures_total\{reason="stale"\} 2/);
   t.match(m, /piswarm_peer_auth_failures_total\{reason="wrong_cluster"\} 1/);
   t.match(m, /piswarm_peer_auth_failures_total\{reason="too_large"\} 1/);
-  t.match(m, /piswarm_formation_grants_refused_total\{reason="too_large"\} 1/);
-  t.match(m, /piswarm_formation_grants_refused_total\{reason="malformed"\} 3/);
+  t.match(m, /piswarm_formation_grants_refused_total\{reason="too_large"\} 1\n/);
+  t.match(m, /piswarm_formation_grants_refused_total\{reason="malformed"\} 4\n/, 'no auth header, schema-invalid, node id differs, not JSON');
+  t.match(m, /piswarm_formation_grants_refused_total\{reason="bad_mac"\} 3\n/);
   t.equal(formation.healthChecks.find((c) => c.name === 'discovery:peers')!.run()[0]!.status, 'warn', 'a caller from another cluster shows in /health');
   const ok = await app.inject({ url: '/v1/formation' });
   t.equal(ok.statusCode, 200, 'still serving');
@@ -106,11 +107,35 @@ t.test('forged, replayed, stale, wrong-cluster, malformed and oversized requests
   t.notOk(JSON.stringify(lines()).includes('SWMTKN'));
 });
 
+t.test('every refused grant request is counted once in piswarm_formation_grants_refused_total, parse errors included', async (t) => {
+  const { app, formation, counted } = await setup(t, { manager: true });
+  const grant = (payload: string, ct = 'application/json', header?: string) =>
+    app.inject({ method: 'POST', url: '/v1/grants', headers: { 'content-type': ct, ...(header ? { [PEER_AUTH_HEADER]: header } : {}) }, payload });
+  const cases: Array<[string, ReturnType<typeof grant>, ErrorCode]> = [
+    ['not JSON, unsigned', grant('{oops'), 'PISWARM_ERR_BAD_REQUEST'],
+    ['not JSON, signed', grant('not json at all', 'application/json', sign('not json at all')), 'PISWARM_ERR_BAD_REQUEST'],
+    ['empty JSON body', grant(''), 'PISWARM_ERR_BAD_REQUEST'],
+    ['JSON but no grant request', grant('[1,2]', 'application/json', sign('[1,2]')), 'PISWARM_ERR_BAD_REQUEST'],
+    ['over the 4 KiB peer limit', grant(JSON.stringify({ pad: 'x'.repeat(5000) })), 'PISWARM_ERR_BODY_TOO_LARGE'],
+    ['over the app body limit', grant(JSON.stringify({ pad: 'x'.repeat(20_000) })), 'PISWARM_ERR_BODY_TOO_LARGE'],
+    ['another media type', grant('AAAA', 'application/octet-stream'), 'PISWARM_ERR_UNSUPPORTED_MEDIA'],
+    ['forged signature', grant(grantBody, 'application/json', sign(grantBody).replace(/m=[^,]+$/, `m=${'A'.repeat(43)}`)), 'PISWARM_ERR_AUTH_FAILED'],
+  ];
+  for (const [what, p, code] of cases) t.equal((await p).json().code, code, what);
+  const refused = () => Object.fromEntries([...renderFamilies(formation.collector.collect()).matchAll(/^piswarm_formation_grants_refused_total\{reason="([a-z_]+)"\} (\d+)$/gm)].map((x) => [x[1]!, Number(x[2])]));
+  const byReason = { malformed: 4, too_large: 2, unsupported_media: 1, bad_mac: 1 };
+  t.same(refused(), byReason, 'one count per refused request: none missed, none twice');
+  t.same([...counted].sort(), cases.map(([, , c]) => c).sort(), 'the same codes piswarm_http_errors_total counts');
+  t.equal((await grant(grantBody, 'application/json', sign(grantBody))).statusCode, 200, 'a good grant after all that');
+  t.same(refused(), byReason, 'is not counted as refused');
+});
+
 t.test('a worker refuses grants with NOT_MANAGER; without a key every peer route says NO_CLUSTER_KEY', async (t) => {
-  const { app } = await setup(t, { manager: false });
+  const { app, formation } = await setup(t, { manager: false });
   const res = await app.inject({ method: 'POST', url: '/v1/grants', headers: { 'content-type': 'application/json', [PEER_AUTH_HEADER]: sign(grantBody) }, payload: grantBody });
   t.equal(res.statusCode, 409);
   t.equal(res.json().code, 'PISWARM_ERR_NOT_MANAGER');
+  t.match(renderFamilies(formation.collector.collect()), /piswarm_formation_grants_refused_total\{reason="not_manager"\} 1\n/);
 
   const { log } = memoryLogger();
   const f = createFormation({
@@ -122,6 +147,7 @@ t.test('a worker refuses grants with NOT_MANAGER; without a key every peer route
   t.teardown(() => app2.close());
   const r2 = await app2.inject({ method: 'POST', url: '/v1/grants', headers: { 'content-type': 'application/json', [PEER_AUTH_HEADER]: sign(grantBody) }, payload: grantBody });
   t.equal(r2.json().code, 'PISWARM_ERR_NO_CLUSTER_KEY');
+  t.match(renderFamilies(f.collector.collect()), /piswarm_formation_grants_refused_total\{reason="no_key"\} 1\n/);
   await f.start();
   t.equal(f.status().phase, 'disabled');
   const h = f.healthChecks.find((c) => c.name === 'swarm:formation')!.run()[0]!;
