@@ -2,6 +2,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { diskRates, resolveBootDisk, wholeDisks, type DiskRates } from '../host/disks.js';
 import { CPU_MODES, isReportedFilesystem, type MountEntry, type DiskStat } from '../host/procfs.js';
 import type { FsSpace, HostReader, Uname } from '../host/reader.js';
+import type { HostInventory } from '../host/inventory.js';
 import { THROTTLE_CONDITIONS, type ThrottleState } from '../host/rpi.js';
 import { emptySnapshot, type HostSnapshot } from '../host/types.js';
 import type { SampledCollector } from './sampler.js';
@@ -12,6 +13,8 @@ const counter = (name: string, help: string, samples: MetricSample[]): MetricFam
 
 export interface HostCollectorOptions {
   reader: HostReader;
+  /** Board and OS inventory (systeminformation on a live host); no series without it. */
+  inventory?: (() => Promise<HostInventory>) | undefined;
   configuredDiskDevice?: string | undefined;
   version: string;
 }
@@ -277,6 +280,25 @@ export function createHostCollectors(opts: HostCollectorOptions) {
     },
   };
 
+  // board and OS inventory ----------------------------------------------------
+  // Hardware does not change under a running agent and an OS upgrade restarts
+  // it, so six-hourly is plenty for a source that spawns commands.
+  const INVENTORY_EVERY_MS = 6 * 3600_000;
+  let inventory: HostInventory | null = null;
+  let inventoryAt = -Infinity;
+  const inventoryCollector: SampledCollector = {
+    name: 'inventory',
+    async sample(now) {
+      if (!opts.inventory || (inventory && now - inventoryAt < INVENTORY_EVERY_MS)) return;
+      inventory = null;
+      inventory = await opts.inventory();
+      inventoryAt = now;
+    },
+    collect() {
+      return inventory ? [gauge('piswarm_host_info', 'Board model and revision, OS release and architecture (systeminformation), constant 1.', [{ labels: { ...inventory }, value: 1 }])] : [];
+    },
+  };
+
   // agent process -------------------------------------------------------------
   const LOOP_RESOLUTION_MS = 10;
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
@@ -310,7 +332,7 @@ export function createHostCollectors(opts: HostCollectorOptions) {
   };
 
   return {
-    collectors: [cpu, loadavg, meminfo, filesystem, diskstats, netdev, thermal, rpi, unameCollector, timesync, processCollector],
+    collectors: [cpu, loadavg, meminfo, filesystem, diskstats, netdev, thermal, rpi, unameCollector, timesync, ...(opts.inventory ? [inventoryCollector] : []), processCollector],
     /** Called by the sampler after every collector has sampled, so `at` stamps a complete sample. */
     sampled(now: number): void {
       snap.at = now;

@@ -6,6 +6,7 @@ import type { HostSnapshot } from '../host/types.js';
 import type { Logger } from '../log/logger.js';
 import { PiswarmError } from '../../shared/errors.js';
 import { createHostCollectors } from './host-collectors.js';
+import { readInventory, type HostInventory } from '../host/inventory.js';
 import { createSampler, type SamplerClock } from './sampler.js';
 import type { Collector } from './types.js';
 
@@ -20,6 +21,8 @@ export interface HostMetricsOptions {
   statfs?: (mountpoint: string) => FsSpace;
   timesyncFile?: string;
   machine?: () => string;
+  /** Board/OS inventory; null for none. Default: systeminformation when procRoot is /proc. */
+  inventory?: (() => Promise<HostInventory>) | null;
 }
 
 /** The package.json two levels above dist/agent/metrics (or agent/metrics when run from source). */
@@ -49,7 +52,9 @@ export function createHostMetrics(opts: HostMetricsOptions) {
     ...(opts.timesyncFile ? { timesyncFile: opts.timesyncFile } : {}),
     ...(opts.machine ? { machine: opts.machine } : {}),
   });
-  const host = createHostCollectors({ reader, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
+  // The inventory reads the live host through systeminformation, not procRoot: only there.
+  const inventory = opts.inventory !== undefined ? opts.inventory ?? undefined : opts.config.metrics.procRoot === '/proc' ? readInventory : undefined;
+  const host = createHostCollectors({ reader, inventory, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
   const bench = createDiskBenchCollector(opts.config.stateDir);
   const collectors = [...host.collectors, bench];
   const sampler = createSampler({
