@@ -204,6 +204,18 @@ export const MOUNT_POINTS_EXCLUDE = /^\/(dev|proc|run\/credentials\/.+|sys|var\/
 // (node_exporter guards the same call with a timeout goroutine, which Node cannot do synchronously).
 export const NETWORK_FS_TYPES = /^(nfs4?|cifs|smb3|ceph|glusterfs|9p|fuse\.sshfs)$/;
 
+/**
+ * Mounts the hardened unit's own sandbox creates in the agent's mount
+ * namespace (PrivateTmp, ProtectHome, StateDirectory under ProtectSystem,
+ * credentials): bind mounts of / (which would count the root disk twice in a
+ * dashboard that sums filesystems) or empty tmpfs stand-ins for what the agent
+ * is not allowed to see. None of them is a filesystem of the host as
+ * node_exporter would report it, so none is reported. Seen in a simulated Pi:
+ * /home, /root, /run/user, /run/credentials, /run/systemd/incoming.
+ */
+export const SANDBOX_MOUNT_POINTS = /^\/(tmp|var\/tmp|var\/lib\/piswarm|home|root|run\/user|run\/credentials|run\/systemd\/incoming)$/;
+
 export function isReportedFilesystem(m: MountEntry): boolean {
-  return !FS_TYPES_EXCLUDE.test(m.fstype) && !MOUNT_POINTS_EXCLUDE.test(m.mountpoint) && !NETWORK_FS_TYPES.test(m.fstype);
+  return !FS_TYPES_EXCLUDE.test(m.fstype) && !MOUNT_POINTS_EXCLUDE.test(m.mountpoint) && !NETWORK_FS_TYPES.test(m.fstype)
+    && !SANDBOX_MOUNT_POINTS.test(m.mountpoint);
 }

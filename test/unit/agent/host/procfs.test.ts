@@ -74,3 +74,23 @@ t.test('mountinfo: device numbers, octal escapes, filesystem filter', async (t) 
 t.test('/proc/mounts fallback has no device numbers', async (t) => {
   t.same(parseMounts('/dev/sda1 /data xfs rw 0 0\n'), [{ major: -1, minor: -1, device: '/dev/sda1', mountpoint: '/data', fstype: 'xfs' }]);
 });
+
+t.test("the hardened unit's own sandbox mounts are not host filesystems", async (t) => {
+  // What the agent's mount namespace adds on a Pi under piswarm.service: PrivateTmp and
+  // StateDirectory bind the root disk again, ProtectHome and credentials put tmpfs over
+  // what the agent may not see. Format of /proc/self/mountinfo.
+  const text = [
+    '24 1 179:2 / / rw,relatime shared:1 - ext4 /dev/mmcblk0p2 rw',
+    '300 24 179:2 /tmp/systemd-private-abc-piswarm.service-x/tmp /tmp rw,relatime - ext4 /dev/mmcblk0p2 rw',
+    '301 24 179:2 /var/tmp/systemd-private-abc-piswarm.service-y/tmp /var/tmp rw,relatime - ext4 /dev/mmcblk0p2 rw',
+    '302 24 179:2 /var/lib/piswarm /var/lib/piswarm rw,relatime - ext4 /dev/mmcblk0p2 rw',
+    '303 24 0:60 / /home ro,nosuid,nodev,noexec - tmpfs tmpfs ro,size=0k',
+    '304 24 0:60 / /root ro,nosuid,nodev,noexec - tmpfs tmpfs ro,size=0k',
+    '305 24 0:61 / /run/user ro,nosuid,nodev,noexec - tmpfs tmpfs ro,size=0k',
+    '306 24 0:62 / /run/credentials rw - tmpfs tmpfs rw',
+    '307 24 0:63 / /run/systemd/incoming rw - tmpfs tmpfs rw',
+    '308 24 179:1 / /boot/firmware rw,relatime - vfat /dev/mmcblk0p1 rw',
+    '309 24 0:25 / /run/user/1000 rw,nosuid,nodev - tmpfs tmpfs rw',
+  ].join('\n');
+  t.same(parseMountinfo(text).filter(isReportedFilesystem).map((m) => m.mountpoint), ['/', '/boot/firmware', '/run/user/1000']);
+});
