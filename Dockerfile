@@ -80,8 +80,9 @@ WORKDIR /var/lib/piswarm
 EXPOSE 7070
 # /livez, not /health: /health fails when dockerd is unhealthy, and
 # replacing the agent's container cannot fix dockerd.
+# `piswarm livez` finds the port the way the agent does (config file, PISWARM_*).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["/usr/local/bin/node", "-e", "fetch('http://127.0.0.1:'+(process.env.PISWARM_HTTP_PORT||7070)+'/livez',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["/usr/local/bin/node", "/opt/piswarm/dist/agent/main.js", "livez"]
 # tini is PID 1: it forwards SIGTERM to node and reaps the perl/child
 # processes the agent spawns; node runs directly, never through npm, so the
 # signal reaches the agent itself.

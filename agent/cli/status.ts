@@ -2,7 +2,7 @@ import { EXIT } from '../../shared/constants.js';
 import type { Command } from './command.js';
 import { askLocal, localInvocation, type LoadConfig } from './local-api.js';
 
-/** `piswarm status`, `piswarm metrics`, `piswarm bench-disk`: thin clients of the local agent. */
+/** `piswarm status`, `metrics`, `bench-disk`, `livez`: thin clients of the local agent. */
 export function localCommands(load: LoadConfig): Command[] {
   const common = '  --url URL     the agent to ask (default http://127.0.0.1:<http.port>)\n  --port N      the local agent\'s port\n  --config FILE configuration file';
   const status: Command = {
@@ -71,5 +71,18 @@ export function localCommands(load: LoadConfig): Command[] {
       return EXIT.OK;
     },
   };
-  return [status, metrics, benchDisk];
+  const livez: Command = {
+    name: 'livez',
+    summary: 'whether the local agent\'s event loop answers (for container health checks)',
+    usage: `piswarm livez [--url URL]\n\nAsks the local agent for /livez, which answers whenever its event loop runs\n(Docker or hardware trouble never fails it). The port comes from the same\nconfiguration as the agent's. Exit 0: alive; 69: no answer or not alive.\n\n${common}`,
+    async run(ctx) {
+      const inv = localInvocation(ctx, load, this.usage, { json: false });
+      if (typeof inv === 'number') return inv;
+      const ans = await askLocal(ctx, inv.base, '/livez', { timeoutMs: 4000 });
+      if (typeof ans === 'number') return ans;
+      if (ans.status !== 200) ctx.err(`the agent at ${inv.base} answered /livez with ${ans.status}`);
+      return ans.status === 200 ? EXIT.OK : EXIT.UNAVAILABLE;
+    },
+  };
+  return [status, metrics, benchDisk, livez];
 }

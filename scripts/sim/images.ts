@@ -8,6 +8,8 @@ export const PI_IMAGE = 'piswarm/pi:sim';
 export const LOCAL_BASE = 'piswarm/base:bookworm';
 /** A Pi before its first boot: cloud-init, no engine, no node, no agent (Dockerfile target firstboot). */
 export const FIRSTBOOT_IMAGE = 'piswarm/pi-firstboot:sim';
+/** The Dockerfile's `agent` target: the agent alone, for a host that runs it in a container. */
+export const AGENT_IMAGE = 'piswarm/agent:sim';
 
 export interface ImageTimings {
   /** Starting the engine with setup-host.sh (0 when it already answered). */
@@ -118,9 +120,18 @@ export async function serviceGid(image: string): Promise<number> {
  * is rebuilt only when the Dockerfile or the base changes.
  */
 export async function ensureFirstbootImage(opts: EnsureImagesOptions): Promise<number> {
+  return ensureTarget(opts, 'firstboot', FIRSTBOOT_IMAGE);
+}
+
+/** Makes sure AGENT_IMAGE (the `agent` target) is built from the current release. */
+export async function ensureAgentImage(opts: EnsureImagesOptions): Promise<number> {
+  return ensureTarget(opts, 'agent', AGENT_IMAGE);
+}
+
+async function ensureTarget(opts: EnsureImagesOptions, target: string, tag: string): Promise<number> {
   const root = opts.root;
   const base = opts.base ?? process.env.PISWARM_SIM_BASE ?? LOCAL_BASE;
   await ensureImages(opts);
   return withLock(join(root, 'release/.image-lock'), () =>
-    step(root, `image ${FIRSTBOOT_IMAGE}`, 'docker', buildArgs('firstboot', FIRSTBOOT_IMAGE, base, opts.noCache), opts.log ?? (() => {})));
+    step(root, `image ${tag}`, 'docker', buildArgs(target, tag, base, opts.noCache), opts.log ?? (() => {})));
 }

@@ -116,7 +116,9 @@ t.test('status, metrics and bench-disk against a running agent', async (t) => {
   t.match(failed.stderr, /PISWARM_ERR_DISK_BENCH/);
   t.match(failed.stderr, new RegExp(`cannot stat ${scratch}`), 'and says why');
 
+  t.equal(cli(['livez', ...port]).code, 0, 'livez: the event loop answers, whatever the health');
   t.equal(cli(['status', '--port', String(await freePort())]).code, 69, 'no agent on that port: 69');
+  t.equal(cli(['livez', '--port', String(await freePort())]).code, 69, 'livez with no agent: 69');
   t.equal(cli(['status', '--bogus', ...port]).code, 64, 'unknown flag: 64');
 });
 
