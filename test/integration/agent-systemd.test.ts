@@ -35,6 +35,12 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
     const metrics = await httpGet(`${node.apiUrl}/metrics`);
     t.equal(metrics.status, 200);
     t.match(metrics.contentType, /^text\/plain/);
+    // The board/OS inventory (systeminformation spawns small commands) works inside the hardened unit.
+    t.match(metrics.text, /^piswarm_host_info\{[^}]*os="Debian GNU\/Linux",os_release="12",os_codename="bookworm"[^}]*\} 1$/m, 'inventory under the unit');
+    t.match(metrics.text, /^piswarm_collector_success\{collector="inventory"\} 1$/m);
+    const mounts = metrics.text.split('\n').filter((l) => l.startsWith('node_filesystem_size_bytes')).map((l) => /mountpoint="([^"]*)"/.exec(l)?.[1] ?? '');
+    t.comment(`filesystems reported under the unit: ${mounts.join(' ')}`);
+    t.same(mounts.filter((m) => ['/tmp', '/var/tmp', '/var/lib/piswarm', '/home', '/root', '/run/user', '/run/credentials', '/run/systemd/incoming'].includes(m)), [], "none of the unit's own sandbox mounts");
     const promtool = await run('promtool', ['check', 'metrics'], { input: metrics.text }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
     if (promtool.code === -1 && !process.env.CI) t.pass('promtool check metrics', { skip: `promtool is not installed (scripts/setup-host.sh installs it): ${promtool.stderr}` });
     else {
@@ -89,6 +95,12 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
     const after = await unitProps(ref, node.name, 'piswarm', ['MainPID', 'ActiveState', 'NRestarts']);
     t.match(after, { ActiveState: 'active', NRestarts: '0' });
     t.not(after.MainPID, before.MainPID, 'a new process');
+    // The old process stopped in order, by itself, within the unit's TimeoutStopSec.
+    const old = await ex(['journalctl', '-u', 'piswarm', `_PID=${before.MainPID}`, '-o', 'cat', '--no-pager']);
+    const msgs = old.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg?: string }).msg);
+    t.ok(msgs.includes('stopping') && msgs.indexOf('stopped') > msgs.indexOf('stopping'), `old agent logged "stopping" then "stopped": ${JSON.stringify(msgs.slice(-4))}`);
+    const sysd = await ex(['journalctl', '-u', 'piswarm', '-o', 'cat', '--no-pager', '-n', '40']);
+    t.notMatch(sysd.stdout, /timed out|Killing process|SIGKILL/, 'systemd did not have to kill it');
     await sim.waitFor(async () => (await httpGet(`${node.apiUrl}/health`, 1000)).status > 0, { timeoutMs: 30_000, what: '/health after restart' });
   });
 
