@@ -4,15 +4,30 @@ import { CPU_MODES, isReportedFilesystem, type MountEntry, type DiskStat } from 
 import type { FsSpace, HostReader, Uname } from '../host/reader.js';
 import type { HostInventory } from '../host/inventory.js';
 import { THROTTLE_CONDITIONS, type ThrottleState } from '../host/rpi.js';
-import { emptySnapshot, type HostSnapshot } from '../host/types.js';
+import { emptySnapshot, type ClockSync, type HostSnapshot } from '../host/types.js';
 import type { SampledCollector } from './sampler.js';
 import type { MetricFamily, MetricSample } from './types.js';
+
+/** Pure: timedatectl's answer (or failure) to a ClockSync; unknown stays unknown. */
+export async function askTimedated(ask: () => Promise<string>, fallback: ClockSync): Promise<ClockSync> {
+  let out: string;
+  try {
+    out = (await ask()).trim();
+  } catch (err) {
+    return { synchronized: null, detail: `${fallback.detail}; timedatectl did not answer (${(err as Error).message.split('\n')[0]})` };
+  }
+  if (out === 'yes') return { synchronized: true, detail: 'timedatectl: NTPSynchronized=yes (the kernel clock is disciplined)' };
+  if (out === 'no') return { synchronized: false, detail: 'timedatectl: NTPSynchronized=no: enable time sync (timedatectl set-ntp true, or chrony/ntpd)' };
+  return { synchronized: null, detail: `${fallback.detail}; timedatectl said ${JSON.stringify(out.slice(0, 40))}` };
+}
 
 const gauge = (name: string, help: string, samples: MetricSample[]): MetricFamily => ({ name, help, type: 'gauge', samples });
 const counter = (name: string, help: string, samples: MetricSample[]): MetricFamily => ({ name, help, type: 'counter', samples });
 
 export interface HostCollectorOptions {
   reader: HostReader;
+  /** `timedatectl show -p NTPSynchronized --value` on a live host; without it, timesyncd's file only. */
+  timedated?: (() => Promise<string>) | undefined;
   /** Board and OS inventory (systeminformation on a live host); no series without it. */
   inventory?: (() => Promise<HostInventory>) | undefined;
   configuredDiskDevice?: string | undefined;
@@ -267,16 +282,27 @@ export function createHostCollectors(opts: HostCollectorOptions) {
   };
 
   // clock sync ------------------------------------------------------------------
+  // Without timesyncd (chrony, ntpd, or nothing), ask timedated: its
+  // NTPSynchronized is the kernel's own flag (adjtimex STA_UNSYNC), whoever
+  // disciplines the clock. It spawns timedatectl, so at most once a minute.
+  const TIMEDATED_EVERY_MS = 60_000;
+  let timedated: { at: number; value: ClockSync } | null = null;
   const timesync: SampledCollector = {
     name: 'timesync',
-    sample() {
+    async sample(now) {
       snap.clockSync = null;
-      snap.clockSync = r.clockSync();
+      const local = r.clockSync();
+      if (local.synchronized !== null || !opts.timedated) {
+        snap.clockSync = local;
+        return;
+      }
+      if (!timedated || now - timedated.at >= TIMEDATED_EVERY_MS) timedated = { at: now, value: await askTimedated(opts.timedated, local) };
+      snap.clockSync = timedated.value;
     },
     collect() {
       const s = snap.clockSync?.synchronized;
       // Unknown is no series rather than a made-up 0 or 1.
-      return s === undefined || s === null ? [] : [gauge('piswarm_clock_synchronized', 'Whether systemd-timesyncd reports the clock synchronised (1) or not (0).', [{ value: s ? 1 : 0 }])];
+      return s === undefined || s === null ? [] : [gauge('piswarm_clock_synchronized', 'Whether the clock is synchronised (1) or not (0): systemd-timesyncd, else timedated\'s NTPSynchronized.', [{ value: s ? 1 : 0 }])];
     },
   };
 

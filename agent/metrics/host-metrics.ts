@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import { promisify } from 'node:util';
 import type { Config } from '../../shared/config-schema.js';
 import { createDiskBenchCollector, runDiskBench, type DiskBenchResult } from '../disk-bench/disk-bench.js';
 import { createHostReader, type FsSpace } from '../host/reader.js';
@@ -21,8 +23,18 @@ export interface HostMetricsOptions {
   statfs?: (mountpoint: string) => FsSpace;
   timesyncFile?: string;
   machine?: () => string;
+  /** Asks timedated whether the clock is synchronised; null for never. Default: timedatectl when procRoot is /proc. */
+  timedated?: (() => Promise<string>) | null;
   /** Board/OS inventory; null for none. Default: systeminformation when procRoot is /proc. */
   inventory?: (() => Promise<HostInventory>) | null;
+}
+
+const execFileP = promisify(execFile);
+
+/** timedated over D-Bus, through its own client; bounded so a wedged bus costs 3 s once a minute. */
+async function askTimedatectl(): Promise<string> {
+  const { stdout } = await execFileP('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], { timeout: 3000, env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' } });
+  return stdout;
 }
 
 /** The package.json two levels above dist/agent/metrics (or agent/metrics when run from source). */
@@ -52,9 +64,11 @@ export function createHostMetrics(opts: HostMetricsOptions) {
     ...(opts.timesyncFile ? { timesyncFile: opts.timesyncFile } : {}),
     ...(opts.machine ? { machine: opts.machine } : {}),
   });
-  // The inventory reads the live host through systeminformation, not procRoot: only there.
-  const inventory = opts.inventory !== undefined ? opts.inventory ?? undefined : opts.config.metrics.procRoot === '/proc' ? readInventory : undefined;
-  const host = createHostCollectors({ reader, inventory, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
+  // systeminformation and timedatectl read the live host, not procRoot: only there.
+  const live = opts.config.metrics.procRoot === '/proc';
+  const inventory = opts.inventory !== undefined ? opts.inventory ?? undefined : live ? readInventory : undefined;
+  const timedated = opts.timedated !== undefined ? opts.timedated ?? undefined : live ? askTimedatectl : undefined;
+  const host = createHostCollectors({ reader, inventory, timedated, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
   const bench = createDiskBenchCollector(opts.config.stateDir);
   const collectors = [...host.collectors, bench];
   const sampler = createSampler({

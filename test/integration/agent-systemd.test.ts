@@ -32,6 +32,10 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
     t.ok([200, 503].includes(health.status), `/health status ${health.status}`);
     t.match(health.contentType, HEALTH_CONTENT_TYPE);
     t.match(JSON.parse(health.text), { status: /^(pass|warn|fail)$/ });
+    // No timesyncd in a container: the answer comes from timedated over D-Bus,
+    // which the hardened unit (user piswarm, ProtectSystem=strict) can reach.
+    const clockSync = (JSON.parse(health.text) as { checks: Record<string, Array<{ observedValue: unknown; output?: string }>> }).checks['clock:sync']?.[0];
+    t.equal(typeof clockSync?.observedValue, 'boolean', `clock:sync known under the unit: ${clockSync?.output ?? clockSync?.observedValue}`);
     const metrics = await httpGet(`${node.apiUrl}/metrics`);
     t.equal(metrics.status, 200);
     t.match(metrics.contentType, /^text\/plain/);

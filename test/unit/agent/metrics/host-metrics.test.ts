@@ -171,3 +171,40 @@ t.test('promtool accepts the whole scrape of both recorded hosts and of this mac
   }
   t.ok(texts[0]?.[1].includes('piswarm_disk_busy_ratio{device="mmcblk0"} 0'), 'second sample of the same files: zero rates');
 });
+
+t.test('without timesyncd, timedated answers (chrony or ntpd hosts), at most once a minute', async (t) => {
+  const { procRoot, sysRoot, ...seams } = fixtureReaderOptions('x86');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-state-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const answers = ['yes', 'no', 'bogus'];
+  let asked = 0;
+  let now = 0;
+  const hm = createHostMetrics({
+    config: { metrics: { intervalMs: 5000, procRoot, sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    log: silent, clock: { ...clock, now: () => now }, version: '1', ...seams,
+    timesyncFile: path.join(dir, 'no-timesyncd/synchronized'),
+    timedated: async () => {
+      const a = answers[asked++];
+      if (a === undefined) throw new Error('Not implemented: a fourth answer');
+      return `${a}\n`;
+    },
+  });
+  t.teardown(() => hm.stop());
+  await hm.sampler.sampleOnce();
+  t.same(series(hm.render(), 'piswarm_clock_synchronized'), ['piswarm_clock_synchronized 1'], 'yes');
+  t.match(hm.snapshot().clockSync, { synchronized: true, detail: /NTPSynchronized=yes/ });
+  now = 30_000;
+  await hm.sampler.sampleOnce();
+  t.equal(asked, 1, 'not asked again within a minute');
+  now = 61_000;
+  await hm.sampler.sampleOnce();
+  t.same(series(hm.render(), 'piswarm_clock_synchronized'), ['piswarm_clock_synchronized 0'], 'no');
+  t.match(hm.snapshot().clockSync?.detail, /set-ntp true/);
+  now = 122_000;
+  await hm.sampler.sampleOnce();
+  t.same(series(hm.render(), 'piswarm_clock_synchronized'), [], 'an answer it cannot read stays unknown: no series');
+  t.match(hm.snapshot().clockSync?.detail, /timedatectl said "bogus"/);
+  now = 183_000;
+  await hm.sampler.sampleOnce();
+  t.match(hm.snapshot().clockSync, { synchronized: null, detail: /timedatectl did not answer \(Not implemented/ }, 'a failing timedatectl is unknown, not an error');
+});
