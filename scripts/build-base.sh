@@ -34,6 +34,19 @@ mirror=$(
 )
 mirror=${mirror:-http://deb.debian.org/debian}
 
+# A machine whose Docker Engine was already running never ran setup-host.sh,
+# which is what installs debootstrap: install it here, or say what is missing.
+if ! command -v debootstrap >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null 2>&1 ||
+      { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null; }
+  else
+    log "debootstrap is missing: run 'sudo apt-get install debootstrap' (or sudo scripts/setup-host.sh), or set PISWARM_SIM_BASE=debian:bookworm where a registry answers"
+    exit 1
+  fi
+fi
+
 work=$(mktemp -d /var/tmp/piswarm-base.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 start=$SECONDS

@@ -25,8 +25,12 @@ import type { FormationPhase, PeerSwarm } from '../../shared/wire/peer.js';
  *    self included. Then rank the nodes by node id (lowest first): rank 0
  *    creates the swarm, everyone else waits and joins it. If no swarm appears
  *    within `formation.initDeadlineMs`, rank 1 takes over, after another
- *    deadline rank 2, and so on. Any change of the peer set restarts the
- *    hold-off.
+ *    deadline rank 2, and so on (after the last, rank 0 again). Each node
+ *    tries only in its own turn, so a winner whose `swarm init` keeps failing
+ *    stops when its deadline is over. A peer that says it is creating the
+ *    swarm holds the others off for one deadline at most, counted from when
+ *    they first saw it say so (their own clocks: a Pi has no RTC). Any change
+ *    of the peer set restarts the hold-off.
  *
  * THE SPLIT RULE
  * ==============
@@ -58,6 +62,11 @@ export interface PeerState {
   addr: string;
   port: number;
   phase: FormationPhase;
+  /**
+   * When this node first saw the peer in `phase`, on this node's clock.
+   * Unknown (absent): an `initialising` peer holds the others off for good.
+   */
+  phaseSince?: number;
   swarm: PeerSwarm | null;
   seenSwarms: readonly string[];
 }
@@ -102,7 +111,7 @@ export interface SplitInfo {
 export type Decision =
   | { action: 'member'; phase: 'manager' | 'member' | 'degraded'; reason: string; split: SplitInfo | null }
   | { action: 'join'; phase: 'joining'; swarmId: string; via: JoinTarget[]; leaveFirst: boolean; reason: string; split: SplitInfo | null; rejoin?: RejoinReason }
-  | { action: 'init'; phase: 'initialising'; rank: string[]; reason: string }
+  | { action: 'init'; phase: 'initialising'; rank: string[]; reason: string; takeover: boolean }
   | { action: 'wait'; phase: 'discovering' | 'candidate' | 'waiting' | 'joining' | 'degraded'; reason: string; rank: string[] | null; winner: string | null };
 
 /** Why a node leaves its own swarm to join it again (the `reason` label of piswarm_formation_rejoins_total). */
@@ -220,7 +229,9 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
     if (via.length === 0) return { action: 'wait', phase: 'waiting', reason: `swarm ${winner.id} exists but none of its managers is reachable yet`, rank: null, winner: null };
     return { action: 'join', phase: 'joining', swarmId: winner.id, via, leaveFirst: false, reason: `confirmed peers are in swarm ${winner.id}`, split };
   }
-  const busy = peers.find((p) => p.phase === 'initialising' || p.phase === 'joining');
+  // A peer creating the swarm holds the others off, for one deadline at most.
+  const creating = (p: PeerState) => p.phase === 'initialising' && (p.phaseSince === undefined || input.now - p.phaseSince < input.initDeadlineMs);
+  const busy = peers.find((p) => creating(p) || p.phase === 'joining');
   if (busy) return { action: 'wait', phase: 'waiting', reason: `peer ${busy.nodeId} is ${busy.phase === 'initialising' ? 'creating' : 'joining'} a swarm`, rank: null, winner: busy.phase === 'initialising' ? busy.nodeId : null };
   // A peer that is in a swarm it cannot name yet (a worker before it learnt
   // the id) still means a swarm exists: wait, never create.
@@ -245,14 +256,21 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
   if (stableFor < input.holdOffMs) {
     return { action: 'wait', phase: 'candidate', reason: `peer set stable for ${stableFor} of ${input.holdOffMs} ms`, rank, winner: rank[0]! };
   }
+  // One deadline-long turn per rank, round and round: only the node whose turn it is tries.
   const slot = Math.floor((stableFor - input.holdOffMs) / input.initDeadlineMs);
+  const turn = slot % rank.length;
   const mine = rank.indexOf(self.nodeId);
-  if (mine <= slot) {
-    const why = mine === 0 ? 'lowest node id among confirmed peers' : `takeover: ${rank.slice(0, mine).join(', ')} did not create the swarm within ${input.initDeadlineMs} ms each`;
-    return { action: 'init', phase: 'initialising', rank, reason: why };
+  if (mine === turn) {
+    const why =
+      slot === 0
+        ? 'lowest node id among confirmed peers'
+        : slot < rank.length
+          ? `takeover: ${rank.slice(0, mine).join(', ')} did not create the swarm within ${input.initDeadlineMs} ms each`
+          : `takeover: no node created the swarm in ${slot} turns of ${input.initDeadlineMs} ms; trying again`;
+    return { action: 'init', phase: 'initialising', rank, reason: why, takeover: slot > 0 };
   }
-  const w = rank[Math.min(slot, rank.length - 1)]!;
-  return { action: 'wait', phase: 'waiting', reason: `waiting for ${w} (rank ${slot}) to create the swarm`, rank, winner: w };
+  const w = rank[turn]!;
+  return { action: 'wait', phase: 'waiting', reason: `waiting for ${w} (rank ${turn}) to create the swarm`, rank, winner: w };
 }
 
 /** Capped exponential backoff with full jitter; `random` in [0, 1). */

@@ -15,7 +15,7 @@ import type { AdvertRole } from '../discovery/advert.js';
 import type { PeerClient } from '../peers/client.js';
 import { ReplayCache } from '../peers/protocol.js';
 import { createPeerRoutes, type GrantSource } from '../peers/routes.js';
-import { backoffMs, decide, effectiveHoldOffMs, hostOf, type Decision, type PeerState } from '../election/rule.js';
+import { backoffMs, decide, effectiveHoldOffMs, hostOf, type Decision, type ElectionInput, type PeerState } from '../election/rule.js';
 import { pinsJoinAddress } from '../docker/engine-recovery.js';
 import { createFileFormationStore, type FormationStore, type PersistedFormation } from './store.js';
 
@@ -90,6 +90,8 @@ interface PeerRecord {
   source: 'mdns' | 'seed' | 'inbound';
   state: HelloResponse | null;
   confirmedAt: number | null;
+  /** When this node first saw the peer in its current phase (our clock, not the peer's). */
+  phaseSince: number;
   lastError: string | null;
 }
 
@@ -142,6 +144,9 @@ export function createFormation(deps: FormationDeps): Formation {
   let lastElection: FormationStatus['election'] = null;
   let joinAttempt = 0;
   let nextJoinAt = 0;
+  /** swarm init failures in this node's current turn, and when it may try again. */
+  let initFailures = 0;
+  let nextInitAt = 0;
   let lastGrantAt: number | null = null;
   let engineError: string | null = null;
   let pinnedSince: number | null = null;
@@ -371,11 +376,14 @@ export function createFormation(deps: FormationDeps): Formation {
     return [...out.values()];
   }
 
-  async function confirm(now: number): Promise<void> {
+  /** Says hello to the candidates that are due; `everyPeer`: to every confirmed peer now, too. */
+  async function confirm(now: number, everyPeer = false): Promise<void> {
     const client = deps.peerClient!;
     const forming = phase !== 'member' && phase !== 'manager';
     const interval = forming ? config.formation.tickMs : config.discovery.confirmIntervalMs;
     const due = candidates(now).filter((c) => {
+      const id = c.nodeId ?? resolvedSeeds.get(c.key);
+      if (everyPeer && id !== undefined && peers.has(id)) return true;
       const a = attempts.get(c.key);
       if (!a) return true;
       const wait = a.failures === 0 ? interval : Math.min(30_000, interval * 2 ** Math.min(a.failures, 5));
@@ -396,6 +404,7 @@ export function createFormation(deps: FormationDeps): Formation {
           }
           a.failures = 0;
           if (c.source === 'seed') resolvedSeeds.set(c.key, nodeId);
+          const prev = peers.get(nodeId);
           const rec: PeerRecord = {
             nodeId,
             name: response.name,
@@ -406,6 +415,7 @@ export function createFormation(deps: FormationDeps): Formation {
             source: c.source,
             state: response,
             confirmedAt: clock.now(),
+            phaseSince: prev?.state?.phase === response.phase ? prev.phaseSince : clock.now(),
             lastError: null,
           };
           peers.set(nodeId, rec);
@@ -435,12 +445,23 @@ export function createFormation(deps: FormationDeps): Formation {
   }
 
   const confirmedPeerStates = (): PeerState[] =>
-    [...peers.values()].filter((p) => p.state).map((p) => ({ nodeId: p.nodeId, addr: p.addr, port: p.port, phase: p.state!.phase, swarm: p.state!.swarm, seenSwarms: p.state!.seenSwarms }));
+    [...peers.values()].filter((p) => p.state).map((p) => ({ nodeId: p.nodeId, addr: p.addr, port: p.port, phase: p.state!.phase, phaseSince: p.phaseSince, swarm: p.state!.swarm, seenSwarms: p.state!.seenSwarms }));
 
   // ------------------------------------------------------------------ acts
   const swarmAddrs = () => ({ advertiseAddr: address!.address, listenAddr: joinHostPort(address!.address, SWARM_PORT), dataPathAddr: address!.address });
 
   async function doInit(d: Extract<Decision, { action: 'init' }>): Promise<void> {
+    if (clock.now() < nextInitAt) return; // backing off after a failed init, still in this node's turn
+    if (d.takeover) {
+      // A takeover acts on peer states up to a tick old: ask every confirmed
+      // peer now and decide again, so a swarm that appeared meanwhile is joined, not doubled.
+      await confirm(clock.now(), true);
+      const again = decide(electionInput(), port);
+      if (again.action !== 'init') {
+        log.info({ why: again.reason }, 'takeover called off: the peers answered otherwise');
+        return;
+      }
+    }
     setPhase('initialising', d.reason);
     deps.discovery?.publish({ addr: address!.address, port, role: 'initialising', swarmId: null });
     // Last look before the irreversible step: a restart may have raced us.
@@ -460,12 +481,27 @@ export function createFormation(deps: FormationDeps): Formation {
         log.debug({ code: (err as PiswarmError).code }, 'swarm inspect after init failed');
       }
       rememberSwarm(id, createdAt, true);
+      initFailures = 0;
       log.info({ swarmId: id, rank: d.rank, why: d.reason }, 'created the swarm');
     } catch (err) {
       counters.initFailures++;
-      log.warn({ code: (err as PiswarmError).code, detail: (err as Error).message }, 'swarm init failed');
+      // Not every tick: back off within the turn; the rule ends the turn after initDeadlineMs.
+      const delay = backoffMs(initFailures++, config.formation.tickMs, Math.max(config.formation.tickMs, config.formation.initDeadlineMs / 4), random());
+      nextInitAt = clock.now() + delay;
+      const code = isPiswarmError(err) ? err.code : 'error';
+      log.warn({ code, detail: (err as Error).message, retryInMs: delay }, 'swarm init failed');
+      setPhase('initialising', `swarm init failed (${code}); retrying in ${delay} ms while it is this node's turn`);
       await readEngine();
     }
+  }
+
+  /** A decision other than init: this node's turn to create the swarm, if it had one, is over. */
+  function endInitTurn(d: Decision): void {
+    if (initFailures > 0 && d.action === 'wait') {
+      log.warn({ failures: initFailures, why: d.reason }, 'swarm init kept failing for this node\'s whole turn; the next in rank takes over');
+    }
+    initFailures = 0;
+    nextInitAt = 0;
   }
 
   async function doJoin(d: Extract<Decision, { action: 'join' }>, now: number): Promise<void> {
@@ -538,6 +574,26 @@ export function createFormation(deps: FormationDeps): Formation {
   }
 
   // ------------------------------------------------------------------ tick
+  /** The rule's input: the engine's view of this node (read by the last readEngine) and the confirmed peers. */
+  function electionInput(): ElectionInput {
+    return {
+      self: {
+        nodeId: identity.nodeId,
+        engine: info!.swarm.state,
+        swarm: selfSwarm,
+        seenSwarms: persisted.seenSwarms.map((s) => s.id),
+        pinnedTo: pinnedSince !== null && clock.now() - pinnedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS) ? pinnedJoinAddr() : null,
+        unlisted: removedSince !== null && clock.now() - removedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS),
+      },
+      peers: confirmedPeerStates(),
+      now: clock.now(),
+      stableSince,
+      expect: config.formation.expect,
+      holdOffMs: effectiveHoldOffMs(config.formation),
+      initDeadlineMs: config.formation.initDeadlineMs,
+    };
+  }
+
   async function tick(): Promise<void> {
     if (!enabled) return;
     const now = clock.now();
@@ -557,37 +613,16 @@ export function createFormation(deps: FormationDeps): Formation {
     }
     deps.discovery?.publish({ addr: address.address, port, role: advertRole(), swarmId: selfSwarm?.id ?? null });
     await confirm(now);
-    let peerStates = confirmedPeerStates();
     // The split rule needs to know whether this node runs user services.
-    if (selfSwarm && peerStates.some((p) => p.swarm && p.swarm.id !== selfSwarm!.id)) {
-      selfSwarm.runningTasks = await countUserTasks();
-      peerStates = confirmedPeerStates();
-    }
-    const d = decide(
-      {
-        self: {
-          nodeId: identity.nodeId,
-          engine: info.swarm.state,
-          swarm: selfSwarm,
-          seenSwarms: persisted.seenSwarms.map((s) => s.id),
-          pinnedTo: pinnedSince !== null && clock.now() - pinnedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS) ? pinnedJoinAddr() : null,
-          unlisted: removedSince !== null && clock.now() - removedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS),
-        },
-        peers: peerStates,
-        now: clock.now(),
-        stableSince,
-        expect: config.formation.expect,
-        holdOffMs: effectiveHoldOffMs(config.formation),
-        initDeadlineMs: config.formation.initDeadlineMs,
-      },
-      port,
-    );
+    if (selfSwarm && confirmedPeerStates().some((p) => p.swarm && p.swarm.id !== selfSwarm!.id)) selfSwarm.runningTasks = await countUserTasks();
+    const d = decide(electionInput(), port);
     if ('split' in d && d.split && !(lastDecision && 'split' in lastDecision && lastDecision.split)) {
       counters.splits++;
       log.warn({ swarms: d.split.swarms, winner: d.split.winner }, 'split swarm detected');
     }
     lastDecision = d;
     noteElection(d);
+    if (d.action !== 'init') endInitTurn(d);
     switch (d.action) {
       case 'member':
         setPhase(d.phase, d.reason);

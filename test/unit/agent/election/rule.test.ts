@@ -86,8 +86,10 @@ t.test('split-heal decision table', async (t) => {
  * delays (discovery + HTTP confirmation), and run the rule on every tick.
  * An init becomes visible to others only after a confirmation delay, and
  * a node is 'initialising' while its init runs. Exactly one swarm results.
+ * With `lowestFails` the lowest node id is alive but every swarm init it
+ * tries fails: it stays 'initialising' while the rule has it try.
  */
-function simulate(n: number, seed: number, c = cfg): { creators: number; formedAt: number } {
+function simulate(n: number, seed: number, c = cfg, lowestFails = false): { creators: number; formedAt: number } {
   let s = seed;
   const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   const boot = Array.from({ length: n }, () => Math.floor(rnd() * 3000));
@@ -95,6 +97,8 @@ function simulate(n: number, seed: number, c = cfg): { creators: number; formedA
   const ids = Array.from({ length: n }, () => Math.floor(rnd() * 2 ** 40));
   const swarmOf: Array<string | null> = Array(n).fill(null);
   const initAt: Array<number | null> = Array(n).fill(null);
+  const failing = lowestFails ? ids.indexOf(Math.min(...ids)) : -1;
+  const tryingSince: Array<number | null> = Array(n).fill(null);
   const stable = Array.from({ length: n }, () => ({ key: '', since: 0 }));
   let creators = 0;
   for (let now = 0; now < 200_000; now += 100) {
@@ -106,12 +110,16 @@ function simulate(n: number, seed: number, c = cfg): { creators: number; formedA
         // Peers learn our swarm/phase at their next confirmation, up to 1 s late.
         const lagged = now - seeLatency[i]![j]! / 2;
         const sw = swarmOf[j] && initAt[j]! + 300 <= lagged ? swarm(swarmOf[j]!) : null;
-        const phase = initAt[j] !== null && initAt[j]! <= lagged ? 'initialising' : 'candidate';
-        visible.push(peer(ids[j]!, { swarm: sw, phase }));
+        const since = initAt[j] ?? tryingSince[j] ?? null;
+        const creating = since !== null && since <= lagged;
+        // phaseSince: when i first heard j say so.
+        visible.push(peer(ids[j]!, { swarm: sw, phase: creating ? 'initialising' : 'candidate', ...(creating ? { phaseSince: since + seeLatency[i]![j]! / 2 } : {}) }));
       }
       const key = visible.map((p) => p.nodeId).sort().join();
       if (key !== stable[i]!.key) stable[i] = { key, since: now };
       const d = decide(input(self(ids[i]!), visible, now, stable[i]!.since, c), PORT);
+      if (i === failing) tryingSince[i] = d.action === 'init' ? tryingSince[i] ?? now : null;
+      if (d.action === 'init' && i === failing) continue;
       if (d.action === 'init' && initAt[i] === null) {
         creators++;
         initAt[i] = now;
@@ -142,6 +150,33 @@ t.test('simultaneous boot of 5 nodes, 500 different arrival orders: exactly one 
     }
     t.equal(bad, 0, `the default hold-off for expect=${expect} (${effectiveHoldOffMs({ expect })} ms) gives one creator`);
   }
+});
+
+t.test('a winner that is alive but whose swarm init keeps failing: the next in rank creates the swarm, once, in every order', async (t) => {
+  let bad = 0;
+  let slowest = 0;
+  for (let seed = 1; seed <= 300; seed++) {
+    const r = simulate(5, seed, { expect: 5, holdOffMs: 3000, initDeadlineMs: 20_000 }, true);
+    if (r.creators !== 1 || r.formedAt < 0) bad++;
+    slowest = Math.max(slowest, r.formedAt);
+  }
+  t.equal(bad, 0, 'one creator and everyone in its swarm, every time (it waited forever before)');
+  t.ok(slowest < 3000 + 3000 + 2 * 20_000, `formed within the hold-off and two deadlines of the last boot (slowest ${slowest} ms)`);
+});
+
+t.test('a creating peer holds the others off for one deadline from when they saw it start; each node tries in its own turn only', async (t) => {
+  // 3 nodes, hold-off 5 s, deadline 20 s. Rank 0 began initialising at 5 s; rank 1 first saw it at 5.5 s.
+  const stuck = peer(1, { phase: 'initialising', phaseSince: 5_500 });
+  t.match(decide(input(self(2), [stuck, peer(3)], 25_499), PORT), { action: 'wait', winner: id(1) }, 'less than a deadline since it was seen to start: wait for it');
+  t.match(decide(input(self(2), [stuck, peer(3)], 25_500), PORT), { action: 'init', takeover: true, reason: new RegExp(`takeover: ${id(1)} did not create`) }, 'a deadline later, rank 1 takes over');
+  t.match(decide(input(self(3), [stuck, peer(2, { phase: 'initialising', phaseSince: 25_700 })], 30_000), PORT), { action: 'wait', winner: id(2) }, 'rank 2 waits for the takeover in progress');
+  t.match(decide(input(self(1), [peer(2), peer(3)], 25_000), PORT), { action: 'wait', winner: id(2) }, 'the failing winner stops trying once its turn is over');
+  t.match(decide(input(self(1), [peer(2), peer(3)], 65_000), PORT), { action: 'init', takeover: true, reason: /no node created the swarm in 3 turns/ }, 'and tries again when its turn comes round');
+  t.match(decide(input(self(1), [peer(2), peer(3)], 5_000), PORT), { action: 'init', takeover: false }, 'the first turn is no takeover');
+  t.match(decide(input(self(2), [peer(1, { phase: 'initialising' }), peer(3)], 1e9), PORT), { action: 'wait' }, 'since when unknown: wait, never guess');
+  t.match(decide(input(self(2), [peer(1, { phase: 'joining', phaseSince: 0 }), peer(3)], 1e9), PORT), { action: 'wait' }, 'a joining peer still holds off');
+  t.match(decide(input(self(2), [stuck, peer(3, { swarm: swarm('S') })], 1e9), PORT), { action: 'join', swarmId: 'S' }, 'a takeover never makes a second swarm: one that exists is joined');
+  t.match(decide(input(self(2), [stuck, peer(3, { phase: 'member' })], 1e9), PORT), { action: 'wait' }, 'nor while a peer is in a swarm it cannot name');
 });
 
 t.test('the default hold-off is long only where nothing else protects', async (t) => {

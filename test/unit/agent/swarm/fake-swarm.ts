@@ -26,7 +26,8 @@ export class FakeWorld {
   readonly calls: Array<{ node: string; op: string }> = [];
   private t = Date.parse('2026-01-01T00:00:00Z');
 
-  engine(name: string, opts: { tasks?: number; version?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null } } {
+  /** `initError`: every swarm init on this engine fails with it (as dockerd's does on a bad address or a broken /var/lib/docker/swarm). */
+  engine(name: string, opts: { tasks?: number; version?: string; initError?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null } } {
     let swarmId: string | null = null;
     let nodeId: string | null = null;
     let addr: string | null = null;
@@ -55,6 +56,7 @@ export class FakeWorld {
       info,
       async swarmInit(a: SwarmAddresses) {
         world.calls.push({ node: name, op: 'init' });
+        if (opts.initError) throw new PiswarmError('PISWARM_ERR_DOCKER', `swarm init: ${opts.initError}`);
         if (swarmId) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm init: This node is already part of a swarm');
         const id = randomBytes(13).toString('hex').slice(0, 25);
         nodeId = randomBytes(13).toString('hex').slice(0, 25);

@@ -2,18 +2,21 @@ import t from 'tap';
 import type { DockerEngine, SwarmAddresses } from '../../../../agent/docker/engine.js';
 import { createFormation } from '../../../../agent/swarm/formation.js';
 import { createMemoryFormationStore } from '../../../../agent/swarm/store.js';
+import { renderFamilies } from '../../../../agent/metrics/format.js';
 import { PiswarmError } from '../../../../shared/errors.js';
+import type { HelloResponse } from '../../../../shared/wire/peer.js';
 import { fakeDocker, memoryLogger } from '../../../helpers/fakes.js';
 import { FakeWorld } from './fake-swarm.js';
 import { KEY, testConfig } from './helpers.js';
 
 /**
- * One node alone (expect 1, no discovery, no seeds): its clock is the
- * test's and each tick is run by hand, so every step of the election is
- * observable. The engine is a FakeWorld engine whose swarm init the test
- * sees (and can make fail).
+ * One node (expect 1, no discovery): its clock is the test's and each tick
+ * is run by hand, so every step of the election is observable. The engine
+ * is a FakeWorld engine whose swarm init the test sees (and can make fail).
+ * With `peer`, a seed answers every hello with what it returns (given the
+ * clock), and expect is 2.
  */
-function lone(opts: { address?: string; initFails?: () => boolean } = {}) {
+function lone(opts: { address?: string; initFails?: () => boolean; nodeId?: string; peer?: (now: number) => HelloResponse } = {}) {
   let now = Date.parse('2026-03-01T10:00:00Z');
   const world = new FakeWorld();
   const base = world.engine('pi-1');
@@ -30,13 +33,26 @@ function lone(opts: { address?: string; initFails?: () => boolean } = {}) {
   });
   const { log, lines } = memoryLogger();
   const formation = createFormation({
-    config: testConfig({ clusterKey: KEY, nodeName: 'pi-1', formation: { expect: 1, holdOffMs: 1000, initDeadlineMs: 20_000, tickMs: 1000 } }),
+    config: testConfig({
+      clusterKey: KEY,
+      nodeName: 'pi-1',
+      discovery: { seeds: opts.peer ? ['10.0.0.2:7070'] : [] },
+      formation: { expect: opts.peer ? 2 : 1, holdOffMs: 1000, initDeadlineMs: 20_000, tickMs: 1000 },
+    }),
     log,
     docker,
     clock: { now: () => now, setTimeout: () => { throw new Error('Not implemented: setTimeout'); }, clearTimeout: () => undefined },
-    identity: { nodeId: 'a'.repeat(24), name: 'pi-1', createdAt: '' },
+    identity: { nodeId: opts.nodeId ?? 'a'.repeat(24), name: 'pi-1', createdAt: '' },
     discovery: null,
-    peerClient: { hello: async () => { throw new Error('Not implemented: hello'); }, grant: async () => { throw new Error('Not implemented: grant'); }, close: async () => undefined },
+    peerClient: {
+      hello: async () => {
+        if (!opts.peer) throw new Error('Not implemented: hello');
+        const response = opts.peer(now);
+        return { nodeId: response.nodeId, response };
+      },
+      grant: async () => { throw new Error('Not implemented: grant'); },
+      close: async () => undefined,
+    },
     address: () => ({ address: opts.address ?? '10.0.0.1', interface: 'eth0', reason: 'test' }),
     store: createMemoryFormationStore(),
     random: () => 0.5,
@@ -50,7 +66,7 @@ function lone(opts: { address?: string; initFails?: () => boolean } = {}) {
 }
 
 t.test('an IPv6 advertise address: the listen address is [addr]:2377, advertise and data-path addresses stay bare', async (t) => {
-  const { formation, inits, step } = await lone({ address: 'fd00::21' });
+  const { formation, inits, step } = lone({ address: 'fd00::21' });
   await step(0);
   await step(1000);
   t.same(inits, [{ advertiseAddr: 'fd00::21', listenAddr: '[fd00::21]:2377', dataPathAddr: 'fd00::21' }], 'what the engine (Go net.SplitHostPort, net.ParseIP) accepts');
@@ -59,7 +75,7 @@ t.test('an IPv6 advertise address: the listen address is [addr]:2377, advertise 
 });
 
 t.test('the election result outlives the election: /v1/formation still names the winner and why once the swarm exists', async (t) => {
-  const { formation, step } = await lone();
+  const { formation, step } = lone();
   await step(0);
   t.match(formation.status().election, { winner: 'a'.repeat(24), why: /peer set stable for 0 of 1000 ms/ }, 'during the hold-off');
   await step(1000);
@@ -69,4 +85,47 @@ t.test('the election result outlives the election: /v1/formation still names the
   t.same(st.election, { winner: 'a'.repeat(24), rank: ['a'.repeat(24)], why: 'lowest node id among confirmed peers', at: '2026-03-01T10:00:01.000Z' }, 'winner, why and when, kept');
   await step(60_000);
   t.equal(formation.status().election?.at, '2026-03-01T10:00:01.000Z', 'later ticks as a member change nothing');
+});
+
+t.test('a failing swarm init is retried with backoff, not every tick, and stays counted', async (t) => {
+  let failing = true;
+  const { formation, inits, lines, step } = lone({ initFails: () => failing });
+  await step(0);
+  for (let i = 0; i < 20; i++) await step(1000); // 20 ticks of 1 s: the whole 20 s turn
+  t.ok(inits.length >= 3 && inits.length <= 8, `${inits.length} inits in 20 ticks (backoff from 1 s, capped at a quarter of the deadline)`);
+  const st = formation.status();
+  t.equal(st.phase, 'initialising', 'alone, it is always its turn: it keeps trying');
+  t.match(st.reason, /^swarm init failed \(PISWARM_ERR_DOCKER\); retrying in \d+ ms/);
+  t.equal(lines().filter((l) => l.msg === 'swarm init failed' && l.code === 'PISWARM_ERR_DOCKER').length, inits.length, 'one warn line per failure, with its code');
+  t.match(renderFamilies(formation.collector.collect()), new RegExp(`piswarm_formation_init_failures_total ${inits.length}\\n`));
+  failing = false;
+  for (let i = 0; i < 6 && formation.status().phase !== 'manager'; i++) await step(1000);
+  t.equal(formation.status().phase, 'manager', 'once the engine accepts, the swarm exists');
+});
+
+t.test('a takeover asks every peer again right before its init: a swarm that appeared meanwhile is joined, never doubled', async (t) => {
+  // The winner (lower id) says it is creating the swarm for longer than a deadline, so this node's turn comes;
+  // between this node's regular hello and its init, the winner's swarm appears (a second hello at the same instant sees it).
+  const W = `${'0'.repeat(23)}1`;
+  const creating: HelloResponse = { v: 1, nodeId: W, name: 'pi-0', addr: '10.0.0.2', port: 7070, phase: 'initialising', swarm: null, seenSwarms: [] };
+  const created: HelloResponse = { ...creating, phase: 'manager', swarm: { id: 'S1', createdAt: '2026-03-01T10:00:21Z', role: 'manager', nodes: 1, managerAddrs: ['10.0.0.2:2377'], runningTasks: 0 }, seenSwarms: ['S1'] };
+  let lastAt = -1;
+  let appeared = false;
+  const { formation, inits, lines, step } = lone({
+    nodeId: 'b'.repeat(24),
+    peer: (at) => {
+      if (at === lastAt) appeared = true;
+      lastAt = at;
+      return appeared ? created : creating;
+    },
+  });
+  await step(0);
+  t.match(formation.status(), { phase: 'waiting', reason: new RegExp(`peer ${W} is creating a swarm`) });
+  for (let i = 0; i < 20; i++) await step(1000);
+  t.match(formation.status().reason, /waiting for 0+1 \(rank 0\)/, 'a deadline after it was seen to start, its turn is not over yet');
+  t.equal(appeared, false, 'no second look until a takeover is due');
+  await step(1000);
+  t.equal(appeared, true, 'the takeover asked again');
+  t.same(inits, [], 'and did not init');
+  t.ok(lines().some((l) => l.msg === 'takeover called off: the peers answered otherwise'), 'the journal says why');
 });

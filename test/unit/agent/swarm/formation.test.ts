@@ -90,14 +90,17 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<num
   return Date.now() - t0;
 }
 
-t.test('5 nodes powered on together form exactly one swarm; a late node joins; a foreign node never does', async (t) => {
-  const world = new FakeWorld();
-  const lan = new FakeLan();
-  const port = await freePort();
+/** A fresh world of swarms, one LAN, one port, and the nodes a test starts, closed when it ends. */
+async function cluster(t: Test): Promise<{ world: FakeWorld; lan: FakeLan; port: number; nodes: Node[] }> {
   const nodes: Node[] = [];
   t.teardown(async () => {
     for (const n of nodes) await n.close();
   });
+  return { world: new FakeWorld(), lan: new FakeLan(), port: await freePort(), nodes };
+}
+
+t.test('5 nodes powered on together form exactly one swarm; a late node joins; a foreign node never does', async (t) => {
+  const { world, lan, port, nodes } = await cluster(t);
   for (let i = 1; i <= 5; i++) nodes.push(await node(world, lan, i, port, { expect: 5 }));
   const ms = await until('one swarm of 5', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 5, 15_000);
   t.comment(`formed in ${ms} ms`);
@@ -139,6 +142,25 @@ t.test('5 nodes powered on together form exactly one swarm; a late node joins; a
   t.notOk(all.includes('SWMTKN'), 'no join token in any log line');
   t.notOk(all.includes(KEY) || all.includes(OTHER_KEY), 'no cluster key in any log line');
   t.ok(nodes[0]!.lines().some((l) => l.msg === 'formation phase changed' && typeof l.from === 'string' && typeof l.to === 'string'), 'one log line per transition');
+});
+
+t.test('a winner that is alive but whose swarm init keeps failing: the next in rank creates the swarm after one deadline, and the winner joins it', async (t) => {
+  const { world, lan, port, nodes } = await cluster(t);
+  // pi-1 has the lowest node id, so it wins; its engine refuses every swarm init. Hold-off 600 ms, deadline 3 s, tick 100 ms.
+  nodes.push(await node(world, lan, 1, port, { expect: 3, engine: world.engine('pi-1', { initError: 'could not choose an IP address to advertise' }) }));
+  for (let i = 2; i <= 3; i++) nodes.push(await node(world, lan, i, port, { expect: 3 }));
+  const [winner, next] = nodes as [Node, Node];
+  const ms = await until('one swarm of 3', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 3, 15_000);
+  t.comment(`formed in ${ms} ms`);
+  const inits = world.calls.filter((c) => c.op === 'init');
+  t.same(inits.filter((c) => c.node !== 'pi-1').map((c) => c.node), ['pi-2'], 'rank 1 created it, once; rank 2 never tried');
+  const failed = inits.filter((c) => c.node === 'pi-1').length;
+  t.ok(failed >= 2 && failed <= 12, `the winner retried with backoff, not every tick (${failed} failed inits in its 3 s turn)`);
+  t.same(winner.engine.state().role, 'worker', 'the winner then joined the swarm it could not create');
+  t.ok(winner.formation.status().timeline.some((e) => e.from === 'initialising' && e.to === 'waiting'), 'it left initialising when its turn was over');
+  t.ok(winner.lines().some((l) => l.msg === "swarm init kept failing for this node's whole turn; the next in rank takes over"), 'and its journal says so');
+  t.match(next.formation.status().election, { winner: next.identity.nodeId, why: new RegExp(`^takeover: ${winner.identity.nodeId} did not create the swarm`) }, 'the creator says it took over, and why');
+  t.match(renderFamilies(winner.formation.collector.collect()), new RegExp(`piswarm_formation_init_failures_total ${failed}\\n`), 'every failed init counted');
 });
 
 t.test('agent restart of a member: no init, no join, no duplicate', async (t) => {
