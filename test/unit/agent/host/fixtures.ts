@@ -14,7 +14,7 @@ export function repoRoot(): string {
   return dir;
 }
 
-export type HostName = 'rpi4' | 'x86';
+export type HostName = 'rpi4' | 'x86' | 'x86-recorded';
 
 export function hostDir(host: HostName): string {
   return path.join(repoRoot(), 'test', 'fixtures', 'hosts', host);
