@@ -86,8 +86,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # tini is PID 1: it forwards SIGTERM to node and reaps the perl/child
 # processes the agent spawns; node runs directly, never through npm, so the
 # signal reaches the agent itself.
-# --max-semi-space-size=1: the same V8 setting as the systemd unit (see its comment).
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/node", "--max-semi-space-size=1", "/opt/piswarm/dist/agent/main.js"]
+# The same V8 settings as the systemd unit (see its comment).
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/node", "--max-semi-space-size=1", "--max-old-space-size=64", "/opt/piswarm/dist/agent/main.js"]
 CMD ["agent"]
 
 # ---------------------------------------------------------------------------
