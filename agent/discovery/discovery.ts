@@ -31,12 +31,28 @@ export interface LocalAdvert {
   swarmId: string | null;
 }
 
+/** What went wrong on the mDNS socket: `bind`, UDP 5353 could not be bound; `send`, a packet could not be sent. */
+export type MdnsErrorKind = 'bind' | 'send';
+export const MDNS_ERROR_KINDS: readonly MdnsErrorKind[] = ['bind', 'send'];
+
+export interface MdnsSocketState {
+  errors: Record<MdnsErrorKind, number>;
+  /** Set while the port cannot be bound (the errno code, the port, since when); null once it is. */
+  unbound: { code: string; port: number; since: number } | null;
+}
+
+/** What to do when another program holds UDP 5353: piswarm doctor and /health say the same. */
+export const MDNS_PORT_FIX =
+  'Stop the other mDNS responder (Raspberry Pi OS: "sudo systemctl disable --now avahi-daemon.socket avahi-daemon.service"), or set discovery.mdns=false and list the other nodes in discovery.seeds.';
+
 export interface Discovery {
   /** Publishes (or republishes, on change) this node's signed advert. */
   publish(advert: LocalAdvert): void;
   candidates(): Candidate[];
   dropped(): Record<AdvertDropReason, number>;
   foreign(): ForeignSighting[];
+  /** The mDNS socket's trouble, where there is a socket. */
+  socket?(): MdnsSocketState;
   stop(): Promise<void>;
 }
 

@@ -1,10 +1,11 @@
+import type { EventEmitter } from 'node:events';
 import { Bonjour, type Browser, type Service } from 'bonjour-service';
 import { MDNS_SERVICE_TYPE } from '../../shared/constants.js';
 import type { Logger } from '../log/logger.js';
 import type { ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { encodeAdvert, type AdvertDropReason } from './advert.js';
-import { AdvertBook, type Candidate, type Discovery, type ForeignSighting, type LocalAdvert } from './discovery.js';
+import { AdvertBook, type Candidate, type Discovery, type ForeignSighting, type LocalAdvert, type MdnsErrorKind, type MdnsSocketState } from './discovery.js';
 
 export interface MdnsDiscoveryOptions {
   keys: ClusterKeys;
@@ -15,19 +16,25 @@ export interface MdnsDiscoveryOptions {
   republishMs: number;
   /** Deadline for goodbye packets on stop. */
   stopTimeoutMs?: number;
+  /** UDP port of mDNS: 5353 unless a test says otherwise. */
+  port?: number;
 }
 
 /**
  * bonjour-service adapter. Known traps handled here:
  * - multicast-dns throws on a socket send error unless an error callback is
  *   given, which would kill the agent: we pass one and count it.
+ * - when UDP 5353 cannot be bound (EADDRINUSE, EACCES: another responder
+ *   holds it without SO_REUSEADDR) multicast-dns emits 'error' on its
+ *   emitter, and with no listener that is an uncaught exception: systemd
+ *   would restart the agent forever. We listen (see watchSocket).
  * - with `interface` alone multicast-dns binds the socket to that unicast
  *   address and then never receives multicast: we also pass bind 0.0.0.0.
  * - A records are published for every interface (docker0, veths): peers take
  *   the address from our signed TXT instead.
  * - a crashed node's record lingers for hours: liveness never comes from here.
  */
-export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { errors(): number } {
+export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { socket(): MdnsSocketState } {
   const log = opts.log.child({ mod: 'discovery' });
   const book = new AdvertBook(opts.keys, opts.identity.nodeId, opts.maxAgeMs);
   let bonjour: Bonjour | null = null;
@@ -38,7 +45,8 @@ export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { e
   let lastTxtKey = '';
   let publishedAt = 0;
   let seq = 0;
-  let sendErrors = 0;
+  const errors: Record<MdnsErrorKind, number> = { bind: 0, send: 0 };
+  let unbound: MdnsSocketState['unbound'] = null;
   let refresh: NodeJS.Timeout | null = null;
 
   const onService = (s: Service) => {
@@ -78,11 +86,46 @@ export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { e
     return b;
   };
 
+  /**
+   * The agent keeps running when the mDNS port cannot be bound: peers are
+   * then found through discovery.seeds and the hellos of peers that found
+   * us, /health warns (discovery:peers), and multicast-dns tries to bind
+   * again on its next send (a re-query or republish), so freeing the port
+   * is enough.
+   */
+  const watchSocket = (b: Bonjour) => {
+    const mdns = (b as unknown as { server?: { mdns?: EventEmitter } }).server?.mdns;
+    if (!mdns) return void log.warn({ code: 'PISWARM_ERR_MDNS_BIND' }, 'bonjour-service no longer exposes its multicast-dns instance (server.mdns): a port clash would go unhandled');
+    let last: unknown = null;
+    mdns.on('error', (err: NodeJS.ErrnoException) => {
+      if (err === last) return; // one failed bind reaches this listener twice
+      last = err;
+      errors.bind++;
+      const errno = err?.code ?? 'error';
+      if (unbound) return void log.debug({ errno }, 'mDNS port still cannot be bound');
+      unbound = { code: errno, port: opts.port ?? 5353, since: opts.now() };
+      log.warn(
+        { code: 'PISWARM_ERR_MDNS_BIND', errno, port: unbound.port, detail: err?.message },
+        'mDNS cannot bind its UDP port (another mDNS responder holds it?): discovery relies on discovery.seeds and peers that say hello; piswarm doctor names the program',
+      );
+    });
+    mdns.on('warning', (err: NodeJS.ErrnoException) => log.debug({ err: { message: err?.message, code: err?.code } }, 'mdns socket warning'));
+    const bound = () => {
+      if (!unbound) return;
+      log.info({ after: unbound.code }, 'mDNS port bound: discovery over mDNS works again');
+      unbound = null;
+    };
+    // 'ready' after the first bind; 'networkInterface' and 'packet' only ever on a bound socket.
+    for (const ev of ['ready', 'networkInterface', 'packet']) mdns.on(ev, bound);
+  };
+
   const open = (addr: string) => {
-    bonjour = new Bonjour({ interface: addr, bind: '0.0.0.0' } as unknown as ConstructorParameters<typeof Bonjour>[0], (err: Error) => {
-      sendErrors++;
+    const mdnsOpts = { interface: addr, bind: '0.0.0.0', ...(opts.port === undefined ? {} : { port: opts.port }) };
+    bonjour = new Bonjour(mdnsOpts as unknown as ConstructorParameters<typeof Bonjour>[0], (err: Error) => {
+      errors.send++;
       log.debug({ err: { message: err?.message, code: (err as NodeJS.ErrnoException)?.code } }, 'mdns socket error');
     });
+    watchSocket(bonjour);
     boundAddr = addr;
     browser = bonjour.find({ type: MDNS_SERVICE_TYPE, protocol: 'tcp' });
     browser.on('up', onService);
@@ -130,7 +173,7 @@ export function createMdnsDiscovery(opts: MdnsDiscoveryOptions): Discovery & { e
     candidates: (): Candidate[] => book.candidates(opts.now()),
     dropped: (): Record<AdvertDropReason, number> => book.dropped(),
     foreign: (): ForeignSighting[] => book.foreign(opts.now(), opts.maxAgeMs),
-    errors: () => sendErrors,
+    socket: (): MdnsSocketState => ({ errors: { ...errors }, unbound: unbound && { ...unbound } }),
     async stop() {
       if (refresh) clearInterval(refresh);
       refresh = null;

@@ -1,4 +1,5 @@
 import { DEFAULT_HTTP_PORT, SWARM_PORTS } from '../../shared/constants.js';
+import { MDNS_PORT_FIX } from '../discovery/discovery.js';
 import {
   AGENT_CONFIG, CGROUP2_CONTROLLERS, CMD_ADDRESSES, CMD_NODE, CMD_TIMESYNC, CMD_UFW, DOCKER_DAEMON_JSON, MODULE_PARAM_FILES, modulesBuiltin, modulesDep,
   PROC_CGROUPS, PROC_CMDLINE, PROC_MODULES, PROC_ROUTE, TIMESYNC_FLAG, type ProcessRef, type SystemState,
@@ -160,7 +161,7 @@ export function checkMdnsPort(s: SystemState): DoctorCheck {
   if (section(agentConfig(s), 'discovery').mdns === false) return { id, status: 'pass', observedValue: null, output: 'mDNS discovery is disabled in the agent config (discovery.mdns=false)' };
   const entries = [...parseProcNet(s.files['/proc/net/udp']), ...parseProcNet(s.files['/proc/net/udp6'])].filter((e) => e.port === 5353);
   const o = owners(s, entries);
-  const fix = 'Stop the other mDNS responder (Raspberry Pi OS: "sudo systemctl disable --now avahi-daemon.socket avahi-daemon.service"), or set discovery.mdns=false and list the other nodes in discovery.seeds.';
+  const fix = MDNS_PORT_FIX;
   const observedValue = { sockets: entries.length, others: o.others, unknownOwners: o.unknown };
   if (o.others.length === 0 && o.unknown === 0) return { id, status: 'pass', observedValue, output: entries.length ? 'UDP 5353 is held only by the piswarm agent' : 'UDP 5353 is free for the agent' };
   if (o.others.length === 0) {
@@ -174,7 +175,7 @@ export function checkMdnsPort(s: SystemState): DoctorCheck {
     observedValue,
     output: onlyAvahi
       ? `avahi-daemon also answers mDNS on UDP 5353 (${describe(o.others)}): peers may be discovered late or inconsistently`
-      : `another program holds UDP 5353: ${describe(o.others)}; the agent's mDNS discovery may not receive peer adverts`,
+      : `another program holds UDP 5353: ${describe(o.others)}; the agent's mDNS discovery may not receive peer adverts, or not bind the port at all (PISWARM_ERR_MDNS_BIND in its journal, a warning in /health discovery:peers)`,
     fix,
   };
 }

@@ -10,7 +10,7 @@ import type { HealthCheck, CheckResult } from '../health/types.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { deriveClusterKeys, type ClusterKeys } from '../identity/keys.js';
 import { joinHostPort, type AddressChoice } from '../net/address.js';
-import { seedCandidates, type Candidate, type Discovery } from '../discovery/discovery.js';
+import { MDNS_ERROR_KINDS, MDNS_PORT_FIX, seedCandidates, type Candidate, type Discovery } from '../discovery/discovery.js';
 import type { AdvertRole } from '../discovery/advert.js';
 import type { PeerClient } from '../peers/client.js';
 import { ReplayCache } from '../peers/protocol.js';
@@ -758,6 +758,7 @@ export function createFormation(deps: FormationDeps): Formation {
       const c = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
       const byLabel = (m: Map<string, number>, label: string) => [...m.entries()].map(([k, v]) => ({ labels: { [label]: k }, value: v }));
       const dropped: Record<string, number> = deps.discovery?.dropped() ?? {};
+      const mdnsErrors = deps.discovery?.socket?.().errors;
       return [
         {
           name: 'piswarm_formation_phase',
@@ -792,6 +793,12 @@ export function createFormation(deps: FormationDeps): Formation {
           samples: Object.entries(dropped).filter(([r]) => r !== 'self').map(([r, v]) => ({ labels: { reason: r }, value: v })),
         },
         { name: 'piswarm_discovery_candidates', help: 'Peer candidates from mDNS and seeds (unconfirmed hints)', type: 'gauge', samples: [{ value: enabled ? candidates(clock.now()).length : 0 }] },
+        {
+          name: 'piswarm_discovery_mdns_errors_total',
+          help: 'mDNS socket errors, by reason: bind (UDP 5353 cannot be bound, e.g. another responder holds it), send',
+          type: 'counter',
+          samples: MDNS_ERROR_KINDS.map((r) => ({ labels: { reason: r }, value: mdnsErrors?.[r] ?? 0 })),
+        },
       ];
     },
   };
@@ -833,6 +840,19 @@ export function createFormation(deps: FormationDeps): Formation {
           return [{ ...base, status: 'warn', output: `${stale} peer requests were refused as stale: clocks differ by more than ${config.formation.authWindowMs / 1000} s; check time sync on every node (timedatectl)` }];
         }
         return [{ ...base, status: 'pass' }];
+      },
+    },
+    {
+      // Only while the mDNS socket cannot bind its port: the agent runs on, discovering through seeds and hellos.
+      name: 'discovery:mdns',
+      run(): CheckResult[] {
+        const time = new Date(clock.now()).toISOString();
+        const u = deps.discovery?.socket?.().unbound;
+        if (!u) return [{ componentType: 'component', time, status: 'pass', ...(deps.discovery?.socket ? {} : { output: 'mDNS discovery is off (discovery.mdns=false or no cluster key)' }) }];
+        const output =
+          `mDNS cannot bind UDP ${u.port} (${u.code}) since ${new Date(u.since).toISOString()}: another program holds it, so peers are found only through ` +
+          `discovery.seeds and the peers that say hello first; piswarm doctor names the program. ${MDNS_PORT_FIX}`;
+        return [{ componentType: 'component', observedValue: u.code, time, status: 'warn', output }];
       },
     },
   ];

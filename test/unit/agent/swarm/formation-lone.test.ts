@@ -5,6 +5,12 @@ import { createMemoryFormationStore } from '../../../../agent/swarm/store.js';
 import { renderFamilies } from '../../../../agent/metrics/format.js';
 import { PiswarmError } from '../../../../shared/errors.js';
 import type { HelloResponse } from '../../../../shared/wire/peer.js';
+import type { Discovery } from '../../../../agent/discovery/discovery.js';
+import { createMdnsDiscovery } from '../../../../agent/discovery/mdns.js';
+import type { NodeIdentity } from '../../../../agent/identity/identity.js';
+import { deriveClusterKeys } from '../../../../agent/identity/keys.js';
+import type { Logger } from '../../../../agent/log/logger.js';
+import { createSocket } from 'node:dgram';
 import { fakeDocker, memoryLogger } from '../../../helpers/fakes.js';
 import { FakeWorld } from './fake-swarm.js';
 import { KEY, testConfig } from './helpers.js';
@@ -14,9 +20,11 @@ import { KEY, testConfig } from './helpers.js';
  * is run by hand, so every step of the election is observable. The engine
  * is a FakeWorld engine whose swarm init the test sees (and can make fail).
  * With `peer`, a seed answers every hello with what it returns (given the
- * clock), and expect is 2.
+ * clock), and expect is 2. `discovery` builds the discovery it runs with.
  */
-function lone(opts: { address?: string; initFails?: () => boolean; nodeId?: string; peer?: (now: number) => HelloResponse } = {}) {
+function lone(
+  opts: { address?: string; initFails?: () => boolean; nodeId?: string; peer?: (now: number) => HelloResponse; discovery?: (d: { now: () => number; log: Logger; identity: NodeIdentity }) => Discovery } = {},
+) {
   let now = Date.parse('2026-03-01T10:00:00Z');
   const world = new FakeWorld();
   const base = world.engine('pi-1');
@@ -32,6 +40,7 @@ function lone(opts: { address?: string; initFails?: () => boolean; nodeId?: stri
     },
   });
   const { log, lines } = memoryLogger();
+  const identity: NodeIdentity = { nodeId: opts.nodeId ?? 'a'.repeat(24), name: 'pi-1', createdAt: '' };
   const formation = createFormation({
     config: testConfig({
       clusterKey: KEY,
@@ -42,8 +51,8 @@ function lone(opts: { address?: string; initFails?: () => boolean; nodeId?: stri
     log,
     docker,
     clock: { now: () => now, setTimeout: () => { throw new Error('Not implemented: setTimeout'); }, clearTimeout: () => undefined },
-    identity: { nodeId: opts.nodeId ?? 'a'.repeat(24), name: 'pi-1', createdAt: '' },
-    discovery: null,
+    identity,
+    discovery: opts.discovery?.({ now: () => now, log, identity }) ?? null,
     peerClient: {
       hello: async () => {
         if (!opts.peer) throw new Error('Not implemented: hello');
@@ -129,3 +138,47 @@ t.test('a takeover asks every peer again right before its init: a swarm that app
   t.same(inits, [], 'and did not init');
   t.ok(lines().some((l) => l.msg === 'takeover called off: the peers answered otherwise'), 'the journal says why');
 });
+
+t.test('mDNS port held by another program: the agent keeps running, counts and logs the clash, /health warns; freeing the port recovers', async (t) => {
+  // Another responder holding the port without SO_REUSEADDR: multicast-dns cannot bind it (EADDRINUSE).
+  const holder = createSocket({ type: 'udp4', reuseAddr: false });
+  await new Promise<void>((resolve, reject) => {
+    holder.once('error', reject);
+    holder.bind(0, '0.0.0.0', () => resolve());
+  });
+  const port = holder.address().port;
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  t.teardown(() => process.off('uncaughtException', onUncaught));
+  const { formation, lines, step } = lone({
+    address: '127.0.0.1',
+    discovery: ({ now, log, identity }) => createMdnsDiscovery({ keys: deriveClusterKeys(KEY), identity, log, now, maxAgeMs: 600_000, republishMs: 4000, stopTimeoutMs: 300, port }),
+  });
+  t.teardown(() => formation.stop());
+  const mdnsCheck = () => formation.healthChecks.find((c) => c.name === 'discovery:mdns')!.run()[0]!;
+  t.equal(mdnsCheck().status, 'pass', 'nothing to say before the socket exists');
+  await step(0); // publishes the advert: the socket is created and fails to bind
+  const metric = () => renderFamilies(formation.collector.collect());
+  await until(() => uncaught.length > 0 || /piswarm_discovery_mdns_errors_total\{reason="bind"\} 1\n/.test(metric()), 3000);
+  t.same(uncaught, [], 'no uncaught exception: before, multicast-dns emitted an error nobody listened to and the process died');
+  const warn = lines().filter((l) => l.code === 'PISWARM_ERR_MDNS_BIND');
+  t.match(warn, [{ level: 40, errno: 'EADDRINUSE', port }], 'one warn line with the coded error');
+  t.match(mdnsCheck(), { status: 'warn', observedValue: 'EADDRINUSE', output: /mDNS cannot bind UDP \d+ \(EADDRINUSE\).*discovery\.seeds.*piswarm doctor.*avahi-daemon/ });
+  await step(1000); // hold-off over: init
+  await step(1000);
+  t.equal(formation.status().phase, 'manager', 'formation goes on without mDNS');
+  await new Promise<void>((resolve) => holder.close(() => resolve()));
+  await until(() => mdnsCheck().status === 'pass', 5000); // the next re-query binds again
+  t.ok(lines().some((l) => l.msg === 'mDNS port bound: discovery over mDNS works again'), 'the journal says it recovered');
+  t.match(metric(), /piswarm_discovery_mdns_errors_total\{reason="bind"\} 1\n/, 'still counted once');
+  t.same(uncaught, []);
+});
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
