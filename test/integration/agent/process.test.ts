@@ -145,14 +145,28 @@ t.test('SIGTERM: ordered stop, logged, exit 0 well inside the deadline', async (
   t.notOk(a.lines().some((l) => Number(l.level) >= 50), 'no error on the way down');
 });
 
-t.test('a second signal exits at once with 1', async (t) => {
+t.test('a second signal during a slow stop exits at once with 1', async (t) => {
   const a = await startAgent(t);
   await ready(a, t);
-  a.proc.kill('SIGINT');
+  // A client that never finishes its request keeps the HTTP server's close
+  // waiting (up to its step deadline), so the stop is still running when the
+  // second signal comes. Without it the stop takes ~20 ms and wins the race.
+  const stuck = net.connect(a.port, '127.0.0.1');
+  await new Promise<void>((r) => stuck.once('connect', () => r()));
+  stuck.write('GET /health HTTP/1.1\r\nHost: x\r\n');
+  t.teardown(() => stuck.destroy());
   a.proc.kill('SIGTERM');
-  const { code } = await a.exited;
+  const deadline = Date.now() + 5000;
+  while (!a.lines().some((l) => l.msg === 'stopping') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(a.proc.exitCode, null, 'still stopping 200 ms later (held by the unfinished request)');
+  const sent = Date.now();
+  a.proc.kill('SIGINT');
+  const { code, at } = await a.exited;
   t.equal(code, 1);
+  t.ok(at - sent < 2000, `exited ${at - sent} ms after the second signal`);
   t.ok(a.lines().some((l) => l.msg === 'second signal: exiting at once'));
+  t.notOk(a.lines().some((l) => l.msg === 'stopped'), 'the ordered stop did not finish');
 });
 
 t.test('a port clash exits 69 (systemd retries) and says which port', async (t) => {
