@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap';
-import { createServer } from 'node:net';
 import { buildApp } from '../../../../agent/http/app.js';
 import type { HealthDocument } from '../../../../agent/health/aggregate.js';
 import { deriveClusterKeys } from '../../../../agent/identity/keys.js';
@@ -10,7 +9,7 @@ import { createMemoryFormationStore, type FormationStore } from '../../../../age
 import { renderFamilies } from '../../../../agent/metrics/format.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
 import { FakeLan, FakeWorld } from './fake-swarm.js';
-import { KEY, OTHER_KEY, testConfig } from './helpers.js';
+import { KEY, OTHER_KEY, freePort, testConfig } from './helpers.js';
 
 /**
  * Several formation controllers in one process, each with its own fake
@@ -19,17 +18,6 @@ import { KEY, OTHER_KEY, testConfig } from './helpers.js';
  * each other's signed adverts through the real verification.
  */
 const doc: HealthDocument = { status: 'pass', version: '0', releaseId: '0', serviceId: 'x', description: 'x', checks: {} };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
-}
 
 interface Node {
   name: string;
