@@ -540,6 +540,12 @@ export function createFormation(deps: FormationDeps): Formation {
         // A join that timed out may still have succeeded: ask the engine
         // before trying again, or we would leave and re-join in a loop.
         const state = (await docker.info().catch(() => null))?.swarm.state;
+        if (state === undefined) {
+          // The engine cannot say whether that join went through: asking the
+          // next manager now would be retrying blind. Back off and ask again.
+          log.warn({ via: target.addr, code: (err as PiswarmError).code }, 'swarm join failed and the engine cannot say whether it joined; backing off');
+          break;
+        }
         if (state !== 'active' && state !== 'pending') {
           log.warn({ via: target.addr, code: (err as PiswarmError).code, detail: (err as Error).message }, 'swarm join failed');
           continue;

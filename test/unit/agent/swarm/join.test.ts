@@ -171,6 +171,31 @@ for (const after of ['active', 'pending'] as const) {
   });
 }
 
+t.test('a failed join whose outcome the engine cannot report is not retried through the next manager', async (t) => {
+  const m = await managers(t);
+  const base = m.world.engine('pi-3');
+  const joins: JoinArgs[] = [];
+  let infoDown = false;
+  const engine = fakeDocker({
+    async info() {
+      if (infoDown) throw translateDockerError(new Error('connect ENOENT /var/run/docker.sock'), 'info');
+      return base.info();
+    },
+    async swarmJoin(a) {
+      joins.push(a);
+      infoDown = true; // the engine went away mid-join: whether it joined is unknown
+      throw translateDockerError(new Error('timeout'), 'swarm join');
+    },
+  });
+  const j = joiner(t, m.port, engine);
+  await j.step(0);
+  t.equal(joins.length, 1, 'one join call');
+  t.equal(m.asked.length, 1, 'the second manager was not asked in the same round');
+  t.ok(j.lines().some((l) => l.msg === 'swarm join failed and the engine cannot say whether it joined; backing off'));
+  t.match(j.formation.status(), { phase: 'waiting' }, 'backing off');
+  t.match(j.metrics(), /piswarm_formation_join_failures_total 1\n/);
+});
+
 t.test('join rounds ask every known manager, back off exponentially up to joinBackoffMaxMs, and join through the one that granted', async (t) => {
   const m = await managers(t);
   const base = m.world.engine('pi-3');
