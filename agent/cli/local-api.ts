@@ -3,12 +3,13 @@ import type { Config } from '../../shared/config-schema.js';
 import { EXIT } from '../../shared/constants.js';
 import { ConfigError } from '../config/load.js';
 import { parseArgs } from './command.js';
+import { joinHostPort } from '../net/address.js';
 
 /** Where the CLI finds the local agent: loopback on the configured port. */
 export function localBaseUrl(config: Readonly<Config>, override?: string): string {
   if (override) return override.replace(/\/$/, '');
   const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
+  return `http://${joinHostPort(host, config.http.port)}`;
 }
 
 export interface LocalAnswer {

@@ -34,7 +34,7 @@ function clientErrorCode(err: NodeJS.ErrnoException): ErrorCode {
 }
 
 /** A whole HTTP/1.1 error response, written straight to a socket the parser gave up on. */
-export function rawErrorResponse(code: ErrorCode): string {
+function rawErrorResponse(code: ErrorCode): string {
   const { status, message } = ERROR_CODES[code];
   const body = JSON.stringify({ statusCode: status, code, message });
   const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status] ?? 'Error';
@@ -69,8 +69,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         socket.destroy();
         return;
       }
-      deps.countError(clientErrorCode(err));
-      socket.end(rawErrorResponse(clientErrorCode(err)));
+      const code = clientErrorCode(err);
+      deps.countError(code);
+      socket.end(rawErrorResponse(code));
     },
   });
 

@@ -11,6 +11,7 @@ import {
 } from '../../shared/wire/peer.js';
 import type { ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
+import { joinHostPort } from '../net/address.js';
 import { AuthError, openToken, signRequest, verifyResponse } from './protocol.js';
 
 export interface PeerTarget {
@@ -51,10 +52,6 @@ export interface PeerClientOptions {
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 
-export function hostForUrl(addr: string): string {
-  return addr.includes(':') ? `[${addr}]` : addr;
-}
-
 /**
  * undici with explicit deadlines: a dead Pi must cost at most `timeoutMs`
  * per request, never undici's 300 s defaults. Every answer is verified
@@ -81,7 +78,7 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient {
     let text: string;
     let answerAuth: unknown;
     try {
-      const res = await request(`http://${hostForUrl(target.addr)}:${target.port}${path}`, {
+      const res = await request(`http://${joinHostPort(target.addr, target.port)}${path}`, {
         method: 'POST',
         body,
         headers: { 'content-type': 'application/json', [PEER_AUTH_HEADER]: header },
