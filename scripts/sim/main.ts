@@ -174,9 +174,12 @@ async function main(argv: string[]): Promise<number> {
       // As a flashed card would (`piswarm cluster create --size N`): Pis powered on
       // together expect each other, up to three, so one slow Pi cannot stall formation.
       const env = { PISWARM_FORMATION_EXPECT: String(Math.min(p.nodes, 3)), ...p.env };
+      // The engine first: on a fresh machine none answers until ensureImages
+      // starts it, and the existing nodes can only be listed after that.
+      await ensureImages({ root: sim.repoRoot(), log });
       warnExisting(await sim.status(ref), p, log);
       const t0 = Date.now();
-      const r = await sim.up({ ...ref, nodes: p.nodes, clusterKey: p.clusterKey, env });
+      const r = await sim.up({ ...ref, nodes: p.nodes, clusterKey: p.clusterKey, env, skipImages: true });
       log(`cluster ${r.cluster}: ${r.nodes.length} node(s) on ${r.network} (${r.subnet}); ` +
         `${r.started.length} booted in ${(r.bootMs / 1000).toFixed(1)}s`);
       printNodes(r.nodes);

@@ -53,7 +53,9 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 export async function docker(args: readonly string[], opts: RunOptions = {}): Promise<string> {
   const r = await run('docker', args, opts);
   if (r.code !== 0) {
-    throw new PiswarmError('PISWARM_ERR_DOCKER', `docker ${args.slice(0, 3).join(' ')} failed: ${r.stderr.trim() || `exit ${r.code}`}`, {
+    // No engine at all: say so and how to get one (only `up` and `build` start it).
+    const hint = /Cannot connect to the Docker daemon/.test(r.stderr) ? ' (no Docker Engine answers: `npm run sim -- up` or scripts/setup-host.sh starts one)' : '';
+    throw new PiswarmError('PISWARM_ERR_DOCKER', `docker ${args.slice(0, 3).join(' ')} failed: ${r.stderr.trim() || `exit ${r.code}`}${hint}`, {
       details: { args, code: r.code },
     });
   }
