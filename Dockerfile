@@ -8,7 +8,9 @@
 #
 # BASE defaults to the public image; scripts/build-base.sh makes a local one
 # (debootstrap) that already holds every package below, so the install
-# steps are no-ops on it.
+# steps are no-ops on it. `npm run sim` picks: PISWARM_SIM_BASE, else a
+# current local base, else debian:bookworm if it can be pulled, else it
+# builds the local one (scripts/sim/images.ts chooseBase).
 ARG BASE=debian:bookworm
 
 # ---------------------------------------------------------------------------
@@ -25,7 +27,10 @@ RUN set -eu; missing=; \
     if [ -n "$missing" ]; then \
       apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing && \
       rm -rf /var/lib/apt/lists/*; \
-    fi
+    fi; \
+    # Installing systemd writes a machine-id (public base); empty, systemd
+    # makes a new one at each node's first boot, as build-base.sh arranges.
+    : > /etc/machine-id; rm -f /var/lib/dbus/machine-id
 # Units that need real hardware, a console or the host's clock. udev in
 # particular must not run: /sys is the host's, and a `udevadm trigger` from
 # a container replays uevents to the host's own udev.
@@ -107,7 +112,7 @@ RUN set -eu; \
     # The local base carries the simulated Pi's engine (build-base.sh); a
     # fresh Pi has none, and first boot's cloud-init installs it.
     DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove docker.io containerd runc tini; \
-    rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*; \
+    rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* /var/lib/dbus/machine-id; : > /etc/machine-id; \
     # A Pi image ships with a locale set (Ubuntu: C.UTF-8, Raspberry Pi OS:
     # en_GB.UTF-8). With none, cloud-init's locale module asks for en_US.UTF-8,
     # which Debian's locale-gen does not generate from an argument, and fails.

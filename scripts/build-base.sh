@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the local base image `piswarm/base:bookworm` with debootstrap, for
 # machines where no container registry answers (so `FROM debian:bookworm`
-# cannot be pulled). It already holds every package the Dockerfile's
+# cannot be pulled: `npm run sim` tries the pull first, see chooseBase in
+# scripts/sim/images.ts). It already holds every package the Dockerfile's
 # `apt-get install` step asks for, which makes that step a no-op on it.
 #
 # Skips the work when an image of that name exists and was built from the
-# same recipe (the sha256 of this file, kept in a label). `--force` rebuilds.
+# same recipe (the sha256 of this file, kept in a label). `--force` rebuilds;
+# `--check` only tells (exit 0: current, 1: it would be built).
 set -euo pipefail
 
 IMAGE=${PISWARM_BASE_IMAGE:-piswarm/base:bookworm}
@@ -19,8 +21,10 @@ log() { printf 'build-base: %s\n' "$*" >&2; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 recipe=$(sha256sum "$here/build-base.sh" | cut -c1-16)
 
-if [[ ${1:-} != --force ]] &&
-  [[ $(docker image inspect -f '{{index .Config.Labels "io.piswarm.base.recipe"}}' "$IMAGE" 2>/dev/null) == "$recipe" ]]; then
+current() { [[ $(docker image inspect -f '{{index .Config.Labels "io.piswarm.base.recipe"}}' "$IMAGE" 2>/dev/null) == "$recipe" ]]; }
+# --check: exit 0 when the image is current, 1 when it would be built; builds nothing.
+if [[ ${1:-} == --check ]]; then current; exit; fi
+if [[ ${1:-} != --force ]] && current; then
   log "$IMAGE is up to date (recipe $recipe)"
   exit 0
 fi

@@ -6,6 +6,8 @@ import { docker, engineAnswers, run } from './run.js';
 
 export const PI_IMAGE = 'piswarm/pi:sim';
 export const LOCAL_BASE = 'piswarm/base:bookworm';
+/** The Dockerfile's default base, which users with a registry pull. */
+export const PUBLIC_BASE = 'debian:bookworm';
 /** A Pi before its first boot: cloud-init, no engine, no node, no agent (Dockerfile target firstboot). */
 export const FIRSTBOOT_IMAGE = 'piswarm/pi-firstboot:sim';
 /** The Dockerfile's `agent` target: the agent alone, for a host that runs it in a container. */
@@ -26,7 +28,7 @@ export interface EnsureImagesOptions {
   /** The repository root (holds package.json and dist/). */
   root: string;
   log?: (msg: string) => void;
-  /** Base image to build on; default: PISWARM_SIM_BASE or the local debootstrap base. */
+  /** Base image to build on; default: PISWARM_SIM_BASE, else what chooseBase picks. */
   base?: string;
   /** Build without Docker's layer cache (a cold build, for benchmarks). */
   noCache?: boolean;
@@ -69,6 +71,70 @@ async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** What chooseBase asks of the host; each answer is one docker or build-base.sh call. */
+export interface BaseProbes {
+  /** An explicit base (an option or PISWARM_SIM_BASE): used as it is. */
+  given: string | undefined;
+  /** `build-base.sh --check`: the local base exists and matches its recipe. */
+  localBaseCurrent(): Promise<boolean>;
+  /** The public base is already in the engine's image store. */
+  publicPresent(): Promise<boolean>;
+  /** `docker pull` of the public base; reason is the engine's one-line answer on failure. */
+  pullPublic(): Promise<{ ok: boolean; reason: string }>;
+}
+
+export interface BaseChoice {
+  base: string;
+  /** Run build-base.sh (it skips the work when the local base is current). */
+  buildLocal: boolean;
+  why: string;
+}
+
+/**
+ * Which base the simulated Pi is built on. An explicit one wins. A current
+ * local base is used without asking any registry (the same image every time,
+ * no network). Otherwise the public Debian image, as users with a registry
+ * get it from the Dockerfile's default; only where it cannot be pulled does
+ * build-base.sh make the local one with debootstrap.
+ */
+export async function chooseBase(p: BaseProbes): Promise<BaseChoice> {
+  if (p.given) return { base: p.given, buildLocal: p.given === LOCAL_BASE, why: `given (${p.given})` };
+  if (await p.localBaseCurrent()) return { base: LOCAL_BASE, buildLocal: false, why: `${LOCAL_BASE} is current` };
+  if (await p.publicPresent()) return { base: PUBLIC_BASE, buildLocal: false, why: `${PUBLIC_BASE} is present` };
+  const pull = await p.pullPublic();
+  if (pull.ok) return { base: PUBLIC_BASE, buildLocal: false, why: `pulled ${PUBLIC_BASE}` };
+  return { base: LOCAL_BASE, buildLocal: true, why: `${PUBLIC_BASE} cannot be pulled (${pull.reason}); building ${LOCAL_BASE} with debootstrap` };
+}
+
+function hostProbes(root: string, given: string | undefined): BaseProbes {
+  return {
+    given,
+    localBaseCurrent: async () => (await run('bash', [join(root, 'scripts/build-base.sh'), '--check'], { cwd: root })).code === 0,
+    publicPresent: async () => (await run('docker', ['image', 'inspect', '-f', '{{.Id}}', PUBLIC_BASE])).code === 0,
+    pullPublic: async () => {
+      const r = await run('docker', ['pull', '-q', PUBLIC_BASE], { timeoutMs: 5 * 60_000 });
+      const last = (r.stderr || r.stdout).trim().split('\n').pop() ?? '';
+      return { ok: r.code === 0, reason: last || `exit ${r.code}` };
+    },
+  };
+}
+
+/**
+ * The base for this process's image builds, chosen once (a pull is asked at
+ * most once per run) and logged with the reason.
+ */
+let chosen: Promise<BaseChoice> | undefined;
+export function resolveBase(root: string, log: (m: string) => void = () => {}, given = process.env.PISWARM_SIM_BASE): Promise<BaseChoice> {
+  if (given) return chooseBase(hostProbes(root, given));
+  chosen ??= chooseBase(hostProbes(root, undefined)).then((c) => {
+    log(`base image: ${c.why}`);
+    return c;
+  });
+  // A failed probe (no engine yet) must not stick: the next call asks again.
+  chosen.catch(() => { chosen = undefined; });
+  return chosen;
+}
+
 const buildArgs = (target: string, tag: string, base: string, noCache?: boolean) =>
   ['build', '-q', ...(noCache ? ['--no-cache'] : []), '--target', target, '--build-arg', `BASE=${base}`, '-t', tag, '.'];
 
@@ -90,8 +156,8 @@ export async function ensureImages(opts: EnsureImagesOptions): Promise<ImageTimi
   }
   await mkdir(join(root, 'release'), { recursive: true });
   return withLock(join(root, 'release/.image-lock'), async () => {
-    const base = opts.base ?? process.env.PISWARM_SIM_BASE ?? LOCAL_BASE;
-    if (base === LOCAL_BASE) {
+    const { base, buildLocal } = await resolveBase(root, log, opts.base ?? process.env.PISWARM_SIM_BASE);
+    if (buildLocal) {
       t.baseMs = await step(root, 'base image (scripts/build-base.sh)', 'bash', [join(root, 'scripts/build-base.sh')], log);
     }
     t.releaseMs = await step(root, 'release (scripts/package.sh)', 'bash', [join(root, 'scripts/package.sh'), '--skip-build'], log);
@@ -130,8 +196,8 @@ export async function ensureAgentImage(opts: EnsureImagesOptions): Promise<numbe
 
 async function ensureTarget(opts: EnsureImagesOptions, target: string, tag: string): Promise<number> {
   const root = opts.root;
-  const base = opts.base ?? process.env.PISWARM_SIM_BASE ?? LOCAL_BASE;
   await ensureImages(opts);
+  const { base } = await resolveBase(root, opts.log, opts.base ?? process.env.PISWARM_SIM_BASE);
   return withLock(join(root, 'release/.image-lock'), () =>
     step(root, `image ${tag}`, 'docker', buildArgs(target, tag, base, opts.noCache), opts.log ?? (() => {})));
 }

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HEALTH_CONTENT_TYPE } from '../../shared/constants.js';
 import { run } from '../../scripts/sim/run.js';
-import { ensureImages, LOCAL_BASE } from '../../scripts/sim/images.js';
+import { ensureImages, resolveBase } from '../../scripts/sim/images.js';
 import { httpGet, sim, skipReason, startCluster, unitProps } from './helpers/cluster.js';
 
 const skip = await skipReason();
@@ -144,9 +144,9 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
 
 t.test('install.sh on a fresh Debian without node or systemd running', { skip, timeout: 300_000 }, async (t) => {
   const root = sim.repoRoot();
-  const base = process.env.PISWARM_SIM_BASE ?? LOCAL_BASE;
   // The release tarball and the staged node binary (a no-op when `up` above made them).
   await ensureImages({ root });
+  const { base } = await resolveBase(root);
   const script = String.raw`
     set -u; exec 2>&1
     k=$(mktemp); head -c 48 /dev/urandom | base64 -w0 > "$k"
