@@ -2,10 +2,11 @@
  * The simulator's CLI (scripts/sim/main.ts) as a user runs it: the compiled
  * entry point `npm run sim` invokes, as a child process, on real Docker.
  * Argument errors, what `up` prints, the `status --json` contract, exec,
- * logs, stop/start, `up` on an existing cluster, and `down` leaving nothing
+ * logs and logs -f, stop/start, `up` on an existing cluster, and `down` leaving nothing
  * of the cluster behind (containers, volumes, network, .sim/<name>/).
  */
 import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -169,6 +170,28 @@ t.test('the sim CLI, run as `npm run sim` runs it', { skip, timeout: 900_000 }, 
     const few = await cli(['logs', nodes[1]!, '-n', '3']);
     t.equal(few.code, 0);
     t.ok(few.stdout.split('\n').filter((l) => l && !l.startsWith('-- ')).length <= 3, '-n 3: at most 3 lines');
+  });
+
+  await t.test('logs -f follows the journal: a restart of the agent shows up while it runs, Ctrl-C ends it', async (t) => {
+    // Its own process group, as a terminal's foreground job: Ctrl-C signals the whole group.
+    const child = spawn(process.execPath, [MAIN, 'logs', nodes[1]!, '-f', '-n', '1'], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ } });
+    await sim.waitFor(async () => out.length > 0, { timeoutMs: 30_000, what: 'the last journal line' });
+    const before = out;
+    t.notMatch(before, /"msg":"stopping"/, 'only the last line at first');
+    await sim.exec({ name }, nodes[1]!, ['systemctl', 'restart', 'piswarm']);
+    await sim.waitFor(async () => /"msg":"agent ready"/.test(out.slice(before.length)), { timeoutMs: 60_000, what: 'the restarted agent\'s "agent ready" in the followed output' });
+    t.match(out.slice(before.length), /"msg":"stopping"[\s\S]*"msg":"stopped"[\s\S]*"msg":"agent ready"/, 'the old agent stopping, then the new one ready, as they happened');
+    process.kill(-child.pid!, 'SIGINT');
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 10_000))]);
+    t.not(code, 'still running', 'Ctrl-C ends it within 10 s');
+    // The next subtests need the agent answering again.
+    const api = (await sim.status({ name })).find((n) => n.name === nodes[1])!.apiUrl;
+    await sim.waitFor(async () => [200, 503].includes((await httpGet(`${api}/health`, 1000)).status), { timeoutMs: 60_000, what: `${nodes[1]} answering after the restart` });
   });
 
   await t.test('stop and start show in status', async (t) => {
