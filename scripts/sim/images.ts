@@ -5,7 +5,8 @@ import { PiswarmError } from '../../shared/errors.js';
 import { docker, engineAnswers, run } from './run.js';
 
 export const PI_IMAGE = 'piswarm/pi:sim';
-export const LOCAL_BASE = 'piswarm/base:bookworm';
+/** The debootstrap base build-base.sh makes (its IMAGE: the same variable, the same default). */
+export const LOCAL_BASE = process.env.PISWARM_BASE_IMAGE || 'piswarm/base:bookworm';
 /** The Dockerfile's default base, which users with a registry pull. */
 export const PUBLIC_BASE = 'debian:bookworm';
 /** A Pi before its first boot: cloud-init, no engine, no node, no agent (Dockerfile target firstboot). */
@@ -120,8 +121,9 @@ function hostProbes(root: string, given: string | undefined): BaseProbes {
 }
 
 /**
- * The base for this process's image builds, chosen once (a pull is asked at
- * most once per run) and logged with the reason.
+ * The base for this process's image builds (`given` defaults to
+ * PISWARM_SIM_BASE), chosen once (a pull is asked at most once per run) and
+ * logged with the reason.
  */
 let chosen: Promise<BaseChoice> | undefined;
 export function resolveBase(root: string, log: (m: string) => void = () => {}, given = process.env.PISWARM_SIM_BASE): Promise<BaseChoice> {
@@ -156,7 +158,7 @@ export async function ensureImages(opts: EnsureImagesOptions): Promise<ImageTimi
   }
   await mkdir(join(root, 'release'), { recursive: true });
   return withLock(join(root, 'release/.image-lock'), async () => {
-    const { base, buildLocal } = await resolveBase(root, log, opts.base ?? process.env.PISWARM_SIM_BASE);
+    const { base, buildLocal } = await resolveBase(root, log, opts.base);
     if (buildLocal) {
       t.baseMs = await step(root, 'base image (scripts/build-base.sh)', 'bash', [join(root, 'scripts/build-base.sh')], log);
     }
@@ -197,7 +199,7 @@ export async function ensureAgentImage(opts: EnsureImagesOptions): Promise<numbe
 async function ensureTarget(opts: EnsureImagesOptions, target: string, tag: string): Promise<number> {
   const root = opts.root;
   await ensureImages(opts);
-  const { base } = await resolveBase(root, opts.log, opts.base ?? process.env.PISWARM_SIM_BASE);
+  const { base } = await resolveBase(root, opts.log, opts.base);
   return withLock(join(root, 'release/.image-lock'), () =>
     step(root, `image ${tag}`, 'docker', buildArgs(target, tag, base, opts.noCache), opts.log ?? (() => {})));
 }
