@@ -310,15 +310,18 @@ export function createHostCollectors(opts: HostCollectorOptions) {
   // Hardware does not change under a running agent and an OS upgrade restarts
   // it, so six-hourly is plenty for a source that spawns commands.
   const INVENTORY_EVERY_MS = 6 * 3600_000;
+  // A failed attempt is retried after a minute, not on every sample.
+  const INVENTORY_RETRY_MS = 60_000;
   let inventory: HostInventory | null = null;
-  let inventoryAt = -Infinity;
+  let inventoryNextAt = -Infinity;
   const inventoryCollector: SampledCollector = {
     name: 'inventory',
     async sample(now) {
-      if (!opts.inventory || (inventory && now - inventoryAt < INVENTORY_EVERY_MS)) return;
+      if (!opts.inventory || now < inventoryNextAt) return;
+      inventoryNextAt = now + INVENTORY_RETRY_MS;
       inventory = null;
       inventory = await opts.inventory();
-      inventoryAt = now;
+      inventoryNextAt = now + INVENTORY_EVERY_MS;
     },
     collect() {
       return inventory ? [gauge('piswarm_host_info', 'Board model and revision, OS release and architecture (systeminformation), constant 1.', [{ labels: { ...inventory }, value: 1 }])] : [];

@@ -208,3 +208,43 @@ t.test('without timesyncd, timedated answers (chrony or ntpd hosts), at most onc
   await hm.sampler.sampleOnce();
   t.match(hm.snapshot().clockSync, { synchronized: null, detail: /timedatectl did not answer \(Not implemented/ }, 'a failing timedatectl is unknown, not an error');
 });
+
+t.test('the board inventory is sampled at start and every 6 h; a failed attempt is retried after a minute, not on every sample', async (t) => {
+  let now = 1_700_003_600_000;
+  const moving: SamplerClock = { ...clock, now: () => now };
+  const { procRoot, sysRoot, ...seams } = fixtureReaderOptions('rpi4');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-state-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let calls = 0;
+  let fail = true;
+  const hm = createHostMetrics({
+    config: { metrics: { intervalMs: 5000, procRoot, sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    log: silent, clock: moving, version: '9.9.9', ...seams,
+    inventory: async () => {
+      calls++;
+      if (fail) throw new Error('systeminformation failed');
+      return { manufacturer: 'Raspberry Pi', model: 'Raspberry Pi 4 Model B', revision: '1.4', os: 'Debian GNU/Linux', os_release: '12', os_codename: 'bookworm', arch: 'arm64' };
+    },
+  });
+  t.teardown(() => hm.stop());
+  const info = () => series(hm.render(), 'piswarm_host_info');
+  await hm.sampler.sampleOnce();
+  t.equal(calls, 1, 'asked at the first sample');
+  t.same(info(), [], 'no series while it fails');
+  for (let i = 0; i < 11; i++) {
+    now += 5000;
+    await hm.sampler.sampleOnce();
+  }
+  t.equal(calls, 1, 'eleven samples within the minute: not asked again');
+  fail = false;
+  now += 5000;
+  await hm.sampler.sampleOnce();
+  t.equal(calls, 2, 'asked again a minute after the failure');
+  t.equal(info().length, 1, 'and the series appears');
+  now += 5 * 3600_000;
+  await hm.sampler.sampleOnce();
+  t.equal(calls, 2, 'not again within 6 h of a success');
+  now += 3600_000;
+  await hm.sampler.sampleOnce();
+  t.equal(calls, 3, 'again after 6 h');
+});
