@@ -22,8 +22,8 @@ name=piswarm-$version
 out=release/$name.tar.gz
 
 if ((!skip_build)); then
-  log "compiling (tsc)"
-  npx --no-install tsc -p tsconfig.json
+  log "compiling (npm run build)"
+  npm run --silent build
 fi
 [[ -f dist/agent/main.js ]] || { log "dist/agent/main.js is missing: nothing to package"; exit 1; }
 

@@ -11,7 +11,7 @@ else
   echo "not root: skipping host setup (integration tests need a running Docker Engine and will say so)"
 fi
 
-npx tsc -p tsconfig.json || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+npm run --silent build || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 log=$(mktemp)
 # tap's own summary is not a line CI reads; we count from tap's JSON-ish tail.

@@ -123,6 +123,11 @@ t.test('status, metrics and bench-disk against a running agent', async (t) => {
 });
 
 t.test('npx piswarm works from the checkout', async (t) => {
+  // npx links the checkout into its own cache once and makes the bin executable
+  // only then: a warm cache (a second clone at the same path, a rebuilt dist/)
+  // runs whatever mode the build left. So the build itself must set it.
+  const bin = path.join(ROOT, 'dist/agent/main.js');
+  t.ok((fs.statSync(bin).mode & 0o111) === 0o111, `the build leaves ${path.relative(ROOT, bin)} executable (mode ${(fs.statSync(bin).mode & 0o777).toString(8)})`);
   const r = spawnSync('npx', ['--no-install', 'piswarm', 'version'], { cwd: ROOT, env: { ...ENV, npm_config_update_notifier: 'false' }, encoding: 'utf8', timeout: 60_000 });
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
   t.equal(r.status, 0, r.stderr);
