@@ -74,6 +74,7 @@ export const ConfigSchema = Section(
         confirmIntervalMs: Ms(3000, 'How often each candidate peer is re-confirmed over authenticated HTTP', 200),
         peerTtlMs: Ms(20000, 'A confirmed peer that has not answered for this long is forgotten (mDNS never proves liveness)', 1000),
         requestTimeoutMs: Ms(2000, 'Deadline for one peer HTTP request (connect, headers and body)', 100),
+        addressRecheckMs: Ms(30000, 'How often the advertise address is checked against the host\'s interfaces (a DHCP change is reported in /health net:address)', 1000),
       },
     ),
     formation: Section(

@@ -32,6 +32,7 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_NO_ADDRESS: { status: 503, message: 'no usable address to advertise' },
   PISWARM_ERR_SPLIT_SWARM: { status: 409, message: 'two swarms of this cluster exist' },
   PISWARM_ERR_MDNS_BIND: { status: 503, message: 'the mDNS UDP port 5353 cannot be bound' },
+  PISWARM_ERR_ADDRESS_CHANGED: { status: 503, message: 'the advertise address is no longer an address of this host' },
   // engine and host
   PISWARM_ERR_DOCKER_UNREACHABLE: { status: 503, message: 'the Docker engine does not answer' },
   PISWARM_ERR_DOCKER: { status: 502, message: 'the Docker engine refused the request' },

@@ -125,6 +125,27 @@ export function joinHostPort(host: string, port: number): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/**
+ * Pure: whether the address in use (chosen at start, advertised over mDNS and
+ * gossip, handed to Docker) is still an address of this host. null while it
+ * is, even if the host would now choose another (a second interface coming
+ * up is no reason to move). Otherwise what the host would choose instead
+ * (null: no usable address at all) and why, for /health and the log: a DHCP
+ * lease that moved, a cable moved to another network, a configured address
+ * removed. Nothing on the node is changed by it.
+ */
+export function addressDrift(inUse: AddressChoice, interfaces: InterfaceTable, detected: AddressChoice | Error): { now: AddressChoice | null; why: string } | null {
+  if (Object.values(interfaces).some((list) => (list ?? []).some((a) => a.address === inUse.address))) return null;
+  const was = `the advertise address ${inUse.address} (${inUse.interface}) is no longer an address of this host`;
+  if (detected instanceof Error) return { now: null, why: `${was}, and it has no other usable one: ${detected.message}` };
+  return { now: detected, why: `${was}: it now has ${detected.address} (${detected.interface}, ${detected.reason})` };
+}
+
+/** The impure edge: the live interface table. */
+export function hostInterfaces(): InterfaceTable {
+  return networkInterfaces() as InterfaceTable;
+}
+
 /** The impure edge: reads the live tables. */
 export function detectAdvertiseAddress(config: Parameters<typeof chooseAdvertiseAddress>[2] & { metrics?: { procRoot?: string } }): AddressChoice {
   let routes: RouteEntry[] = [];

@@ -9,7 +9,7 @@ import type { Collector, MetricFamily } from '../metrics/types.js';
 import type { HealthCheck, CheckResult } from '../health/types.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { deriveClusterKeys, type ClusterKeys } from '../identity/keys.js';
-import { joinHostPort, type AddressChoice } from '../net/address.js';
+import { addressDrift, joinHostPort, type AddressChoice, type InterfaceTable } from '../net/address.js';
 import { MDNS_ERROR_KINDS, MDNS_PORT_FIX, seedCandidates, type Candidate, type Discovery } from '../discovery/discovery.js';
 import type { AdvertRole } from '../discovery/advert.js';
 import type { PeerClient } from '../peers/client.js';
@@ -54,6 +54,12 @@ export interface FormationDeps {
   peerClient: PeerClient | null;
   /** Chooses the advertise address; throws PISWARM_ERR_NO_ADDRESS until one exists. */
   address: () => AddressChoice;
+  /**
+   * The host's interfaces, read every discovery.addressRecheckMs to see whether
+   * the chosen address is still this host's (/health net:address). Absent: the
+   * address is not re-checked (unit tests that do not model the host).
+   */
+  interfaces?: () => InterfaceTable;
   store?: FormationStore;
   random?: () => number;
   /** PIN_SETTLE_MS, shorter in tests. */
@@ -113,6 +119,11 @@ const NODE_LIST_REFRESH_MS = 5_000;
 const NODE_LIST_FRESH_MS = 15_000;
 const SWARM_PORT = 2377;
 const FORMING_WARN_MS = 120_000;
+/** What /health net:address tells the operator when the advertise address is gone. */
+const ADDRESS_FIX =
+  'piswarm chooses its address at start: give this Pi a fixed one (a DHCP reservation on the router), then "sudo systemctl restart piswarm". ' +
+  'Docker keeps the address a node joined the swarm with: on a worker, run "docker swarm leave" and then restart piswarm, which joins it again with the new address; ' +
+  'demote a manager first ("docker node demote NAME" on another manager).';
 
 export function createFormation(deps: FormationDeps): Formation {
   const { config, docker, clock, identity } = deps;
@@ -136,6 +147,9 @@ export function createFormation(deps: FormationDeps): Formation {
   let peerSetKey = '';
   let stableSince = clock.now();
   let address: AddressChoice | null = null;
+  /** Set while `address` is no longer this host's (a DHCP change): what it has now, why, since when. */
+  let drift: { now: AddressChoice | null; why: string; since: number } | null = null;
+  let addressCheckedAt = 0;
   let info: EngineInfo | null = null;
   let selfSwarm: PeerSwarm | null = null;
   const createdAtById = new Map<string, string>();
@@ -173,6 +187,7 @@ export function createFormation(deps: FormationDeps): Formation {
     grantsRefused: new Map<string, number>(),
     authFailures: new Map<string, number>(),
     helloFailures: 0,
+    addressLosses: 0,
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 
@@ -607,10 +622,14 @@ export function createFormation(deps: FormationDeps): Formation {
       try {
         address = deps.address();
         log.info({ address: address.address, iface: address.interface, why: address.reason }, 'advertise address chosen');
+        addressCheckedAt = now;
       } catch (err) {
         setPhase('discovering', isPiswarmError(err) ? err.message : 'no address yet');
         return;
       }
+    } else if (deps.interfaces && now - addressCheckedAt >= config.discovery.addressRecheckMs) {
+      addressCheckedAt = now;
+      recheckAddress(address, deps.interfaces, now);
     }
     await readEngine();
     if (!info) {
@@ -647,6 +666,36 @@ export function createFormation(deps: FormationDeps): Formation {
         break;
     }
     if (selfSwarm) deps.discovery?.publish({ addr: address.address, port, role: advertRole(), swarmId: selfSwarm.id });
+  }
+
+  /**
+   * Reports, never repairs: the address went to Docker at init or join and to
+   * the gossip peers at start, and the engine keeps it; a restart re-chooses
+   * for piswarm, the swarm side is the operator's call (README troubleshooting).
+   */
+  function recheckAddress(inUse: AddressChoice, interfaces: () => InterfaceTable, now: number): void {
+    let table: InterfaceTable;
+    let detected: AddressChoice | Error;
+    try {
+      table = interfaces();
+    } catch (err) {
+      log.debug({ err: { message: (err as Error).message } }, 'interfaces cannot be read; advertise address not re-checked');
+      return;
+    }
+    try {
+      detected = deps.address();
+    } catch (err) {
+      detected = err as Error;
+    }
+    const d = addressDrift(inUse, table, detected);
+    if (d && (!drift || drift.now?.address !== d.now?.address)) {
+      if (!drift) counters.addressLosses++;
+      log.warn({ code: 'PISWARM_ERR_ADDRESS_CHANGED', address: inUse.address, now: d.now?.address ?? null, iface: d.now?.interface ?? null }, d.why);
+      drift = { ...d, since: drift?.since ?? now };
+    } else if (!d && drift) {
+      log.info({ address: inUse.address, after: Math.round((now - drift.since) / 1000) }, 'the advertise address is this host\'s again');
+      drift = null;
+    }
   }
 
   /** Keeps the election's winner and reason; `at` moves only when they change. */
@@ -790,6 +839,13 @@ export function createFormation(deps: FormationDeps): Formation {
         c('piswarm_formation_grants_issued_total', 'Join grants issued by this node', counters.grantsIssued),
         { name: 'piswarm_formation_grants_refused_total', help: 'Join grant requests refused (every one, bodies that are not JSON included), by reason', type: 'counter', samples: byLabel(counters.grantsRefused, 'reason') },
         c('piswarm_formation_token_rotations_total', 'Worker join token rotations after a burst of joins', counters.rotations),
+        {
+          name: 'piswarm_advertise_address_stale',
+          help: 'Whether the address this node advertises (and gave Docker) is no longer an address of this host, e.g. after a DHCP change: 1 while it is gone',
+          type: 'gauge',
+          samples: [{ value: drift ? 1 : 0 }],
+        },
+        c('piswarm_advertise_address_losses_total', 'Times the advertise address stopped being an address of this host', counters.addressLosses),
         c('piswarm_peer_hello_failures_total', 'Outbound peer confirmations that failed', counters.helloFailures),
         { name: 'piswarm_peer_auth_failures_total', help: 'Inbound peer requests refused, by reason', type: 'counter', samples: byLabel(counters.authFailures, 'reason') },
         {
@@ -846,6 +902,17 @@ export function createFormation(deps: FormationDeps): Formation {
           return [{ ...base, status: 'warn', output: `${stale} peer requests were refused as stale: clocks differ by more than ${config.formation.authWindowMs / 1000} s; check time sync on every node (timedatectl)` }];
         }
         return [{ ...base, status: 'pass' }];
+      },
+    },
+    {
+      name: 'net:address',
+      run(): CheckResult[] {
+        const time = new Date(clock.now()).toISOString();
+        if (!address) return [{ componentType: 'system', time, status: 'pass', observedValue: null, output: enabled ? 'no advertise address chosen yet' : 'formation is off: no advertise address is used' }];
+        if (!drift) return [{ componentType: 'system', time, status: 'pass', observedValue: address.address }];
+        const output =
+          `${drift.why}, since ${new Date(drift.since).toISOString()}. Peers and the swarm still use ${address.address}. ${ADDRESS_FIX}`;
+        return [{ componentType: 'system', time, status: 'warn', observedValue: address.address, output }];
       },
     },
     {

@@ -6,7 +6,7 @@ import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js
 import { deriveClusterKeys } from '../identity/keys.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { createPeerClient } from '../peers/client.js';
-import { detectAdvertiseAddress } from '../net/address.js';
+import { detectAdvertiseAddress, hostInterfaces } from '../net/address.js';
 import { createFormation, type Formation } from './formation.js';
 
 /**
@@ -46,6 +46,7 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
         : null,
     peerClient: keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null,
     address: () => detectAdvertiseAddress(config),
+    interfaces: hostInterfaces,
     ...(disabledReason ? { disabledReason } : {}),
   });
   return {

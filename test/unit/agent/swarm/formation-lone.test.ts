@@ -11,6 +11,7 @@ import type { NodeIdentity } from '../../../../agent/identity/identity.js';
 import { deriveClusterKeys } from '../../../../agent/identity/keys.js';
 import type { Logger } from '../../../../agent/log/logger.js';
 import { createSocket } from 'node:dgram';
+import type { AddressChoice, InterfaceTable } from '../../../../agent/net/address.js';
 import { fakeDocker, memoryLogger } from '../../../helpers/fakes.js';
 import { FakeWorld } from './fake-swarm.js';
 import { KEY, testConfig } from './helpers.js';
@@ -23,7 +24,7 @@ import { KEY, testConfig } from './helpers.js';
  * clock), and expect is 2. `discovery` builds the discovery it runs with.
  */
 function lone(
-  opts: { address?: string; initFails?: () => boolean; nodeId?: string; peer?: (now: number) => HelloResponse; discovery?: (d: { now: () => number; log: Logger; identity: NodeIdentity }) => Discovery } = {},
+  opts: { address?: string; host?: { address: () => AddressChoice; interfaces: () => InterfaceTable }; initFails?: () => boolean; nodeId?: string; peer?: (now: number) => HelloResponse; discovery?: (d: { now: () => number; log: Logger; identity: NodeIdentity }) => Discovery } = {},
 ) {
   let now = Date.parse('2026-03-01T10:00:00Z');
   const world = new FakeWorld();
@@ -62,7 +63,8 @@ function lone(
       grant: async () => { throw new Error('Not implemented: grant'); },
       close: async () => undefined,
     },
-    address: () => ({ address: opts.address ?? '10.0.0.1', interface: 'eth0', reason: 'test' }),
+    address: opts.host?.address ?? (() => ({ address: opts.address ?? '10.0.0.1', interface: 'eth0', reason: 'test' })),
+    ...(opts.host ? { interfaces: opts.host.interfaces } : {}),
     store: createMemoryFormationStore(),
     random: () => 0.5,
   });
@@ -173,6 +175,78 @@ t.test('mDNS port held by another program: the agent keeps running, counts and l
   t.ok(lines().some((l) => l.msg === 'mDNS port bound: discovery over mDNS works again'), 'the journal says it recovered');
   t.match(metric(), /piswarm_discovery_mdns_errors_total\{reason="bind"\} 1\n/, 'still counted once');
   t.same(uncaught, []);
+});
+
+t.test('the advertise address stops being this host\'s (DHCP moved it): /health net:address warns, the journal and /metrics say so; it is re-checked every discovery.addressRecheckMs, and reported, never changed', async (t) => {
+  let ip: string | null = '10.0.0.1';
+  let readable = true;
+  const host = {
+    interfaces: (): InterfaceTable => {
+      if (!readable) throw new Error('netlink refused');
+      return { lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }], eth0: ip ? [{ address: ip, family: 'IPv4', internal: false }] : [] };
+    },
+    address: (): AddressChoice => {
+      if (!ip) throw new PiswarmError('PISWARM_ERR_NO_ADDRESS', 'no interface other than loopback and container bridges has an IPv4 address (yet)');
+      return { address: ip, interface: 'eth0', reason: 'default route via 10.0.0.254 (metric 0)' };
+    },
+  };
+  const { formation, inits, lines, step } = lone({ host });
+  const check = () => formation.healthChecks.find((c) => c.name === 'net:address')!.run();
+  t.match(check(), [{ status: 'pass', observedValue: null, output: 'no advertise address chosen yet' }]);
+  await step(0);
+  await step(1000);
+  await step(1000);
+  t.equal(formation.status().phase, 'manager');
+  t.equal(inits[0]?.advertiseAddr, '10.0.0.1');
+  t.same(check().map((r) => [r.status, r.observedValue]), [['pass', '10.0.0.1']]);
+  const metric = () => renderFamilies(formation.collector.collect());
+  const warns = () => lines().filter((l) => l.code === 'PISWARM_ERR_ADDRESS_CHANGED');
+
+  ip = '10.0.0.7'; // the lease moved
+  await step(20_000);
+  t.equal(check()[0]!.status, 'pass', 'not re-checked before addressRecheckMs (30 s) has passed');
+  await step(10_000);
+  const [r] = check();
+  t.match(r, { status: 'warn', observedValue: '10.0.0.1' });
+  t.match(r!.output, /^the advertise address 10\.0\.0\.1 \(eth0\) is no longer an address of this host: it now has 10\.0\.0\.7 \(eth0, default route via 10\.0\.0\.254 \(metric 0\)\), since 2026-03-01T10:00:32\.000Z\. Peers and the swarm still use 10\.0\.0\.1\. .*systemctl restart piswarm.*docker swarm leave.*docker node demote/);
+  t.match(metric(), /piswarm_advertise_address_stale 1\n/);
+  t.match(metric(), /piswarm_advertise_address_losses_total 1\n/);
+  t.match(warns(), [{ level: 40, address: '10.0.0.1', now: '10.0.0.7', iface: 'eth0' }], 'one warn line with its code');
+  t.equal(formation.status().phase, 'manager', 'the node stays in its swarm: nothing is changed');
+  t.equal(inits.length, 1);
+
+  await step(30_000);
+  t.equal(warns().length, 1, 'the same change is logged once');
+  ip = null; // cable pulled: no address at all
+  await step(30_000);
+  t.match(check()[0]!.output, /no longer an address of this host, and it has no other usable one: no interface other than loopback/);
+  t.match(check()[0]!.output, /since 2026-03-01T10:00:32\.000Z/, 'since: when it was first lost');
+  t.equal(warns().length, 2, 'a different state is logged again');
+  t.match(metric(), /piswarm_advertise_address_losses_total 1\n/, 'still one loss');
+
+  readable = false;
+  await step(30_000);
+  t.equal(check()[0]!.status, 'warn', 'interfaces that cannot be read change nothing');
+  readable = true;
+  ip = '10.0.0.1'; // the reservation gave the old address back
+  await step(30_000);
+  t.match(check(), [{ status: 'pass', observedValue: '10.0.0.1' }]);
+  t.match(metric(), /piswarm_advertise_address_stale 0\n/);
+  t.ok(lines().some((l) => l.msg === 'the advertise address is this host\'s again' && l.after === 120), 'the journal says it is back, and after how long');
+});
+
+t.test('a second address on the host is no reason to warn: only losing the one in use is', async (t) => {
+  let second = false;
+  const host = {
+    interfaces: (): InterfaceTable => ({ eth0: [{ address: '10.0.0.1', family: 'IPv4', internal: false }], ...(second ? { wlan0: [{ address: '192.168.1.9', family: 'IPv4', internal: false }] } : {}) }),
+    address: (): AddressChoice => (second ? { address: '192.168.1.9', interface: 'wlan0', reason: 'default route via 192.168.1.1 (metric 0)' } : { address: '10.0.0.1', interface: 'eth0', reason: 'test' }),
+  };
+  const { formation, step } = lone({ host });
+  await step(0);
+  second = true;
+  await step(30_000);
+  await step(30_000);
+  t.match(formation.healthChecks.find((c) => c.name === 'net:address')!.run(), [{ status: 'pass', observedValue: '10.0.0.1' }]);
 });
 
 async function until(cond: () => boolean, ms: number): Promise<void> {
