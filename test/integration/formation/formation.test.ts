@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { deriveClusterKeys, type ClusterKeys } from '../../../agent/identity/keys.js';
 import { openToken, signRequest, verifyResponse } from '../../../agent/peers/protocol.js';
 import { PEER_AUTH_HEADER, PEER_BODY_LIMIT } from '../../../shared/wire/peer.js';
-import { httpGet, sim, skipReason, startCluster } from '../helpers/cluster.js';
+import { httpGet, sim, skipReason, startCluster, until } from '../helpers/cluster.js';
 
 const skip = await skipReason();
 const FAST = { PISWARM_FORMATION_HOLD_OFF_MS: '2000', PISWARM_DISCOVERY_CONFIRM_INTERVAL_MS: '1000' };
@@ -30,16 +30,6 @@ async function swarmStates(ref: sim.ClusterRef, names: string[]): Promise<Array<
     const [state, cluster] = r.stdout.trim().split('|');
     return { name, state: state ?? '', cluster: cluster ?? '' };
   }));
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | false | undefined>, ms: number): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 const allReady = (ls: NodeLs[] | null, n: number) => ls !== null && ls.length === n && ls.every((x) => x.status === 'Ready');

@@ -96,3 +96,14 @@ export async function unitProps(ref: sim.ClusterRef, node: string, unit: string,
   const r = await sim.exec(ref, node, ['systemctl', 'show', unit, ...props.flatMap((p) => ['-p', p])]);
   return Object.fromEntries(r.stdout.trim().split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
+
+/** Polls `fn` every half second until it returns something truthy; throws naming `what` after `ms`. */
+export async function until<T>(what: string, fn: () => Promise<T | null | false | undefined>, ms: number): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
