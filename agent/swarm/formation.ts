@@ -155,7 +155,7 @@ export function createFormation(deps: FormationDeps): Formation {
   const createdAtById = new Map<string, string>();
   let lastDecision: Decision | null = null;
   /** The last election result, kept after the swarm exists (see FormationStatus.election). */
-  let lastElection: FormationStatus['election'] = null;
+  let lastElection: FormationStatus['election'] = persisted.election ?? null;
   let joinAttempt = 0;
   let nextJoinAt = 0;
   /** swarm init failures in this node's current turn, and when it may try again. */
@@ -666,6 +666,11 @@ export function createFormation(deps: FormationDeps): Formation {
         break;
     }
     if (selfSwarm) deps.discovery?.publish({ addr: address.address, port, role: advertRole(), swarmId: selfSwarm.id });
+    // Kept once the swarm exists (while electing, `why` changes every tick: no card writes for that).
+    if (selfSwarm && lastElection && JSON.stringify(persisted.election ?? null) !== JSON.stringify(lastElection)) {
+      persisted.election = lastElection;
+      store.save(persisted);
+    }
   }
 
   /**

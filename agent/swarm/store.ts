@@ -1,16 +1,22 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import { ElectionResult } from '../../shared/wire/peer.js';
 import { writeFileAtomic } from '../lifecycle/state-file.js';
 
 /**
  * What formation must remember across reboots: the swarms of this cluster
  * this node has seen (once any exists, creating a new one is off) and the
- * swarm it joined (a worker cannot ask its engine for the swarm id).
+ * swarm it joined (a worker cannot ask its engine for the swarm id); and the
+ * election that made the swarm, so /v1/formation still answers "who created
+ * it and why" after a restart.
  */
 export interface PersistedFormation {
   seenSwarms: Array<{ id: string; createdAt: string | null; firstSeen: string }>;
   /** joinAddr: the manager address the engine joined through (first of RemoteAddrs), when known. */
   joined: { id: string; createdAt: string | null; joinAddr?: string | null } | null;
+  /** Absent in files written before it was kept. */
+  election?: ElectionResult | null;
 }
 
 export interface FormationStore {
@@ -33,6 +39,8 @@ export function createFileFormationStore(stateDir: string, onError: (err: unknow
           joined: p.joined && typeof p.joined.id === 'string'
             ? { id: p.joined.id, createdAt: p.joined.createdAt ?? null, joinAddr: typeof p.joined.joinAddr === 'string' ? p.joined.joinAddr : null }
             : null,
+          // A hand-edited or older file: a malformed election is dropped, never trusted.
+          election: Value.Check(ElectionResult, p.election) ? p.election : null,
         };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onError(err);

@@ -120,6 +120,10 @@ export const TimelineEntry = Type.Object({
 });
 export type TimelineEntry = Static<typeof TimelineEntry>;
 
+/** A first-manager election's outcome, as /v1/formation shows it and formation.json keeps it. */
+export const ElectionResult = Type.Object({ winner: Type.Union([Type.String(), Type.Null()]), rank: Type.Array(Type.String()), why: Type.String(), at: Type.String() });
+export type ElectionResult = Static<typeof ElectionResult>;
+
 export const FormationStatus = Type.Object({
   enabled: Type.Boolean(),
   nodeId: Type.String(),
@@ -134,10 +138,7 @@ export const FormationStatus = Type.Object({
    * swarm exists (and on joiners), so "who created it and why" stays
    * answerable. `at`: when this winner and reason were decided.
    */
-  election: Type.Union([
-    Type.Object({ winner: Type.Union([Type.String(), Type.Null()]), rank: Type.Array(Type.String()), why: Type.String(), at: Type.String() }),
-    Type.Null(),
-  ]),
+  election: Type.Union([ElectionResult, Type.Null()]),
   split: Type.Union([Type.Object({ swarms: Type.Array(Type.String()), winner: Type.String(), action: Type.String() }), Type.Null()]),
   seenSwarms: Type.Array(Type.String()),
   foreignClusters: Type.Array(Type.Object({ clusterId: Type.String(), addr: Type.String(), lastSeen: Type.String() })),

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { DockerEngine, SwarmAddresses } from '../../../../agent/docker/engine.js';
 import { createFormation } from '../../../../agent/swarm/formation.js';
-import { createMemoryFormationStore } from '../../../../agent/swarm/store.js';
+import { createFileFormationStore, createMemoryFormationStore, type FormationStore } from '../../../../agent/swarm/store.js';
 import { renderFamilies } from '../../../../agent/metrics/format.js';
 import { PiswarmError } from '../../../../shared/errors.js';
 import type { HelloResponse } from '../../../../shared/wire/peer.js';
@@ -11,6 +11,9 @@ import type { NodeIdentity } from '../../../../agent/identity/identity.js';
 import { deriveClusterKeys } from '../../../../agent/identity/keys.js';
 import type { Logger } from '../../../../agent/log/logger.js';
 import { createSocket } from 'node:dgram';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressChoice, InterfaceTable } from '../../../../agent/net/address.js';
 import { fakeDocker, memoryLogger } from '../../../helpers/fakes.js';
 import { FakeWorld } from './fake-swarm.js';
@@ -24,7 +27,7 @@ import { KEY, testConfig } from './helpers.js';
  * clock), and expect is 2. `discovery` builds the discovery it runs with.
  */
 function lone(
-  opts: { address?: string; host?: { address: () => AddressChoice; interfaces: () => InterfaceTable }; initFails?: () => boolean; nodeId?: string; peer?: (now: number) => HelloResponse; discovery?: (d: { now: () => number; log: Logger; identity: NodeIdentity }) => Discovery } = {},
+  opts: { address?: string; store?: FormationStore; host?: { address: () => AddressChoice; interfaces: () => InterfaceTable }; initFails?: () => boolean; nodeId?: string; peer?: (now: number) => HelloResponse; discovery?: (d: { now: () => number; log: Logger; identity: NodeIdentity }) => Discovery } = {},
 ) {
   let now = Date.parse('2026-03-01T10:00:00Z');
   const world = new FakeWorld();
@@ -65,7 +68,7 @@ function lone(
     },
     address: opts.host?.address ?? (() => ({ address: opts.address ?? '10.0.0.1', interface: 'eth0', reason: 'test' })),
     ...(opts.host ? { interfaces: opts.host.interfaces } : {}),
-    store: createMemoryFormationStore(),
+    store: opts.store ?? createMemoryFormationStore(),
     random: () => 0.5,
   });
   /** Advances the clock by `ms`, then runs one tick. */
@@ -96,6 +99,31 @@ t.test('the election result outlives the election: /v1/formation still names the
   t.same(st.election, { winner: 'a'.repeat(24), rank: ['a'.repeat(24)], why: 'lowest node id among confirmed peers', at: '2026-03-01T10:00:01.000Z' }, 'winner, why and when, kept');
   await step(60_000);
   t.equal(formation.status().election?.at, '2026-03-01T10:00:01.000Z', 'later ticks as a member change nothing');
+});
+
+t.test('the election result survives a restart of the agent: formation.json keeps it once the swarm exists', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'piswarm-election-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const errors: unknown[] = [];
+  const store = () => createFileFormationStore(dir, (err) => errors.push(err));
+  const first = lone({ store: store() });
+  await first.step(0);
+  t.notOk(existsSync(join(dir, 'formation.json')), 'nothing written while the hold-off runs (its reason changes every tick)');
+  await first.step(1000);
+  await first.step(1000);
+  const elected = first.formation.status().election;
+  t.match(elected, { winner: 'a'.repeat(24), why: 'lowest node id among confirmed peers' });
+  t.same(JSON.parse(readFileSync(join(dir, 'formation.json'), 'utf8')).election, elected, 'written once the swarm exists');
+  const second = lone({ store: store() });
+  t.same(second.formation.status().election, elected, 'a restarted agent answers who created the swarm and why before its first tick');
+
+  // A hand-edited or older file: a malformed election is dropped, the rest kept.
+  const file = JSON.parse(readFileSync(join(dir, 'formation.json'), 'utf8'));
+  writeFileSync(join(dir, 'formation.json'), JSON.stringify({ ...file, election: { winner: 7, rank: 'x' } }));
+  const third = lone({ store: store() });
+  t.equal(third.formation.status().election, null, 'malformed: not trusted');
+  t.same(store().load().seenSwarms, file.seenSwarms, 'the swarms seen are kept');
+  t.same(errors, []);
 });
 
 t.test('a failing swarm init is retried with backoff, not every tick, and stays counted', async (t) => {
