@@ -159,6 +159,27 @@ t.test('the sim CLI, run as `npm run sim` runs it', { skip, timeout: 900_000 }, 
     t.match(nonode.stderr, new RegExp(`no node ${name}-9`));
   });
 
+  await t.test('exec in a terminal hands the node a terminal: the README\'s `exec NODE -- bash` is an interactive shell', async (t) => {
+    // script(1) (util-linux) runs the CLI on a pseudo-terminal, as a user's terminal would.
+    const script = await run('sh', ['-c', 'command -v script']);
+    if (script.code !== 0) {
+      t.fail('script(1) from util-linux is missing: no pseudo-terminal to run exec on');
+      return;
+    }
+    const inTty = (cmd: string, input = '') => run('script', ['-qec', `${process.execPath} ${MAIN} ${cmd}`, '/dev/null'], { cwd: root, input, timeoutMs: 60_000 });
+    const tty = await inTty(`exec ${nodes[0]} -- tty`);
+    t.equal(tty.code, 0, show(tty));
+    t.match(tty.stdout, /\/dev\/pts\/\d+/, 'the command inside the node has a terminal');
+    const shell = await inTty(`exec ${nodes[0]} -- bash`, 'hostname\nexit 3\n');
+    t.equal(shell.code, 3, 'the shell\'s exit code comes back');
+    t.match(shell.stdout, new RegExp(`root@${nodes[0]}:/# `), 'a prompt: bash is interactive');
+    const plainText = shell.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''); // bash's bracketed-paste switches
+    t.match(plainText, new RegExp(`[\r\n]${nodes[0]}\r?\n`), 'and runs what is typed');
+    const plain = await cli(['exec', nodes[0]!, '--', 'tty']);
+    t.equal(plain.code, 1, 'without a terminal, none is faked');
+    t.equal(plain.stdout, 'not a tty\n');
+  });
+
   await t.test('logs shows the agent\'s journal (the node name implies the cluster)', async (t) => {
     const r = await cli(['logs', nodes[1]!]);
     t.equal(r.code, 0, 'exit 0');
