@@ -132,13 +132,19 @@ export function joinHostPort(host: string, port: number): string {
  * up is no reason to move). Otherwise what the host would choose instead
  * (null: no usable address at all) and why, for /health and the log: a DHCP
  * lease that moved, a cable moved to another network, a configured address
- * removed. Nothing on the node is changed by it.
+ * removed. Nothing on the node is changed by it. `detect` (which reads the
+ * route table) is asked only once the address is gone.
  */
-export function addressDrift(inUse: AddressChoice, interfaces: InterfaceTable, detected: AddressChoice | Error): { now: AddressChoice | null; why: string } | null {
+export function addressDrift(inUse: AddressChoice, interfaces: InterfaceTable, detect: () => AddressChoice): { now: AddressChoice | null; why: string } | null {
   if (Object.values(interfaces).some((list) => (list ?? []).some((a) => a.address === inUse.address))) return null;
   const was = `the advertise address ${inUse.address} (${inUse.interface}) is no longer an address of this host`;
-  if (detected instanceof Error) return { now: null, why: `${was}, and it has no other usable one: ${detected.message}` };
-  return { now: detected, why: `${was}: it now has ${detected.address} (${detected.interface}, ${detected.reason})` };
+  let now: AddressChoice;
+  try {
+    now = detect();
+  } catch (err) {
+    return { now: null, why: `${was}, and it has no other usable one: ${(err as Error).message}` };
+  }
+  return { now, why: `${was}: it now has ${now.address} (${now.interface}, ${now.reason})` };
 }
 
 /** The impure edge: the live interface table. */

@@ -680,19 +680,13 @@ export function createFormation(deps: FormationDeps): Formation {
    */
   function recheckAddress(inUse: AddressChoice, interfaces: () => InterfaceTable, now: number): void {
     let table: InterfaceTable;
-    let detected: AddressChoice | Error;
     try {
       table = interfaces();
     } catch (err) {
       log.debug({ err: { message: (err as Error).message } }, 'interfaces cannot be read; advertise address not re-checked');
       return;
     }
-    try {
-      detected = deps.address();
-    } catch (err) {
-      detected = err as Error;
-    }
-    const d = addressDrift(inUse, table, detected);
+    const d = addressDrift(inUse, table, deps.address);
     if (d && (!drift || drift.now?.address !== d.now?.address)) {
       if (!drift) counters.addressLosses++;
       log.warn({ code: 'PISWARM_ERR_ADDRESS_CHANGED', address: inUse.address, now: d.now?.address ?? null, iface: d.now?.interface ?? null }, d.why);

@@ -112,16 +112,18 @@ t.test('addressDrift: silent while the address in use is still the host\'s, what
   const inUse = { address: '192.168.1.21', interface: 'eth0', reason: 'default route via 192.168.1.1 (metric 100)' };
   const table = (over: Record<string, Array<{ address: string; family: string; internal: boolean }>>) => over;
   const now = { address: '192.168.1.57', interface: 'eth0', reason: 'default route via 192.168.1.1 (metric 100)' };
-  t.equal(addressDrift(inUse, table({ eth0: [{ address: '192.168.1.21', family: 'IPv4', internal: false }] }), inUse), null);
-  t.equal(addressDrift(inUse, table({ eth0: [{ address: '192.168.1.21', family: 'IPv4', internal: false }], wlan0: [{ address: '10.1.1.2', family: 'IPv4', internal: false }] }), { ...now, address: '10.1.1.2', interface: 'wlan0' }), null, 'a preferred second address is no drift');
-  t.equal(addressDrift(inUse, table({ wlan0: [{ address: '192.168.1.21', family: 'IPv4', internal: false }] }), now), null, 'moved to another interface: still reachable at it');
-  t.same(addressDrift(inUse, table({ eth0: [{ address: '192.168.1.57', family: 'IPv4', internal: false }] }), now), {
+  t.equal(addressDrift(inUse, table({ eth0: [{ address: '192.168.1.21', family: 'IPv4', internal: false }] }), () => inUse), null);
+  t.equal(addressDrift(inUse, table({ eth0: [{ address: '192.168.1.21', family: 'IPv4', internal: false }], wlan0: [{ address: '10.1.1.2', family: 'IPv4', internal: false }] }), () => ({ ...now, address: '10.1.1.2', interface: 'wlan0' })), null, 'a preferred second address is no drift');
+  t.equal(addressDrift(inUse, table({ wlan0: [{ address: '192.168.1.21', family: 'IPv4', internal: false }] }), () => now), null, 'moved to another interface: still reachable at it');
+  t.same(addressDrift(inUse, table({ eth0: [{ address: '192.168.1.57', family: 'IPv4', internal: false }] }), () => now), {
     now,
     why: 'the advertise address 192.168.1.21 (eth0) is no longer an address of this host: it now has 192.168.1.57 (eth0, default route via 192.168.1.1 (metric 100))',
   });
-  t.same(addressDrift(inUse, table({ lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }] }), new Error('no interface other than loopback and container bridges has an IPv4 address (yet)')), {
+  t.same(addressDrift(inUse, table({ lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }] }), () => {
+    throw new Error('no interface other than loopback and container bridges has an IPv4 address (yet)');
+  }), {
     now: null,
     why: 'the advertise address 192.168.1.21 (eth0) is no longer an address of this host, and it has no other usable one: no interface other than loopback and container bridges has an IPv4 address (yet)',
   });
-  t.not(addressDrift(inUse, { eth0: undefined }, now), null, 'an interface listed without addresses holds none');
+  t.not(addressDrift(inUse, { eth0: undefined }, () => now), null, 'an interface listed without addresses holds none');
 });
