@@ -76,6 +76,15 @@ export interface Assessment {
   target: number;
 }
 
+/**
+ * The older of two entries for one hostname is the stale one of a node that
+ * left and joined again (or was re-imaged): the engine may list it Ready for
+ * a while, but it is no node of its own.
+ */
+export function isSuperseded(n: NodeView, nodes: readonly NodeView[]): boolean {
+  return n.hostname !== '' && nodes.some((o) => o.id !== n.id && o.hostname === n.hostname && o.createdAt > n.createdAt);
+}
+
 export function assess(view: ClusterView, c: AutopilotConfig, now: number): Assessment {
   // Raft's own members: a promoted node that never joined Raft is no voter.
   const managers = view.nodes.filter((n) => n.role === 'manager' && n.raftMember);
@@ -83,7 +92,9 @@ export function assess(view: ClusterView, c: AutopilotConfig, now: number): Asse
   // A node that just went down is presumed to come back within the grace
   // period: counting it keeps the target (and so the manager set) still
   // through reboots, flaps and a whole-cluster power cycle.
-  const counted = view.nodes.filter((n) => n.healthy || now - n.since < c.deadManagerGraceMs).length;
+  // A superseded entry is not a node: counting it made 4 managers of a
+  // 5-node cluster whose workers had just re-joined (target 5 for "8 nodes").
+  const counted = view.nodes.filter((n) => (n.healthy || now - n.since < c.deadManagerGraceMs) && !isSuperseded(n, view.nodes)).length;
   return { managers: managers.length, reachable, quorum: quorum(managers.length), counted, target: targetManagers(counted, c) };
 }
 
@@ -169,12 +180,9 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
   const liveManagerHosts = new Set(managers.filter((n) => n.reachable && n.managerAddr).map((n) => hostOf(n.managerAddr!)));
   const pinnedAway = (n: NodeView) => n.joinAddr !== null && !liveManagerHosts.has(hostOf(n.joinAddr));
   // An operator's drained worker is under maintenance: never promote it.
-  // The older of two entries for one hostname is the stale one of a node
-  // that left and joined again (or was re-imaged): never a candidate, even
-  // before the engine marks it down.
-  const superseded = (n: NodeView) => n.hostname !== '' && view.nodes.some((o) => o.id !== n.id && o.hostname === n.hostname && o.createdAt > n.createdAt);
+  // A superseded entry is never a candidate, even before the engine marks it down.
   const eligible = view.nodes
-    .filter((n) => n.role === 'worker' && stable(n) && !superseded(n) && (n.availability === 'active' || (n.availability === 'drain' && n.autopilotDrained)));
+    .filter((n) => n.role === 'worker' && stable(n) && !isSuperseded(n, view.nodes) && (n.availability === 'active' || (n.availability === 'drain' && n.autopilotDrained)));
   const pinned = eligible.filter(pinnedAway);
   const candidates = eligible.filter((n) => !pinnedAway(n)).sort(byRank);
 

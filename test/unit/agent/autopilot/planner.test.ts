@@ -439,3 +439,22 @@ t.test('a worker that left and joined again: its old entry is never promoted, an
   const v4 = buildView({ selfId: 'a', nodes: nodes4, tracker: observe(new Map(), nodes4, [], 0), now });
   t.match(plan(v4, BASE_CONFIG, now), { kind: 'wait', reason: 'node-not-down', nodeId: 'e' }, 'up but not in Raft: still trying to join, left alone');
 });
+
+t.test('entries superseded by a newer entry for the same hostname count toward neither the node total nor the manager target', async (t) => {
+  // 5 nodes, 3 managers; then three workers... here the two workers and one
+  // follower manager re-join (a cable pulled and back): their old entries are
+  // still listed Ready beside the new ones, as the engine shows them for a while.
+  const { sim, d } = await settled(5);
+  const before = sim.list();
+  const leader = before.find((n) => n.leader)!;
+  sim.advance(1000);
+  for (const n of before.filter((x) => x.role === 'worker')) sim.add(n.hostname);
+  await d.run(0);
+  const view = buildView({ selfId: leader.id, nodes: sim.list(), tracker: d.trackers.get(leader.id)!, now: sim.t });
+  t.equal(view.nodes.length, 7, 'the engine lists 7 entries');
+  const a = assess(view, BASE_CONFIG, sim.t);
+  t.equal(a.counted, 5, 'five nodes counted');
+  t.equal(a.target, 3, 'target 3, not 5');
+  const step = plan(view, BASE_CONFIG, sim.t);
+  t.notMatch(step, { kind: 'promote' }, 'no promotion toward a target the stale entries inflated');
+});
