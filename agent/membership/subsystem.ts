@@ -10,6 +10,11 @@ import { createMembership, membershipPort, type Membership } from './membership.
 import { createUdpTransport, type UdpTransport } from './udp-transport.js';
 import { systemClock, systemRandom } from './clock.js';
 import type { Meta, MemberEvent } from './types.js';
+import { isPiswarmError } from '../../shared/errors.js';
+import { backoffMs } from '../election/rule.js';
+
+/** Longest wait between two looks for an address while there is none. */
+const ADDRESS_RETRY_MAX_MS = 10_000;
 
 /** What this node tells its peers about itself; the autopilot ranks manager candidates by it. */
 export interface HostFacts {
@@ -44,6 +49,11 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
   let transport: UdpTransport | null = null;
   let timer: NodeJS.Timeout | null = null;
   let lastMeta = '';
+  let stopped = false;
+  /** Set while no address exists yet (why); start retries until one does. */
+  let waitingForAddress: string | null = null;
+  let addressAttempts = 0;
+  let addressTimer: NodeJS.Timeout | null = null;
   const port = membershipPort(config);
 
   const meta = (): Meta => {
@@ -123,6 +133,7 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
   const check: HealthCheck = {
     name: 'cluster:members',
     run(): CheckResult[] {
+      if (!membership && waitingForAddress) return [{ status: 'warn', observedValue: null, output: `gossip waits for an address: ${waitingForAddress}` }];
       if (!membership) return [{ status: 'pass', observedValue: null, output: config.clusterKey ? 'gossip not started yet' : 'gossip off: no cluster key' }];
       const others = membership.members().filter((m) => !m.self);
       const alive = others.filter((m) => m.state === 'alive').length + 1;
@@ -139,25 +150,13 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
     checks: [check],
     async start() {
       if (!config.clusterKey) return;
-      const identity = loadOrCreateIdentity(config.stateDir, config.nodeName ?? 'piswarm');
-      const address = detectAdvertiseAddress(config).address;
-      transport = await createUdpTransport({
-        host: '0.0.0.0',
-        port,
-        onError: (err, ctx) => log.debug({ code: err.code, op: ctx.op, to: ctx.to?.addr }, 'gossip socket error'),
-      });
-      const m = createMembership({ config: { ...config.membership, port }, clusterKey: config.clusterKey, self: { id: identity.nodeId, addr: address, port, meta: meta() }, transport, clock: systemClock, random: systemRandom, log });
-      lastMeta = JSON.stringify(meta());
-      m.on('change', onEvent);
-      m.start();
-      membership = m;
-      log.info({ nodeId: identity.nodeId, addr: address, port }, 'gossip membership started');
-      const tick = () => void refresh().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'gossip refresh failed'));
-      tick();
-      timer = setInterval(tick, deps.refreshMs ?? 5000);
-      timer.unref();
+      stopped = false;
+      await startWhenAddressed();
     },
     async stop() {
+      stopped = true;
+      if (addressTimer) clearTimeout(addressTimer);
+      addressTimer = null;
       if (timer) clearInterval(timer);
       timer = null;
       if (membership) {
@@ -170,4 +169,49 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
       transport = null;
     },
   };
+
+  /**
+   * A Pi whose DHCP answer is late has no address yet: gossip waits for one
+   * (capped backoff with jitter) instead of failing the agent's start, as
+   * formation does. Before, start() threw PISWARM_ERR_NO_ADDRESS and the
+   * agent exited 70, relying on systemd's restart.
+   */
+  async function startWhenAddressed(): Promise<void> {
+    if (stopped) return;
+    let address: string;
+    try {
+      address = detectAdvertiseAddress(config).address;
+    } catch (err) {
+      if (!isPiswarmError(err) || err.code !== 'PISWARM_ERR_NO_ADDRESS') throw err;
+      const delay = backoffMs(addressAttempts++, 500, ADDRESS_RETRY_MAX_MS, Math.random());
+      waitingForAddress = err.message;
+      if (addressAttempts === 1) log.info({ code: err.code, detail: err.message, retryInMs: delay }, 'gossip waits for an address');
+      addressTimer = setTimeout(() => void startWhenAddressed().catch((e: unknown) => log.error({ code: isPiswarmError(e) ? e.code : 'error', detail: (e as Error).message }, 'gossip membership cannot start')), delay);
+      addressTimer.unref();
+      return;
+    }
+    waitingForAddress = null;
+    await startGossip(address);
+  }
+
+  async function startGossip(address: string): Promise<void> {
+    const clusterKey = config.clusterKey;
+    if (!clusterKey) return;
+    const identity = loadOrCreateIdentity(config.stateDir, config.nodeName ?? 'piswarm');
+    transport = await createUdpTransport({
+      host: '0.0.0.0',
+      port,
+      onError: (err, ctx) => log.debug({ code: err.code, op: ctx.op, to: ctx.to?.addr }, 'gossip socket error'),
+    });
+    const m = createMembership({ config: { ...config.membership, port }, clusterKey, self: { id: identity.nodeId, addr: address, port, meta: meta() }, transport, clock: systemClock, random: systemRandom, log });
+    lastMeta = JSON.stringify(meta());
+    m.on('change', onEvent);
+    m.start();
+    membership = m;
+    log.info({ nodeId: identity.nodeId, addr: address, port }, 'gossip membership started');
+    const tick = () => void refresh().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'gossip refresh failed'));
+    tick();
+    timer = setInterval(tick, deps.refreshMs ?? 5000);
+    timer.unref();
+  }
 }
