@@ -84,6 +84,8 @@ export interface SelfState {
   pinnedTo?: string | null;
   /** A manager of its swarm (one with a working Raft) has said for a while that it no longer lists this node. */
   unlisted?: boolean;
+  /** While the engine is pending: the swarm it last joined or created (formation.json), null when unknown. */
+  pendingSwarm?: string | null;
 }
 
 export interface ElectionInput {
@@ -187,10 +189,31 @@ function joinTargets(peers: readonly PeerState[], swarmId: string, port: number)
   return out;
 }
 
+/**
+ * A pending engine is joining a swarm, or is stuck trying to reach one that
+ * removed it while it was off (a manager demoted and removed by the
+ * autopilot, a worker pruned as dead): such an engine stays pending for good,
+ * retrying its Raft votes or sessions and logging "node ... was removed from
+ * swarm". Only a manager of that swarm, with a working Raft, can say so
+ * (`unlisted`); then the node gets a grant from a live manager, leaves and
+ * joins again. Otherwise it waits: a pending engine is also what a whole
+ * swarm's power-on looks like until its Raft has a leader again.
+ */
+function decidePending(self: SelfState, peers: readonly PeerState[], selfApiPort: number): Decision {
+  if (self.unlisted && self.pendingSwarm) {
+    const via = joinTargets(peers, self.pendingSwarm, selfApiPort);
+    if (via.length > 0) {
+      const reason = `re-joining: the managers of swarm ${self.pendingSwarm} no longer list this node (removed while it was away); its engine stays pending and cannot notice by itself`;
+      return { action: 'join', phase: 'joining', swarmId: self.pendingSwarm, via, leaveFirst: true, reason, split: null, rejoin: 'pruned' };
+    }
+  }
+  return { action: 'wait', phase: 'joining', reason: 'the engine is joining a swarm', rank: null, winner: null };
+}
+
 /** The whole rule as one pure function. */
 export function decide(input: ElectionInput, selfApiPort: number): Decision {
   const { self, peers } = input;
-  if (self.engine === 'pending') return { action: 'wait', phase: 'joining', reason: 'the engine is joining a swarm', rank: null, winner: null };
+  if (self.engine === 'pending') return decidePending(self, peers, selfApiPort);
   if (self.engine === 'locked') return { action: 'wait', phase: 'degraded', reason: 'the swarm is locked: run `docker swarm unlock` on this node', rank: null, winner: null };
   if (self.engine === 'error') return { action: 'wait', phase: 'degraded', reason: 'the engine reports a swarm error', rank: null, winner: null };
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
 import { Agent, request } from 'undici';
-import { PiswarmError, isPiswarmError } from '../../shared/errors.js';
+import { PiswarmError, isPiswarmError, type ErrorCode } from '../../shared/errors.js';
 import {
   GrantResponse,
   HelloResponse,
@@ -12,11 +12,16 @@ import {
 import type { ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { joinHostPort } from '../net/address.js';
-import { AuthError, openToken, signRequest, verifyResponse } from './protocol.js';
+import { AuthError, addressee, openToken, signRequest, verifyResponse } from './protocol.js';
 
 export interface PeerTarget {
   addr: string;
   port: number;
+  /**
+   * The node expected there, when known: the request is addressed to it (and
+   * the answer must come from it); unknown, it is addressed to addr:port.
+   */
+  nodeId?: string | null;
 }
 
 export interface VerifiedHello {
@@ -51,6 +56,8 @@ export interface PeerClientOptions {
 }
 
 const MAX_ANSWER_BYTES = 64 * 1024;
+/** Refusal codes of a peer worth telling apart (its error answers are unsigned hints). */
+const PASSED_THROUGH: ReadonlySet<string> = new Set<ErrorCode>(['PISWARM_ERR_NOT_MANAGER', 'PISWARM_ERR_WRONG_CLUSTER', 'PISWARM_ERR_MISADDRESSED', 'PISWARM_ERR_PROTOCOL_VERSION']);
 
 /**
  * undici with explicit deadlines: a dead Pi must cost at most `timeoutMs`
@@ -71,7 +78,8 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient {
   async function call(target: PeerTarget, path: string, payload: object, signal?: AbortSignal): Promise<{ body: string; nodeId: string; requestNonce: string; responseNonce: string }> {
     const body = JSON.stringify(payload);
     const reqNonce = nonce();
-    const header = signRequest(opts.keys, { method: 'POST', path, body, nodeId: opts.identity.nodeId, now: now(), nonce: reqNonce });
+    const to = addressee(target);
+    const header = signRequest(opts.keys, { method: 'POST', path, body, nodeId: opts.identity.nodeId, to, now: now(), nonce: reqNonce });
     const deadline = AbortSignal.timeout(opts.timeoutMs);
     const sig = signal ? AbortSignal.any([signal, deadline]) : deadline;
     let status: number;
@@ -111,11 +119,12 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient {
       } catch {
         code = 'unparsable';
       }
-      const known = code === 'PISWARM_ERR_NOT_MANAGER' ? 'PISWARM_ERR_NOT_MANAGER' : code === 'PISWARM_ERR_WRONG_CLUSTER' ? 'PISWARM_ERR_WRONG_CLUSTER' : 'PISWARM_ERR_PEER_UNVERIFIED';
+      const known = PASSED_THROUGH.has(code) ? (code as ErrorCode) : 'PISWARM_ERR_PEER_UNVERIFIED';
       throw new PiswarmError(known, `peer ${target.addr}:${target.port} refused ${path} (${status} ${code})`, { details: { status, code } });
     }
     try {
-      const h = verifyResponse(opts.keys, { requestNonce: reqNonce, status, body: text, header: answerAuth, now: now(), windowMs: opts.windowMs });
+      const h = verifyResponse(opts.keys, { requestNonce: reqNonce, to, status, body: text, header: answerAuth, now: now(), windowMs: opts.windowMs });
+      if (target.nodeId && h.nodeId !== target.nodeId) throw new AuthError('misaddressed', `answered by ${h.nodeId}, not by ${target.nodeId}`);
       return { body: text, nodeId: h.nodeId, responseNonce: h.nonce, requestNonce: reqNonce };
     } catch (err) {
       const reason = err instanceof AuthError ? err.reason : 'malformed';

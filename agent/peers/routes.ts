@@ -15,7 +15,7 @@ import {
 import { errorBody } from '../http/errors.js';
 import type { ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
-import { AuthError, sealToken, signResponse, verifyRequest, type ReplayCache } from './protocol.js';
+import { AuthError, sealToken, signResponse, verifyRequest, type ReplayCache, type SelfAddressing } from './protocol.js';
 
 export interface GrantSource {
   swarmId: string;
@@ -30,6 +30,8 @@ export interface PeerRouteContext {
   identity: NodeIdentity;
   windowMs: number;
   replay: ReplayCache;
+  /** Which requests are addressed to this node (replays meant for another node are refused). */
+  self: SelfAddressing;
   now(): number;
   nonce(): string;
   iv(): Buffer;
@@ -109,7 +111,7 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
     const authenticate = (req: FastifyRequest, path: string) => {
       if (!ctx.keys) throw new PiswarmError('PISWARM_ERR_NO_CLUSTER_KEY');
       try {
-        return verifyRequest(ctx.keys, { method: req.method, path, body: req.piswarmRawBody ?? '', header: req.headers[PEER_AUTH_HEADER], now: ctx.now(), windowMs: ctx.windowMs, replay: ctx.replay });
+        return verifyRequest(ctx.keys, { method: req.method, path, body: req.piswarmRawBody ?? '', header: req.headers[PEER_AUTH_HEADER], now: ctx.now(), windowMs: ctx.windowMs, replay: ctx.replay, self: ctx.self });
       } catch (err) {
         if (err instanceof AuthError) ctx.authFailure(err.reason);
         throw err;
@@ -135,7 +137,7 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
         throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'hello: nodeId differs from the signed node id');
       }
       const answer = JSON.stringify(ctx.hello(body, req.socket.remoteAddress ?? ''));
-      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce: ctx.nonce() });
+      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, to: auth.to, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce: ctx.nonce() });
       return reply.code(200).header(PEER_AUTH_HEADER, header).type('application/json').send(answer);
     });
 
@@ -153,7 +155,7 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
       );
       const grant: GrantResponse = { v: 1, swarmId: src.swarmId, createdAt: src.createdAt, managerNodeId: ctx.identity.nodeId, managerAddrs: src.managerAddrs, ...sealed };
       const answer = JSON.stringify(grant);
-      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce: responseNonce });
+      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, to: auth.to, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce: responseNonce });
       ctx.onGrantIssued(joiner);
       return reply.code(200).header(PEER_AUTH_HEADER, header).type('application/json').send(answer);
     });

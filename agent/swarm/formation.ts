@@ -15,6 +15,7 @@ import type { AdvertRole } from '../discovery/advert.js';
 import type { PeerClient } from '../peers/client.js';
 import { ReplayCache } from '../peers/protocol.js';
 import { createPeerRoutes, type GrantSource } from '../peers/routes.js';
+import { createSelfAddressing } from '../peers/self-addressing.js';
 import { backoffMs, decide, effectiveHoldOffMs, hostOf, type Decision, type ElectionInput, type PeerState } from '../election/rule.js';
 import { pinsJoinAddress } from '../docker/engine-recovery.js';
 import { createFileFormationStore, type FormationStore, type PersistedFormation } from './store.js';
@@ -161,7 +162,10 @@ export function createFormation(deps: FormationDeps): Formation {
   /** swarm init failures in this node's current turn, and when it may try again. */
   let initFailures = 0;
   let nextInitAt = 0;
-  let lastGrantAt: number | null = null;
+  /** When a manager's node list last showed a node it did not list before (a join). */
+  let lastJoinSeenAt: number | null = null;
+  /** Whether this node is the Raft leader, from the last node list. */
+  let selfLeader = false;
   let engineError: string | null = null;
   let pinnedSince: number | null = null;
   let removedSince: number | null = null;
@@ -240,7 +244,10 @@ export function createFormation(deps: FormationDeps): Formation {
     if (s.state !== 'active') {
       selfSwarm = null;
       pinnedSince = null;
-      removedSince = null;
+      // A pending engine keeps what the managers said of it: an engine whose
+      // node was removed while it was off stays pending for good, and that
+      // word is the only way out (noteListing, the rule's pending branch).
+      if (s.state !== 'pending') removedSince = null;
       return;
     }
     // A worker's engine does not name its swarm: take it from the grant we
@@ -263,6 +270,14 @@ export function createFormation(deps: FormationDeps): Formation {
       }
     }
     const managerAddrs = s.remoteManagers.map((m) => m.addr).slice(0, 16);
+    // A manager's engine names its swarm: that is the truth about which swarm
+    // this node is in (formation.json of releases before this fix holds the
+    // creator's node id there instead).
+    if (s.isManager && s.clusterId && persisted.joined?.id !== s.clusterId) {
+      log.info({ was: persisted.joined?.id ?? null, swarmId: s.clusterId }, 'the swarm this node is in recorded from its engine');
+      persisted.joined = { id: s.clusterId, createdAt, joinAddr: persisted.joined?.joinAddr ?? null };
+      store.save(persisted);
+    }
     trackPin(s, id);
     await refreshListedIds(s.isManager);
     selfSwarm = { id, createdAt, role: s.isManager ? 'manager' : 'worker', nodes: s.isManager ? s.nodes : null, managerAddrs, runningTasks: selfSwarm?.id === id ? selfSwarm.runningTasks : null };
@@ -316,6 +331,8 @@ export function createFormation(deps: FormationDeps): Formation {
   async function refreshListedIds(isManager: boolean): Promise<void> {
     if (!isManager) {
       listedIds = null;
+      selfLeader = false;
+      lastJoinSeenAt = null;
       missedAt.clear();
       return;
     }
@@ -323,7 +340,10 @@ export function createFormation(deps: FormationDeps): Formation {
     if (listedIds !== null && clock.now() - listedIds.at < NODE_LIST_REFRESH_MS && !missPending) return;
     try {
       const nodes = await docker.listNodes();
-      listedIds = { at: clock.now(), ids: new Set(nodes.map((n) => n.id)) };
+      const ids = new Set(nodes.map((n) => n.id));
+      if (listedIds !== null && [...ids].some((id) => !listedIds!.ids.has(id))) lastJoinSeenAt = clock.now();
+      listedIds = { at: clock.now(), ids };
+      selfLeader = nodes.some((n) => n.leader && n.id === info?.swarm.nodeId);
     } catch (err) {
       log.debug({ code: (err as PiswarmError).code }, 'node list for hello answers failed');
     }
@@ -340,7 +360,8 @@ export function createFormation(deps: FormationDeps): Formation {
    * to know.
    */
   function noteListing(response: HelloResponse): void {
-    if (response.listsAsker === undefined || response.swarm?.role !== 'manager' || !selfSwarm || response.swarm.id !== selfSwarm.id) return;
+    const mine = ownSwarmId();
+    if (response.listsAsker === undefined || response.swarm?.role !== 'manager' || mine === null || response.swarm.id !== mine) return;
     if (response.listsAsker) {
       if (removedSince !== null) log.info('a manager lists this node again');
       removedSince = null;
@@ -348,6 +369,12 @@ export function createFormation(deps: FormationDeps): Formation {
       removedSince = clock.now();
       log.warn({ manager: response.name, swarmNodeId: info?.swarm.nodeId }, 'a manager of this swarm no longer lists this node (removed while away?)');
     }
+  }
+
+  /** The swarm this engine is in, or (while pending) trying to reach: the one it last joined or created. */
+  function ownSwarmId(): string | null {
+    if (selfSwarm) return selfSwarm.id;
+    return info?.swarm.state === 'pending' ? persisted.joined?.id ?? null : null;
   }
 
   async function countUserTasks(): Promise<number | null> {
@@ -363,7 +390,7 @@ export function createFormation(deps: FormationDeps): Formation {
   // ----------------------------------------------------------------- peers
   const helloBody = (): HelloRequest => {
     const b: HelloRequest = { v: 1, nodeId: identity.nodeId, name: identity.name, addr: address?.address ?? '0.0.0.0', port };
-    if (info?.swarm.state === 'active' && info.swarm.nodeId) b.swarmNodeId = info.swarm.nodeId;
+    if ((info?.swarm.state === 'active' || info?.swarm.state === 'pending') && info.swarm.nodeId) b.swarmNodeId = info.swarm.nodeId;
     return b;
   };
 
@@ -412,7 +439,8 @@ export function createFormation(deps: FormationDeps): Formation {
         a.lastTry = now;
         attempts.set(c.key, a);
         try {
-          const { nodeId, response } = await client.hello({ addr: c.addr, port: c.port }, helloBody(), abort.signal);
+          const expected = c.nodeId ?? resolvedSeeds.get(c.key) ?? null;
+          const { nodeId, response } = await client.hello({ addr: c.addr, port: c.port, nodeId: expected }, helloBody(), abort.signal);
           if (nodeId === identity.nodeId) {
             selfKeys.add(c.key);
             return;
@@ -486,18 +514,16 @@ export function createFormation(deps: FormationDeps): Formation {
       return;
     }
     try {
-      const id = await docker.swarmInit(swarmAddrs());
+      // The engine answers swarm init with this node's id, not the swarm's.
+      const swarmNodeId = await docker.swarmInit(swarmAddrs());
       counters.inits++;
-      let createdAt: string | null = null;
-      try {
-        createdAt = (await docker.swarmInspect()).createdAt;
-        createdAtById.set(id, createdAt);
-      } catch (err) {
-        log.debug({ code: (err as PiswarmError).code }, 'swarm inspect after init failed');
-      }
-      rememberSwarm(id, createdAt, true);
       initFailures = 0;
-      log.info({ swarmId: id, rank: d.rank, why: d.reason }, 'created the swarm');
+      const created = await createdSwarm();
+      if (created) {
+        if (created.createdAt) createdAtById.set(created.id, created.createdAt);
+        rememberSwarm(created.id, created.createdAt, true);
+      }
+      log.info({ swarmId: created?.id ?? null, swarmNodeId, rank: d.rank, why: d.reason }, 'created the swarm');
     } catch (err) {
       counters.initFailures++;
       // Not every tick: back off within the turn; the rule ends the turn after initDeadlineMs.
@@ -508,6 +534,18 @@ export function createFormation(deps: FormationDeps): Formation {
       setPhase('initialising', `swarm init failed (${code}); retrying in ${delay} ms while it is this node's turn`);
       await readEngine();
     }
+  }
+
+  /** The swarm this engine just created: its real id (swarm inspect, else docker info), or null (the next tick's readEngine learns it). */
+  async function createdSwarm(): Promise<{ id: string; createdAt: string | null } | null> {
+    try {
+      const d = await docker.swarmInspect();
+      return { id: d.id, createdAt: d.createdAt };
+    } catch (err) {
+      log.debug({ code: isPiswarmError(err) ? err.code : 'error' }, 'swarm inspect after init failed');
+    }
+    const id = (await docker.info().catch(() => null))?.swarm.clusterId ?? null;
+    return id ? { id, createdAt: null } : null;
   }
 
   /** A decision other than init: this node's turn to create the swarm, if it had one, is over. */
@@ -528,7 +566,7 @@ export function createFormation(deps: FormationDeps): Formation {
       if (abort.signal.aborted) return;
       let grant;
       try {
-        grant = await client.grant({ addr: target.addr, port: target.port }, req, abort.signal);
+        grant = await client.grant({ addr: target.addr, port: target.port, nodeId: target.nodeId }, req, abort.signal);
       } catch (err) {
         log.debug({ via: target.addr, code: isPiswarmError(err) ? err.code : 'error' }, 'grant refused or failed');
         continue;
@@ -543,7 +581,8 @@ export function createFormation(deps: FormationDeps): Formation {
       const granting = grant.managerAddrs.find((a) => hostOf(a) === target.addr);
       const remoteAddrs = granting ? [granting, ...grant.managerAddrs.filter((a) => a !== granting)] : [...grant.managerAddrs];
       try {
-        if (d.leaveFirst && (await docker.info()).swarm.state === 'active') {
+        const engineState = d.leaveFirst ? (await docker.info()).swarm.state : 'inactive';
+        if (engineState === 'active' || engineState === 'pending') {
           if (d.rejoin) log.warn({ swarmId: d.swarmId, via: target.addr, why: d.reason }, 'leaving the swarm to join it again through a live manager');
           else log.warn({ from: selfSwarm?.id, to: d.swarmId }, 'leaving the losing swarm of a split');
           await docker.swarmLeave(true);
@@ -581,16 +620,22 @@ export function createFormation(deps: FormationDeps): Formation {
     setPhase('waiting', `no manager of ${d.swarmId} granted a join yet; retrying in ${delay} ms`);
   }
 
+  /**
+   * The Raft leader alone rotates the worker token, once the node list has
+   * been quiet for rotateAfterMs after new nodes appeared in it (joins through
+   * any manager count). Before, every manager that had issued a grant rotated:
+   * a grant request replayed to three managers made three racing rotations.
+   */
   async function managerDuties(now: number): Promise<void> {
-    if (lastGrantAt === null || now - lastGrantAt < config.formation.rotateAfterMs) return;
-    lastGrantAt = null;
+    if (!selfLeader || lastJoinSeenAt === null || now - lastJoinSeenAt < config.formation.rotateAfterMs) return;
+    lastJoinSeenAt = null;
     try {
       await docker.rotateWorkerToken();
       counters.rotations++;
       log.info('worker join token rotated after a burst of joins');
     } catch (err) {
-      lastGrantAt = now; // try again after another quiet period
-      log.warn({ code: (err as PiswarmError).code }, 'worker token rotation failed');
+      lastJoinSeenAt = now; // try again after another quiet period
+      log.warn({ code: isPiswarmError(err) ? err.code : 'error', detail: (err as Error).message }, 'worker token rotation failed');
     }
   }
 
@@ -605,6 +650,7 @@ export function createFormation(deps: FormationDeps): Formation {
         seenSwarms: persisted.seenSwarms.map((s) => s.id),
         pinnedTo: pinnedSince !== null && clock.now() - pinnedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS) ? pinnedJoinAddr() : null,
         unlisted: removedSince !== null && clock.now() - removedSince >= (deps.pinSettleMs ?? PIN_SETTLE_MS),
+        pendingSwarm: info!.swarm.state === 'pending' ? ownSwarmId() : null,
       },
       peers: confirmedPeerStates(),
       now: clock.now(),
@@ -764,6 +810,7 @@ export function createFormation(deps: FormationDeps): Formation {
     identity,
     windowMs: config.formation.authWindowMs,
     replay,
+    self: createSelfAddressing({ nodeId: identity.nodeId, name: identity.name, port, advertised: () => address?.address ?? null, now: () => clock.now(), ...(deps.interfaces ? { interfaces: deps.interfaces } : {}) }),
     now: () => clock.now(),
     nonce: () => randomBytes(16).toString('base64url'),
     iv: () => randomBytes(12),
@@ -789,7 +836,6 @@ export function createFormation(deps: FormationDeps): Formation {
     grantSource,
     onGrantIssued: (joiner) => {
       counters.grantsIssued++;
-      lastGrantAt = clock.now();
       log.info({ joiner: joiner.nodeId, name: joiner.name, addr: joiner.addr }, 'join grant issued');
     },
     status,

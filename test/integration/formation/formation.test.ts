@@ -92,7 +92,7 @@ t.test('3 nodes powered on together form one swarm; late node joins; stranger re
     const body = JSON.stringify({ v: 1, nodeId: joiner, name: 'it-grant-probe', addr: leader.ip.replace(/\.\d+$/, '.1') });
     const nonce = () => randomBytes(16).toString('base64url');
     const sign = (b: string, o: { k?: ClusterKeys; now?: number; n?: string } = {}) =>
-      signRequest(o.k ?? keys, { method: 'POST', path: '/v1/grants', body: b, nodeId: joiner, now: o.now ?? Date.now(), nonce: o.n ?? nonce() });
+      signRequest(o.k ?? keys, { method: 'POST', path: '/v1/grants', body: b, nodeId: joiner, to: `${leader.ip}:7070`, now: o.now ?? Date.now(), nonce: o.n ?? nonce() });
 
     // The real thing first, so the replay below is of a request the agent accepted.
     const goodNonce = nonce();
@@ -104,7 +104,7 @@ t.test('3 nodes powered on together form one swarm; late node joins; stranger re
     t.notOk(good.text.includes('SWMTKN') || good.headers.includes('SWMTKN'), 'the answer holds no join token in clear');
     const answer = JSON.parse(good.text) as { swarmId: string; managerAddrs: string[]; iv: string; ciphertext: string; tag: string };
     const auth = JSON.parse(good.headers) as Array<[string, string]>;
-    const h = verifyResponse(keys, { requestNonce: goodNonce, status: 200, body: good.text, header: auth.find(([k]) => k === PEER_AUTH_HEADER)?.[1], now: Date.now(), windowMs: 30_000 });
+    const h = verifyResponse(keys, { requestNonce: goodNonce, to: `${leader.ip}:7070`, status: 200, body: good.text, header: auth.find(([k]) => k === PEER_AUTH_HEADER)?.[1], now: Date.now(), windowMs: 30_000 });
     const token = openToken(keys, { requestNonce: goodNonce, responseNonce: h.nonce, joinerId: joiner, managerId: h.nodeId, swarmId: answer.swarmId, managerAddrs: answer.managerAddrs }, answer);
     t.ok(token.startsWith('SWMTKN-1-'), 'the answer is signed by the agent and its sealed token opens with the cluster key (token not printed)');
     const afterGood = await samples(`${leader.apiUrl}/metrics`);

@@ -230,3 +230,15 @@ t.test('a node its managers no longer list joins its swarm again; a listed one s
   t.match(decide(input({ unlisted: true, swarm: swarm('manager') }), 7070), { action: 'join', leaveFirst: true }, 'a manager demoted and removed while away, still running its own leaderless Raft, too');
   t.match(decide({ ...input({ unlisted: true }), peers: [] }, 7070), { action: 'member' }, 'no confirmed manager to join through: stays');
 });
+
+t.test('a pending engine: waits, unless a manager of the swarm it last joined no longer lists it (removed while away)', async (t) => {
+  const managerOfS = peer(2, { phase: 'manager', swarm: swarm('S') });
+  const pending = (over: Partial<SelfState>) => decide(input(self(1, { engine: 'pending', seenSwarms: ['S'], ...over }), [managerOfS, peer(3)], 1e9), PORT);
+  t.match(pending({}), { action: 'wait', phase: 'joining' }, 'joining: nobody said otherwise');
+  t.match(pending({ pendingSwarm: 'S' }), { action: 'wait' }, 'still listed (a swarm powering on again): waits, never leaves');
+  const d = pending({ pendingSwarm: 'S', unlisted: true });
+  t.match(d, { action: 'join', swarmId: 'S', leaveFirst: true, rejoin: 'pruned' }, 'removed: leaves and joins again');
+  t.same(d.action === 'join' && d.via.map((v) => v.nodeId), [id(2)], 'through the manager that answered, by node id');
+  t.match(pending({ pendingSwarm: null, unlisted: true }), { action: 'wait' }, 'the swarm it belonged to is unknown: waits');
+  t.match(pending({ pendingSwarm: 'T', unlisted: true }), { action: 'wait' }, 'no manager of that swarm is confirmed: waits');
+});

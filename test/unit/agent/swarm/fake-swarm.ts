@@ -27,14 +27,22 @@ export class FakeWorld {
   private t = Date.parse('2026-01-01T00:00:00Z');
 
   /** `initError`: every swarm init on this engine fails with it (as dockerd's does on a bad address or a broken /var/lib/docker/swarm). */
-  engine(name: string, opts: { tasks?: number; version?: string; initError?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null } } {
+  engine(name: string, opts: { tasks?: number; version?: string; initError?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null }; strand(): void } {
     let swarmId: string | null = null;
     let nodeId: string | null = null;
     let addr: string | null = null;
+    /** Removed from its swarm while away: the engine is pending for good, as dockerd's is, until it leaves. */
+    let stranded = false;
     const world = this;
     const mine = () => (swarmId ? world.swarms.get(swarmId) ?? null : null);
     const role = () => (nodeId ? mine()?.members.get(nodeId)?.role ?? null : null);
     const info = async (): Promise<EngineInfo> => {
+      if (stranded) {
+        return {
+          serverVersion: opts.version ?? '20.10.24',
+          swarm: { state: 'pending', nodeId, nodeAddr: addr, clusterId: null, isManager: false, managers: 0, nodes: 0, remoteManagers: [], error: null },
+        };
+      }
       const s = mine();
       const manager = role() === 'manager';
       return {
@@ -64,11 +72,11 @@ export class FakeWorld {
         world.t += 1000;
         world.swarms.set(id, { id, createdAt: new Date(world.t).toISOString(), workerToken: token(), managerToken: token(), members: new Map([[nodeId, { nodeId, role: 'manager', addr: a.advertiseAddr }]]) });
         swarmId = id;
-        return id;
+        return nodeId; // POST /swarm/init answers with the new node's id, not the swarm's
       },
       async swarmJoin(a) {
         world.calls.push({ node: name, op: 'join' });
-        if (swarmId) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm join: This node is already part of a swarm');
+        if (swarmId || stranded) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm join: This node is already part of a swarm');
         const s = [...world.swarms.values()].find((x) => x.workerToken === a.joinToken || x.managerToken === a.joinToken);
         if (!s) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm join: invalid join token');
         if (!a.remoteAddrs.some((r) => [...s.members.values()].some((m) => `${m.addr}:2377` === r))) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm join: no manager at the remote addresses');
@@ -90,6 +98,13 @@ export class FakeWorld {
       },
       async swarmLeave(force: boolean) {
         world.calls.push({ node: name, op: 'leave' });
+        if (stranded) {
+          if (!force) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm leave: use --force');
+          stranded = false;
+          swarmId = null;
+          nodeId = null;
+          return;
+        }
         const s = mine();
         if (!s) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm leave: This node is not part of a swarm');
         if (role() === 'manager' && !force) throw new PiswarmError('PISWARM_ERR_DOCKER', 'swarm leave: use --force');
@@ -107,7 +122,21 @@ export class FakeWorld {
         return opts.tasks ?? 0;
       },
     });
-    return Object.assign(e, { name, state: () => ({ swarmId, role: role() }) });
+    const strand = () => {
+      stranded = true;
+    };
+    return Object.assign(e, { name, state: () => ({ swarmId: stranded ? null : swarmId, role: stranded ? null : role() }), strand });
+  }
+
+  /**
+   * What the autopilot does to a node that stays off past its TTL (demote if
+   * a manager, then `docker node rm`), seen from that node when it comes back:
+   * its entry is gone and its engine stays pending.
+   */
+  removeWhileAway(e: { info(): Promise<EngineInfo>; strand(): void; state(): { swarmId: string | null } }, nodeId: string): void {
+    const s = this.swarms.get(e.state().swarmId ?? '');
+    if (!s?.members.delete(nodeId)) throw new Error(`FakeWorld.removeWhileAway: no node ${nodeId} in that swarm`);
+    e.strand();
   }
 
   /** What `docker node promote`/`demote` does to the node list, by engine. */

@@ -315,3 +315,76 @@ t.test('a worker the swarm removed while it was away (its engine still says acti
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(world.count('leave'), 1, 'and stays: no loop');
 });
+
+/**
+ * Issue 10, item 1: a node the autopilot removed while it was off comes back
+ * with an engine that stays `pending` for good (dockerd: "node ... was
+ * removed from swarm", "The swarm does not have a leader"). The rule used to
+ * answer "wait" to any pending engine, and the agent forgot what the
+ * managers had said whenever the engine was not active.
+ */
+async function strandedWorld(t: Test) {
+  const world = new FakeWorld();
+  const lan = new FakeLan();
+  const port = await freePort();
+  const a = await node(world, lan, 1, port, { expect: 2 });
+  const b = await node(world, lan, 2, port, { expect: 2 });
+  t.teardown(async () => {
+    for (const n of [a, b]) await n.close();
+  });
+  await until('one swarm of 2', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 2, 15_000);
+  const [swarmId, s] = [...world.swarms.entries()][0]!;
+  const creator = world.calls.find((c) => c.op === 'init')!.node === 'pi-1' ? a : b;
+  const joiner = creator === a ? b : a;
+  return { world, s, swarmId, creator, joiner };
+}
+
+t.test('the node that creates the swarm records the swarm id, not its own node id', async (t) => {
+  const { swarmId, creator, joiner } = await strandedWorld(t);
+  const creatorNodeId = (await creator.engine.info()).swarm.nodeId;
+  t.equal(creator.store.load().joined?.id, swarmId, 'formation.json names the swarm');
+  t.not(creator.store.load().joined?.id, creatorNodeId);
+  t.same(creator.store.load().seenSwarms.map((x) => x.id), [swarmId], 'and only the swarm is among the swarms it has seen');
+  await until('the joiner confirms the creator', () => joiner.formation.status().swarm?.id === swarmId, 5000);
+  t.notOk(joiner.store.load().seenSwarms.some((x) => x.id === creatorNodeId), 'no node id spreads to the peers as a swarm');
+  t.ok(creator.lines().some((l) => l.msg === 'created the swarm' && l.swarmId === swarmId && l.swarmNodeId === creatorNodeId), 'the journal names both');
+});
+
+t.test('a worker removed while it was off (its engine pending for good) leaves and joins again through a live manager', async (t) => {
+  const { world, s, swarmId, joiner } = await strandedWorld(t);
+  const oldId = (await joiner.engine.info()).swarm.nodeId!;
+  world.removeWhileAway(joiner.engine, oldId);
+  t.equal((await joiner.engine.info()).swarm.state, 'pending', 'the removed engine is pending, as dockerd is');
+  await until('joined again under a new node id', () => s.members.size === 2 && !s.members.has(oldId), 20_000);
+  t.same(world.calls.filter((c) => c.op === 'leave').map((c) => c.node), [joiner.name], 'it left its stale state, nobody else did');
+  t.equal(joiner.engine.state().swarmId, swarmId, 'same swarm');
+  t.ok(joiner.lines().some((l) => l.msg === 'a manager of this swarm no longer lists this node (removed while away?)'), 'the journal says what it saw');
+  t.match(renderFamilies(joiner.formation.collector.collect()), /piswarm_formation_rejoins_total\{reason="pruned"\} 1\n/, 'counted by reason');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(world.count('leave'), 1, 'and it stays: no loop');
+});
+
+t.test('a manager demoted and removed while it was off (the creator, pending for good) joins again as a worker', async (t) => {
+  const { world, s, swarmId, creator, joiner } = await strandedWorld(t);
+  // The autopilot promoted the other node and removed this one while it was away.
+  world.setRole(joiner.engine, (await joiner.engine.info()).swarm.nodeId!, 'manager');
+  const oldId = (await creator.engine.info()).swarm.nodeId!;
+  world.removeWhileAway(creator.engine, oldId);
+  await until('the creator joined again', () => s.members.size === 2 && !s.members.has(oldId), 20_000);
+  t.same(creator.engine.state(), { swarmId, role: 'worker' }, 'a worker of the same swarm (the autopilot promotes it if needed)');
+  t.equal(world.swarms.size, 1, 'no second swarm');
+  t.equal(world.count('init'), 1, 'never initialised again');
+  t.match(renderFamilies(creator.formation.collector.collect()), /piswarm_formation_rejoins_total\{reason="pruned"\} 1\n/);
+});
+
+t.test('a pending engine whose managers still list it waits (a swarm powering on again), and never leaves', async (t) => {
+  const { world, creator, joiner } = await strandedWorld(t);
+  // Stranded, but its entry is still there: e.g. a Raft without a leader yet.
+  const id = (await joiner.engine.info()).swarm.nodeId!;
+  joiner.engine.strand();
+  await new Promise((r) => setTimeout(r, 2500));
+  t.equal(world.count('leave'), 0, 'no leave');
+  t.equal(joiner.formation.status().phase, 'joining');
+  t.ok([...world.swarms.values()][0]!.members.has(id), 'its entry is still listed');
+  t.ok(creator.formation.status().phase === 'manager');
+});

@@ -260,12 +260,12 @@ t.test('a grant carries the worker token only: the manager token is nowhere in t
   const nonce = randomBytes(16).toString('base64url');
   const res = await fetch(url('/v1/grants'), {
     method: 'POST',
-    headers: { 'content-type': 'application/json', [PEER_AUTH_HEADER]: signRequest(keys, { method: 'POST', path: '/v1/grants', body, nodeId: joinerId, now: Date.now(), nonce }) },
+    headers: { 'content-type': 'application/json', [PEER_AUTH_HEADER]: signRequest(keys, { method: 'POST', path: '/v1/grants', body, nodeId: joinerId, to: `${mgr.addr}:${m.port}`, now: Date.now(), nonce }) },
     body,
   });
   const text = await res.text();
   t.equal(res.status, 200, 'the grant is answered');
-  const h = verifyResponse(keys, { requestNonce: nonce, status: 200, body: text, header: res.headers.get(PEER_AUTH_HEADER), now: Date.now(), windowMs: 30_000 });
+  const h = verifyResponse(keys, { requestNonce: nonce, to: `${mgr.addr}:${m.port}`, status: 200, body: text, header: res.headers.get(PEER_AUTH_HEADER), now: Date.now(), windowMs: 30_000 });
   const g = JSON.parse(text);
   const token = openToken(keys, { requestNonce: nonce, responseNonce: h.nonce, joinerId, managerId: h.nodeId, swarmId: g.swarmId, managerAddrs: g.managerAddrs }, g);
   t.equal(token, WORKER_TOKEN, 'the sealed token is the worker token');

@@ -40,8 +40,8 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: { manager: 
   return { app, world, engine, formation, counted, lines };
 }
 
-const sign = (body: string, over: Partial<{ path: string; now: number; nonce: string; key: string; nodeId: string }> = {}) =>
-  signRequest(over.key ? deriveClusterKeys(over.key) : keys, { method: 'POST', path: over.path ?? '/v1/grants', body, nodeId: over.nodeId ?? JOINER, now: over.now ?? Date.now(), nonce: over.nonce ?? randomBytes(16).toString('base64url') });
+const sign = (body: string, over: Partial<{ path: string; now: number; nonce: string; key: string; nodeId: string; to: string }> = {}) =>
+  signRequest(over.key ? deriveClusterKeys(over.key) : keys, { method: 'POST', path: over.path ?? '/v1/grants', body, nodeId: over.nodeId ?? JOINER, to: over.to ?? 'a'.repeat(24), now: over.now ?? Date.now(), nonce: over.nonce ?? randomBytes(16).toString('base64url') });
 
 const grantBody = JSON.stringify({ v: 1, nodeId: JOINER, name: 'pi-2', addr: '10.0.0.2' });
 
@@ -51,7 +51,7 @@ t.test('a good grant: sealed token opens for the joiner only, answer authentic, 
   const res = await app.inject({ method: 'POST', url: '/v1/grants', headers: { 'content-type': 'application/json', [PEER_AUTH_HEADER]: sign(grantBody, { nonce }) }, payload: grantBody });
   t.equal(res.statusCode, 200, res.body);
   t.notOk(res.body.includes('SWMTKN'), 'no token in clear in the answer');
-  const h = verifyResponse(keys, { requestNonce: nonce, status: 200, body: res.body, header: res.headers[PEER_AUTH_HEADER], now: Date.now(), windowMs: 30_000 });
+  const h = verifyResponse(keys, { requestNonce: nonce, to: 'a'.repeat(24), status: 200, body: res.body, header: res.headers[PEER_AUTH_HEADER], now: Date.now(), windowMs: 30_000 });
   const g = res.json();
   const tokenIn = openToken(keys, { requestNonce: nonce, responseNonce: h.nonce, joinerId: JOINER, managerId: h.nodeId, swarmId: g.swarmId, managerAddrs: g.managerAddrs }, g);
   t.equal(tokenIn, [...world.swarms.values()][0]!.workerToken);
@@ -83,6 +83,10 @@ t.test('forged, replayed, stale, wrong-cluster, malformed and oversized requests
     ['oversized', post('/v1/grants', JSON.stringify({ pad: 'x'.repeat(5000) }), sign('x')), 413, 'PISWARM_ERR_BODY_TOO_LARGE'],
     ['hello forged', post('/v1/peers/hello', helloBody, sign(helloBody).replace(/m=[^,]+$/, `m=${'B'.repeat(43)}`)), 401, 'PISWARM_ERR_AUTH_FAILED'],
     ['hello stale', post('/v1/peers/hello', helloBody, sign(helloBody, { path: '/v1/peers/hello', now: Date.now() + 60_000 })), 400, 'PISWARM_ERR_STALE'],
+    // Captured on their way to another node (by id, then by address) and replayed here.
+    ['grant meant for another node', post('/v1/grants', grantBody, sign(grantBody, { to: 'c'.repeat(24) })), 421, 'PISWARM_ERR_MISADDRESSED'],
+    ['hello meant for another address', post('/v1/peers/hello', helloBody, sign(helloBody, { path: '/v1/peers/hello', to: '10.0.0.3:7070' })), 421, 'PISWARM_ERR_MISADDRESSED'],
+    ['an older release (protocol 1)', post('/v1/peers/hello', helloBody, sign(helloBody, { path: '/v1/peers/hello' }).replace('v=2,', 'v=1,')), 400, 'PISWARM_ERR_PROTOCOL_VERSION'],
   ];
   for (const [what, p, status, code] of cases) {
     const res = await p;
@@ -95,6 +99,8 @@ t.test('forged, replayed, stale, wrong-cluster, malformed and oversized requests
   t.match(m, /piswarm_peer_auth_failures_total\{reason="replay"\} 1/);
   t.match(m, /piswarm_peer_auth_failures_total\{reason="stale"\} 2/);
   t.match(m, /piswarm_peer_auth_failures_total\{reason="wrong_cluster"\} 1/);
+  t.match(m, /piswarm_peer_auth_failures_total\{reason="misaddressed"\} 2/);
+  t.match(m, /piswarm_peer_auth_failures_total\{reason="version"\} 1/);
   t.match(m, /piswarm_peer_auth_failures_total\{reason="too_large"\} 1/);
   t.match(m, /piswarm_formation_grants_refused_total\{reason="too_large"\} 1\n/);
   t.match(m, /piswarm_formation_grants_refused_total\{reason="malformed"\} 4\n/, 'no auth header, schema-invalid, node id differs, not JSON');
