@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { PROTOCOL_VERSION } from '../../shared/constants.js';
 import { hmac, type ClusterKeys } from '../identity/keys.js';
 
@@ -81,6 +81,19 @@ function str(v: unknown): string | undefined {
  * Pure verification of a received TXT record (as bonjour-service decodes it:
  * values may be strings, Buffers, or `true` for a key without value).
  */
+/** What a cluster id looks like (8 bytes of HKDF output, base64url). */
+const CLUSTER_ID_RE = /^[A-Za-z0-9_-]{11}$/;
+
+/**
+ * Another cluster's advert cannot be verified (we lack its key), yet it is
+ * reported: anyone on the LAN can send one, so what it can make /health and
+ * /v1/formation show is bounded to a well-formed cluster id, or the hash of
+ * whatever else it claimed (never its text: it was seen carrying markup).
+ */
+export function shownClusterId(claimed: string): string {
+  return CLUSTER_ID_RE.test(claimed) ? claimed : `unverifiable-${createHash('sha256').update(claimed).digest('hex').slice(0, 12)}`;
+}
+
 export function verifyAdvert(
   keys: ClusterKeys,
   raw: unknown,
@@ -96,7 +109,7 @@ export function verifyAdvert(
   if (txtWireSize(txt) > TXT_MAX_BYTES * 2) return { ok: false, reason: 'malformed' };
   if (txt.v !== String(PROTOCOL_VERSION)) return { ok: false, reason: txt.v === undefined ? 'malformed' : 'version' };
   if (!txt.g) return { ok: false, reason: 'unsigned' };
-  if (txt.c !== keys.clusterId) return { ok: false, reason: 'wrong_cluster', ...(txt.c ? { clusterId: txt.c.slice(0, 16) } : {}) };
+  if (txt.c !== keys.clusterId) return { ok: false, reason: 'wrong_cluster', ...(txt.c ? { clusterId: shownClusterId(txt.c) } : {}) };
   const expected = Buffer.from(sign(keys, txt), 'base64url');
   const got = Buffer.from(txt.g, 'base64url');
   if (got.length !== expected.length || !timingSafeEqual(got, expected)) return { ok: false, reason: 'bad_signature' };

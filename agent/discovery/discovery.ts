@@ -45,6 +45,9 @@ export interface MdnsSocketState {
 export const MDNS_PORT_FIX =
   'Stop the other mDNS responder (Raspberry Pi OS: "sudo systemctl disable --now avahi-daemon.socket avahi-daemon.service"), or set discovery.mdns=false and list the other nodes in discovery.seeds.';
 
+/** How many foreign-cluster sightings /health and /v1/formation show at most (anyone on the LAN can make one). */
+export const FOREIGN_SHOWN = 8;
+
 export interface Discovery {
   /** Publishes (or republishes, on change) this node's signed advert. */
   publish(advert: LocalAdvert): void;
@@ -110,8 +113,9 @@ export class AdvertBook {
     return { ...this.drops };
   }
 
+  /** The most recent sightings (at most FOREIGN_SHOWN) within the window. */
   foreign(now: number, windowMs: number): ForeignSighting[] {
-    return [...this.foreignSeen.values()].filter((f) => now - f.lastSeen <= windowMs);
+    return [...this.foreignSeen.values()].filter((f) => now - f.lastSeen <= windowMs).sort((a, b) => b.lastSeen - a.lastSeen).slice(0, FOREIGN_SHOWN);
   }
 }
 

@@ -81,6 +81,20 @@ t.test('AdvertBook: drops are counted by reason, never become candidates; foreig
   t.same(book.candidates(NOW), [], 'goodbye forgets');
 });
 
+t.test('another cluster\'s advert: what it can make /health show is bounded (a well-formed id or a hash, the 8 latest)', async (t) => {
+  const book = new AdvertBook(keys, 'f'.repeat(24), 600_000);
+  const forged = { ...encodeAdvert(other, { ...base, nodeId: 'b'.repeat(24) }), c: '<img src=x onerr' };
+  book.ingest(forged, '192.168.1.66', NOW);
+  const [f] = book.foreign(NOW, 1000);
+  t.match(f!.clusterId, /^unverifiable-[0-9a-f]{12}$/, 'markup claimed as a cluster id is shown as its hash');
+  t.notOk(JSON.stringify(book.foreign(NOW, 1000)).includes('<'), 'no markup anywhere');
+  for (let i = 0; i < 40; i++) book.ingest({ ...encodeAdvert(other, base), c: `cluster${String(i).padStart(4, '0')}` }, `192.168.2.${i}`, NOW + i);
+  const shown = book.foreign(NOW + 40, 1000);
+  t.equal(shown.length, 8, 'at most 8 shown');
+  t.equal(shown[0]!.addr, '192.168.2.39', 'the latest first');
+  t.ok(shown.every((x) => /^[A-Za-z0-9_-]{11}$/.test(x.clusterId)), 'well-formed ids are shown as they are');
+});
+
 t.test('seeds', async (t) => {
   t.same(parseSeed('10.0.0.5', 7070), { addr: '10.0.0.5', port: 7070 });
   t.same(parseSeed('pi1.local:8080', 7070), { addr: 'pi1.local', port: 8080 });
