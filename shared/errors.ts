@@ -18,6 +18,7 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_REQUEST_TIMEOUT: { status: 408, message: 'the request was not received in time' },
   PISWARM_ERR_FORBIDDEN: { status: 403, message: 'this endpoint only answers loopback or authenticated callers' },
   PISWARM_ERR_BUSY: { status: 409, message: 'an operation of this kind is already running' },
+  PISWARM_ERR_TOO_MANY_CONNECTIONS: { status: 429, message: 'too many open connections from this client' },
   PISWARM_ERR_INTERNAL: { status: 500, message: 'internal error' },
   PISWARM_ERR_UNAVAILABLE: { status: 503, message: 'not available right now' },
   // peer authentication and join grants

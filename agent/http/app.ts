@@ -1,10 +1,13 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { HEALTH_CONTENT_TYPE, METRICS_CONTENT_TYPE } from '../../shared/constants.js';
 import { ERROR_CODES, PiswarmError, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { HealthDocument } from '../health/aggregate.js';
 import { httpStatusFor } from '../health/aggregate.js';
 import { makeErrorHandler } from './errors.js';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export interface AppDeps {
   log: Logger;
@@ -21,6 +24,65 @@ export interface AppDeps {
 }
 
 const NO_QUERY = { type: 'object', properties: {}, additionalProperties: false } as const;
+const REQUEST_TIMEOUT_MS = 30_000;
+/** Open connections the API serves at once, and from one client address. */
+export const MAX_CONNECTIONS = 256;
+export const MAX_CONNECTIONS_PER_CLIENT = 32;
+
+/**
+ * Bounds what one client can hold open. An outsider with 300 connections of
+ * GET /metrics starved gossip on the same event loop until peers marked the
+ * node suspect; past these bounds a connection gets a 503 or 429 with our
+ * code and is closed at once, before any request is parsed.
+ */
+/**
+ * Node's requestTimeout does not cut a request whose headers arrived and
+ * whose body never finishes (an unfinished body lived 89 s): this deadline
+ * does, from the moment the headers were read.
+ */
+const timedOut = new WeakSet<IncomingMessage>();
+
+function bodyDeadline(req: IncomingMessage, res: ServerResponse, countError: (code: ErrorCode) => void): void {
+  if (req.complete) return;
+  const timer = setTimeout(() => {
+    if (req.complete || req.socket.destroyed) return;
+    timedOut.add(req);
+    countError('PISWARM_ERR_REQUEST_TIMEOUT');
+    req.socket.end(rawErrorResponse('PISWARM_ERR_REQUEST_TIMEOUT'));
+    req.socket.destroySoon();
+  }, REQUEST_TIMEOUT_MS);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  req.once('end', done);
+  req.once('close', done);
+  res.once('finish', done);
+}
+
+function bound(server: Server, countError: (code: ErrorCode) => void): void {
+  server.maxConnections = MAX_CONNECTIONS;
+  server.on('drop', () => countError('PISWARM_ERR_UNAVAILABLE'));
+  const perClient = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const ip = socket.remoteAddress ?? '';
+    const n = (perClient.get(ip) ?? 0) + 1;
+    perClient.set(ip, n);
+    socket.once('close', () => {
+      const left = (perClient.get(ip) ?? 1) - 1;
+      if (left <= 0) perClient.delete(ip);
+      else perClient.set(ip, left);
+    });
+    if (n > MAX_CONNECTIONS_PER_CLIENT) {
+      countError('PISWARM_ERR_TOO_MANY_CONNECTIONS');
+      socket.end(rawErrorResponse('PISWARM_ERR_TOO_MANY_CONNECTIONS'));
+      socket.destroySoon();
+    }
+  });
+  // CONNECT is never served: without a listener Node closed the socket silently.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    countError('PISWARM_ERR_METHOD_NOT_ALLOWED');
+    socket.end(rawErrorResponse('PISWARM_ERR_METHOD_NOT_ALLOWED'));
+  });
+}
 
 export function isLoopback(addr: string | undefined): boolean {
   if (!addr) return false;
@@ -37,7 +99,7 @@ function clientErrorCode(err: NodeJS.ErrnoException): ErrorCode {
 function rawErrorResponse(code: ErrorCode): string {
   const { status, message } = ERROR_CODES[code];
   const body = JSON.stringify({ statusCode: status, code, message });
-  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status] ?? 'Error';
+  const reason = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 503: 'Service Unavailable' }[status] ?? 'Error';
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
@@ -53,7 +115,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit,
     return503OnClosing: true,
-    requestTimeout: 30_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    http: {
+      // Node answers a request without Host with a bare 400 of its own; the
+      // onRequest hook below answers it with our code instead.
+      requireHostHeader: false,
+      // Node enforces its header deadline only when it checks (every 30 s by
+      // default); check often enough that the deadline is the one configured.
+      connectionsCheckingInterval: 2_000,
+    },
     // Reject unknown query parameters instead of silently dropping them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     // A URL fastify cannot decode (`/%zz`) never reaches setErrorHandler:
@@ -75,6 +145,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
+  bound(app.server, deps.countError);
+
+  // Before any route: a request without Host (HTTP/1.1 requires one), and a
+  // body no route will read (over the limit, or on a GET) is not drained.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.headers.host === undefined && req.raw.httpVersion === '1.1') throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'missing Host header');
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > deps.bodyLimit) {
+      void reply.header('connection', 'close');
+      throw new PiswarmError('PISWARM_ERR_BODY_TOO_LARGE', `request body of ${length} bytes exceeds ${deps.bodyLimit}`);
+    }
+    const hasBody = length > 0 || req.headers['transfer-encoding'] !== undefined;
+    if ((req.method === 'GET' || req.method === 'HEAD') && hasBody) void reply.header('connection', 'close');
+    if (hasBody) bodyDeadline(req.raw, reply.raw, deps.countError);
+  });
+
   const methods = new Map<string, Set<string>>();
   app.addHook('onRoute', (r) => {
     const set = methods.get(r.url) ?? new Set<string>();
@@ -82,7 +168,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     methods.set(r.url, set);
   });
 
-  app.setErrorHandler(makeErrorHandler(deps.log.child({ mod: 'http' }), deps.countError));
+  const handleError = makeErrorHandler(deps.log.child({ mod: 'http' }), deps.countError);
+  // A request cut by bodyDeadline was answered (408) and counted there; the
+  // parser's 'aborted' error that follows is no second error.
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (timedOut.has(req.raw)) return;
+    return handleError(err, req, reply);
+  });
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? req.url;
     const allowed = methods.get(path);

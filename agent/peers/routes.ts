@@ -88,6 +88,9 @@ export function grantRefusalReason(err: Error): string {
  */
 export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
   return async (app) => {
+    // Peer bodies are JSON and nothing else: another media type (text/plain
+    // was parsed as text before) is 415 before anything is read.
+    app.removeAllContentTypeParsers();
     // The MAC covers the exact bytes sent, so keep them: re-serialising the
     // parsed object would not reproduce them byte for byte.
     app.addContentTypeParser('application/json', { parseAs: 'string' }, (req: FastifyRequest, body: string | Buffer, done) => {

@@ -142,3 +142,67 @@ t.test("a failed disk benchmark says why (its messages are written to be shown);
   const { a: b } = await app(t, { diskBench: async () => { throw new PiswarmError('PISWARM_ERR_DOCKER', 'dockerd said: /var/lib/docker/secret') } });
   t.same((await b.inject({ method: 'POST', url: '/v1/bench/disk' })).json().message, 'the Docker engine refused the request');
 });
+
+t.test('no Host, CONNECT, a huge body on a GET, an unfinished body, too many connections from one client: each a coded JSON answer, counted, the server keeps serving', async (t) => {
+  const { a, counted } = await app(t);
+  await a.listen({ host: '127.0.0.1', port: 0 });
+  const port = (a.server.address() as net.AddressInfo).port;
+  /** Writes `data` (ending the socket unless `keepOpen`), resolves with all that comes back and when the server closed it. */
+  const raw = (data: string, opts: { keepOpen?: boolean } = {}) => new Promise<{ text: string; ms: number }>((resolve, reject) => {
+    const t0 = Date.now();
+    const s = net.connect(port, '127.0.0.1', () => (opts.keepOpen ? s.write(data) : s.end(data)));
+    let out = '';
+    s.on('data', (d) => (out += d.toString()));
+    s.on('close', () => resolve({ text: out, ms: Date.now() - t0 }));
+    s.on('error', reject);
+  });
+  const noHost = await raw('GET /health HTTP/1.1\r\nConnection: close\r\n\r\n');
+  t.match(noHost.text, /^HTTP\/1\.1 400 /, 'no Host: 400');
+  t.match(noHost.text, /"code":"PISWARM_ERR_BAD_REQUEST".*missing Host header/, 'with our code and why');
+  const connect = await raw('CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n');
+  t.match(connect.text, /^HTTP\/1\.1 405 /, 'CONNECT: 405, not a silent close');
+  t.match(connect.text, /"code":"PISWARM_ERR_METHOD_NOT_ALLOWED"/);
+  // A GET that announces 300 MB: answered at once and the connection closed, nothing read to the end.
+  const huge = await raw(`GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: ${300 * 1024 * 1024}\r\n\r\n${'x'.repeat(1000)}`, { keepOpen: true });
+  t.match(huge.text, /^HTTP\/1\.1 413 /, 'a 300 MB body: 413');
+  t.match(huge.text, /"code":"PISWARM_ERR_BODY_TOO_LARGE"/);
+  t.ok(huge.ms < 5000, `closed by the server without reading the rest (${huge.ms} ms)`);
+  t.same(counted, ['PISWARM_ERR_BAD_REQUEST', 'PISWARM_ERR_METHOD_NOT_ALLOWED', 'PISWARM_ERR_BODY_TOO_LARGE']);
+
+  // One client holding 40 connections: the 33rd on get 429 and are closed; the first 32 still work.
+  const held: net.Socket[] = [];
+  const refused: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('data', (d) => refused.push(d.toString()));
+    s.on('error', () => undefined);
+    held.push(s);
+  }
+  t.teardown(() => held.forEach((s) => s.destroy()));
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(refused.length, 8, '8 connections over the bound answered');
+  t.ok(refused.every((x) => /^HTTP\/1\.1 429 /.test(x) && x.includes('PISWARM_ERR_TOO_MANY_CONNECTIONS')), 'each with 429 and our code');
+  for (const s of held) s.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  const ok = await raw('GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  t.match(ok.text, /^HTTP\/1\.1 200 /, 'serving again once they are closed');
+});
+
+t.test('an unfinished body is cut at the request timeout, not a minute and a half later', { timeout: 60_000 }, async (t) => {
+  const { a, counted } = await app(t, { diskBench: async () => ({ ok: true }) });
+  await a.listen({ host: '127.0.0.1', port: 0 });
+  const port = (a.server.address() as net.AddressInfo).port;
+  const t0 = Date.now();
+  const text = await new Promise<string>((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('POST /v1/bench/disk HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":'));
+    let out = '';
+    s.on('data', (d) => (out += d.toString()));
+    s.on('close', () => resolve(out));
+    s.on('error', reject);
+  });
+  const s = (Date.now() - t0) / 1000;
+  t.match(text, /^HTTP\/1\.1 408 /, 'a 408');
+  t.match(text, /"code":"PISWARM_ERR_REQUEST_TIMEOUT"/);
+  t.ok(s >= 29 && s <= 34, `after ${s.toFixed(1)} s (requestTimeout 30 s)`);
+  t.same(counted, ['PISWARM_ERR_REQUEST_TIMEOUT'], `counted: ${counted.join(', ')}`);
+});

@@ -161,3 +161,13 @@ t.test('a worker refuses grants with NOT_MANAGER; without a key every peer route
   t.match(h.output, /no cluster key/);
   await f.stop();
 });
+
+t.test('peer routes take JSON only: text/plain is 415 before anything is parsed, and counted as a refused grant', async (t) => {
+  const { app, formation } = await setup(t, { manager: true });
+  for (const url of ['/v1/grants', '/v1/peers/hello']) {
+    const res = await app.inject({ method: 'POST', url, headers: { 'content-type': 'text/plain', [PEER_AUTH_HEADER]: sign(grantBody, { path: url }) }, payload: grantBody });
+    t.equal(res.statusCode, 415, `${url}: 415`);
+    t.equal(res.json().code, 'PISWARM_ERR_UNSUPPORTED_MEDIA');
+  }
+  t.match(renderFamilies(formation.collector.collect()), /piswarm_formation_grants_refused_total\{reason="unsupported_media"\} 1\n/);
+});
