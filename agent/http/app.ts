@@ -21,6 +21,8 @@ export interface AppDeps {
   plugins?: FastifyPluginAsync[];
   /** Counts every error response by code (exported as piswarm_http_errors_total). */
   countError: (code: ErrorCode) => void;
+  /** Open connections served at once, in all and per client address (default MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT). */
+  connectionLimits?: { total: number; perClient: number };
 }
 
 const NO_QUERY = { type: 'object', properties: {}, additionalProperties: false } as const;
@@ -58,8 +60,8 @@ function bodyDeadline(req: IncomingMessage, res: ServerResponse, countError: (co
   res.once('finish', done);
 }
 
-function bound(server: Server, countError: (code: ErrorCode) => void): void {
-  server.maxConnections = MAX_CONNECTIONS;
+function bound(server: Server, limits: { total: number; perClient: number }, countError: (code: ErrorCode) => void): void {
+  server.maxConnections = limits.total;
   server.on('drop', () => countError('PISWARM_ERR_UNAVAILABLE'));
   const perClient = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
@@ -71,7 +73,7 @@ function bound(server: Server, countError: (code: ErrorCode) => void): void {
       if (left <= 0) perClient.delete(ip);
       else perClient.set(ip, left);
     });
-    if (n > MAX_CONNECTIONS_PER_CLIENT) {
+    if (n > limits.perClient) {
       countError('PISWARM_ERR_TOO_MANY_CONNECTIONS');
       socket.end(rawErrorResponse('PISWARM_ERR_TOO_MANY_CONNECTIONS'));
       socket.destroySoon();
@@ -145,7 +147,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  bound(app.server, deps.countError);
+  bound(app.server, deps.connectionLimits ?? { total: MAX_CONNECTIONS, perClient: MAX_CONNECTIONS_PER_CLIENT }, deps.countError);
 
   // Before any route: a request without Host (HTTP/1.1 requires one), and a
   // body no route will read (over the limit, or on a GET) is not drained.
