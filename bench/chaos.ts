@@ -21,7 +21,7 @@ import * as sim from '../scripts/sim/cluster.js';
 import { ensureImages } from '../scripts/sim/images.js';
 import { FAST_AUTOPILOT, nodeLs } from '../test/integration/healing/swarm.js';
 import { nextFault, seededRandom, type Fault, type NodeRole } from './chaos/plan.js';
-import { violations, whole, type NodeSample } from './chaos/invariants.js';
+import { notReadySince, violations, whole, type NodeSample } from './chaos/invariants.js';
 
 const { values } = parseArgs({
   options: {
@@ -58,7 +58,8 @@ const env = {
   PISWARM_AUTOPILOT_DEAD_NODE_TTL_MS: String(ttl),
   PISWARM_AUTOPILOT_DEAD_MANAGER_GRACE_MS: String(values['grace-ms']),
 };
-const state = new Map<string, { up: boolean; upSince: number }>();
+const state = new Map<string, { up: boolean }>();
+const notReady = new Map<string, number>();
 const found: Array<{ at: number; what: string }> = [];
 const rows: string[] = [];
 
@@ -87,7 +88,10 @@ async function sample(names: readonly string[], withRestarts: boolean): Promise<
         agentRestarts = r.code === 0 ? Number(r.stdout.trim()) : null;
       }
     }
-    nodes.push({ name, up: st.up, upSince: st.upSince, swarmId, agentRestarts });
+    const since = notReadySince(notReady, at(), name, st.up, ls);
+    if (since === null) notReady.delete(name);
+    else notReady.set(name, since);
+    nodes.push({ name, up: st.up, notReadySince: since, swarmId, agentRestarts });
   }
   note(violations(at(), nodes, ls, stuckAfter));
   return ls;
@@ -110,7 +114,7 @@ async function takeOut(f: Fault): Promise<void> {
     else if (tg.method === 'stop') await sim.stop(ref, tg.name);
     else if (tg.method === 'disconnect') await sim.disconnect(ref, tg.name);
     else await sim.restart({ ...ref, wait: false }, tg.name);
-    state.set(tg.name, { up: tg.method === 'restart', upSince: Date.now() - t0 });
+    state.set(tg.name, { up: tg.method === 'restart' });
   }
 }
 
@@ -119,7 +123,7 @@ async function bringBack(f: Fault): Promise<void> {
     f.targets.map(async (tg) => {
       if (tg.method === 'kill' || tg.method === 'stop') await sim.start({ ...ref, wait: false }, tg.name);
       else if (tg.method === 'disconnect') await sim.connect(ref, tg.name);
-      state.set(tg.name, { up: true, upSince: at() });
+      state.set(tg.name, { up: true });
     }),
   );
 }
@@ -127,7 +131,7 @@ async function bringBack(f: Fault): Promise<void> {
 try {
   const up = await sim.up({ ...ref, nodes: n, skipImages: true, timeoutMs: 300_000, env });
   const names = up.nodes.map((x) => x.name);
-  for (const x of names) state.set(x, { up: true, upSince: 0 });
+  for (const x of names) state.set(x, { up: true });
   const formed = await untilWhole(names, settleTimeout);
   console.log(formed ? `formed and whole ${s(formed - t0)} s after start` : 'never whole after start');
   console.log(' #   at_s  fault             targets                                   off_s  back->whole_s  fault->whole_s');

@@ -14,8 +14,8 @@ export interface NodeSample {
   name: string;
   /** Powered on and connected (the campaign's own record). */
   up: boolean;
-  /** Since when it has been up, ms on the campaign's clock. */
-  upSince: number;
+  /** Since when it has been up and, in every sample since, not Ready in the swarm (ms on the campaign's clock); null while Ready or off. */
+  notReadySince: number | null;
   /** The swarm id its agent reports (/v1/formation), null when none or unreachable. */
   swarmId: string | null;
   /** systemd's NRestarts of piswarm.service in this boot, null when unknown. */
@@ -37,15 +37,25 @@ export function whole(rows: readonly SwarmRow[] | null, nodes: readonly string[]
   );
 }
 
-/** Violations at one sample. `stuckAfterMs`: an up node not Ready in the swarm for this long is stuck. */
+/**
+ * Tracks, per node, since when it has been up and not Ready without a break
+ * (a node is briefly Unknown or Down in a new leader's list: that is no
+ * violation; being so for `stuckAfterMs` is).
+ */
+export function notReadySince(prev: ReadonlyMap<string, number>, at: number, name: string, up: boolean, rows: readonly SwarmRow[] | null): number | null {
+  if (!up || !rows) return up ? prev.get(name) ?? null : null;
+  if (rows.some((r) => r.hostname === name && r.status === 'Ready')) return null;
+  return prev.get(name) ?? at;
+}
+
+/** Violations at one sample. `stuckAfterMs`: a node up and not Ready in the swarm for this long without a break is stuck. */
 export function violations(at: number, nodes: readonly NodeSample[], rows: readonly SwarmRow[] | null, stuckAfterMs: number): string[] {
   const out: string[] = [];
   const swarms = new Set(nodes.map((n) => n.swarmId).filter((x): x is string => x !== null));
   if (swarms.size > 1) out.push(`two swarms: ${[...swarms].sort().join(' vs ')}`);
   for (const n of nodes) {
     if (n.agentRestarts !== null && n.agentRestarts > 0) out.push(`${n.name}: the agent restarted ${n.agentRestarts} time(s) in this boot`);
-    if (!n.up || !rows || at - n.upSince < stuckAfterMs) continue;
-    if (!rows.some((r) => r.hostname === n.name && r.status === 'Ready')) out.push(`${n.name}: up for ${Math.round((at - n.upSince) / 1000)} s and not Ready in the swarm`);
+    if (n.up && n.notReadySince !== null && at - n.notReadySince >= stuckAfterMs) out.push(`${n.name}: stuck (up and not Ready in the swarm for ${Math.round(stuckAfterMs / 1000)} s and more)`);
   }
   return out;
 }

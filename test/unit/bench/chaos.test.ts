@@ -1,6 +1,6 @@
 import t from 'tap';
 import { FAULT_KINDS, nextFault, seededRandom, type NodeRole } from '../../../bench/chaos/plan.js';
-import { violations, whole, type NodeSample, type SwarmRow } from '../../../bench/chaos/invariants.js';
+import { notReadySince, violations, whole, type NodeSample, type SwarmRow } from '../../../bench/chaos/invariants.js';
 
 const roles: NodeRole[] = [
   { name: 'pi-1', manager: true, leader: true },
@@ -43,13 +43,25 @@ t.test('whole: every node Ready once, managers at target and reachable', async (
 });
 
 t.test('violations: two swarms, a stuck node, an agent restart', async (t) => {
-  const n = (name: string, over: Partial<NodeSample> = {}): NodeSample => ({ name, up: true, upSince: 0, swarmId: 'S', agentRestarts: 0, ...over });
+  const n = (name: string, over: Partial<NodeSample> = {}): NodeSample => ({ name, up: true, notReadySince: null, swarmId: 'S', agentRestarts: 0, ...over });
   const rows = [row('a', 'Leader'), row('b')];
   t.same(violations(1000, [n('a'), n('b')], rows, 60_000), []);
   t.match(violations(1000, [n('a'), n('b', { swarmId: 'T' })], rows, 60_000), [/two swarms: S vs T/]);
   t.same(violations(1000, [n('a'), n('b', { swarmId: null })], rows, 60_000), [], 'a node with no swarm yet is not a second swarm');
-  t.match(violations(70_000, [n('a'), n('c', { upSince: 0 })], rows, 60_000), [/c: up for 70 s and not Ready/]);
-  t.same(violations(50_000, [n('a'), n('c', { upSince: 0 })], rows, 60_000), [], 'not yet stuck');
-  t.same(violations(70_000, [n('a'), n('c', { up: false })], rows, 60_000), [], 'a node that is off is not stuck');
+  t.match(violations(70_000, [n('a'), n('c', { notReadySince: 10_000 })], rows, 60_000), [/c: stuck/]);
+  t.same(violations(50_000, [n('a'), n('c', { notReadySince: 0 })], rows, 60_000), [], 'not yet stuck');
+  t.same(violations(70_000, [n('a'), n('c', { up: false, notReadySince: 0 })], rows, 60_000), [], 'a node that is off is not stuck');
   t.match(violations(1000, [n('a', { agentRestarts: 2 })], rows, 60_000), [/a: the agent restarted 2 time/]);
+});
+
+t.test('not Ready since: only without a break (a new leader lists nodes Unknown for a moment)', async (t) => {
+  const m = new Map<string, number>();
+  const down = [row('a', 'Leader'), row('b', '', 'Unknown')];
+  const ready = [row('a', 'Leader'), row('b')];
+  t.equal(notReadySince(m, 1000, 'b', true, down), 1000, 'first sample not Ready');
+  m.set('b', 1000);
+  t.equal(notReadySince(m, 5000, 'b', true, down), 1000, 'still, since the first');
+  t.equal(notReadySince(m, 9000, 'b', true, ready), null, 'Ready again: reset');
+  t.equal(notReadySince(m, 9000, 'b', false, down), null, 'off: not counted');
+  t.equal(notReadySince(m, 9000, 'b', true, null), 1000, 'no manager answered: unchanged');
 });
