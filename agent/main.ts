@@ -135,6 +135,7 @@ async function loadExtraCommands(): Promise<Command[]> {
     ['./cli/peers.js', ['peersCommand']],
     ['./cli/nodes.js', ['nodesCommand']],
     ['./cli/cluster.js', ['clusterCreateCommand']],
+    ['./cli/cluster-status.js', ['clusterStatusCommand']],
     ['./cli/flash.js', ['flashCommand']],
     ['./cli/doctor.js', ['doctorCommand']],
   ];
