@@ -10,6 +10,7 @@ import { engineRecovery } from './docker/engine-recovery.js';
 import type { HealthDocument } from './health/aggregate.js';
 import type { HostSnapshot } from './host/types.js';
 import { clusterSubsystem } from './cluster/subsystem.js';
+import { dashboardSubsystem } from './dashboard/subsystem.js';
 
 export interface SubsystemDeps {
   log: Logger;
@@ -43,6 +44,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     members: () => membership.members(),
     formation: () => formation.formation.status(),
     engineNodes: () => autopilotRef?.nodes() ?? null,
+    ...(deps.docker.listServicesAndTasks ? { listServices: () => deps.docker.listServicesAndTasks!() } : {}),
     autopilot: () => {
       const a = autopilotRef;
       if (!a) return null;
@@ -59,6 +61,6 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   });
   parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir }), formation, membership);
   autopilotRef = createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership });
-  parts.push(autopilotRef, cluster);
+  parts.push(autopilotRef, cluster, dashboardSubsystem({ log: deps.log, view: cluster.view }));
   return parts;
 }

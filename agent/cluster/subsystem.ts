@@ -15,9 +15,12 @@ import { FactsLedger } from './ledger.js';
 import { createFactsPublisher, type FactsPublisher } from './publisher.js';
 import { clusterRoutes } from './routes.js';
 import { buildClusterView, type StepInput } from './view.js';
+import { summariseServices } from '../dashboard/services.js';
+import type { ServiceSummary } from '../../shared/wire/cluster.js';
 
 /** Figures are re-gossiped this often (one alive update per node per period). */
 export const FACTS_PERIOD_MS = 15_000;
+export const SERVICES_EVERY_MS = 5_000;
 
 export interface ClusterDeps {
   log: Logger;
@@ -31,6 +34,8 @@ export interface ClusterDeps {
   autopilot: () => { role: string; target: number | null; steps: readonly StepInput[] } | null;
   now?: () => number;
   monoNow?: () => number;
+  /** Raw services and tasks from this engine (managers only; refreshed every SERVICES_EVERY_MS while it is one). */
+  listServices?: () => Promise<{ services: unknown[]; tasks: unknown[] }>;
   /** The board model; default: systeminformation's, read once at start. */
   model?: () => Promise<string | null>;
 }
@@ -60,6 +65,29 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
     periodMs: FACTS_PERIOD_MS,
   });
 
+  let services: ServiceSummary[] | null = null;
+  let servicesBusy = false;
+  const refreshServices = () => {
+    const list = d.engineNodes();
+    if (!list || !d.listServices) {
+      services = null;
+      return;
+    }
+    if (servicesBusy) return;
+    servicesBusy = true;
+    d.listServices()
+      .then((r) => {
+        services = summariseServices(r.services, r.tasks, new Map(list.nodes.map((n) => [n.id, n.hostname])));
+      })
+      .catch((err: unknown) => {
+        services = null;
+        log.debug({ code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot list services');
+      })
+      .finally(() => {
+        servicesBusy = false;
+      });
+  };
+
   const view = (): ClusterDocument => {
     const members = d.members();
     const mono = monoNow();
@@ -77,10 +105,12 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
       swarmId: f?.swarm?.id ?? null,
       election: f?.election ? { winner: f.election.winner, why: f.election.why, at: f.election.at } : null,
       autopilot: d.autopilot(),
+      services,
     });
   };
 
   let timer: NodeJS.Timeout | null = null;
+  let servicesTimer: NodeJS.Timeout | null = null;
   return {
     name: 'cluster',
     publisher,
@@ -90,6 +120,9 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
       // Dating facts needs to see each new seq soon after it arrives, not only when someone asks.
       timer = setInterval(() => ledger.observe(d.members(), monoNow()), 1000);
       timer.unref();
+      refreshServices();
+      servicesTimer = setInterval(refreshServices, SERVICES_EVERY_MS);
+      servicesTimer.unref();
       // systeminformation spawns a few commands: not worth holding the start for.
       void (d.model ?? (async () => (await readInventory()).model || null))().then(
         (m) => {
@@ -100,7 +133,9 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
     },
     async stop() {
       if (timer) clearInterval(timer);
+      if (servicesTimer) clearInterval(servicesTimer);
       timer = null;
+      servicesTimer = null;
     },
   };
 }

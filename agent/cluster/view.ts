@@ -1,6 +1,6 @@
 import type { SwarmNode } from '../docker/engine.js';
 import type { Member } from '../membership/types.js';
-import type { ClusterDocument, ClusterNode, ClusterNodeFacts, ClusterStep, GossipState, ManagerStatus } from '../../shared/wire/cluster.js';
+import type { ClusterDocument, ClusterNode, ServiceSummary, ClusterNodeFacts, ClusterStep, GossipState, ManagerStatus } from '../../shared/wire/cluster.js';
 import { readFacts, type NodeFacts } from './facts.js';
 
 /** An autopilot step as the autopilot records it (agent/autopilot/autopilot.ts StepRecord). */
@@ -29,6 +29,8 @@ export interface ClusterInputs {
   swarmId: string | null;
   election: { winner: string | null; why: string; at: string } | null;
   autopilot: { role: string; target: number | null; steps: readonly StepInput[] } | null;
+  /** A manager's cached services; null elsewhere. */
+  services?: ServiceSummary[] | null;
 }
 
 export const STEPS_SHOWN = 10;
@@ -176,5 +178,6 @@ export function buildClusterView(i: ClusterInputs): ClusterDocument {
       autopilot: i.autopilot ? { role: i.autopilot.role, steps: i.autopilot.steps.slice(-STEPS_SHOWN).map(step) } : null,
     },
     nodes,
+    services: i.services ?? null,
   };
 }

@@ -78,6 +78,20 @@ export interface ClusterDocument {
     autopilot: { role: string; steps: ClusterStep[] } | null;
   };
   nodes: ClusterNode[];
+  /** A manager's services (refreshed every few seconds); null on a worker. */
+  services: ServiceSummary[] | null;
+}
+
+/** A swarm service as a manager's engine lists it: no spec beyond these fields ever leaves the agent. */
+export interface ServiceSummary {
+  name: string;
+  image: string;
+  mode: 'replicated' | 'global';
+  /** Null for a global service. */
+  desired: number | null;
+  running: number;
+  ports: string[];
+  nodes: string[];
 }
 
 /** Prometheus HTTP service discovery (https://prometheus.io/docs/prometheus/latest/http_sd/). */

@@ -19,6 +19,7 @@ const docOf = (nodes: ClusterNode[]): ClusterDocument => ({
   generatedAt: '2026-12-04T12:00:00.000Z', servedBy: { id: 'a', hostname: 'pi-0' },
   cluster: { name: 'farm', swarmId: 's', source: 'engine', engineListAgeS: 1, managers: 1, managersReachable: 1, managerTarget: 1, quorumMargin: 0, members: { alive: nodes.length, suspect: 0, dead: 0, left: 0 }, election: null, autopilot: null },
   nodes,
+  services: null,
 });
 
 const healthy = docOf([
