@@ -50,7 +50,7 @@ function nodeRow(n) {
   const state = n.gossip ? n.gossip.state : 'noagent';
   const role = n.swarm.managerStatus === 'Leader' ? ['manager', el('span', { class: 'badge' }, 'leader')] : [n.swarm.role];
   const health = n.health.status ?? '–';
-  return el('tr', { class: state, 'data-node': n.hostname, 'data-state': state },
+  return el('tr', { class: `row-${state}`, 'data-node': n.hostname, 'data-state': state },
     el('td', {}, n.hostname, n.self ? el('span', { class: 'badge', title: 'this page is served by this node' }, 'here') : null, el('span', { class: 'checks' }, n.addr ?? '')),
     el('td', {}, ...role, n.swarm.availability && n.swarm.availability !== 'active' ? el('span', { class: 'badge' }, n.swarm.availability) : null),
     el('td', {}, el('span', { class: state }, n.gossip ? state : 'no agent'), el('span', { class: 'checks' }, n.gossip ? `for ${duration(n.gossip.sinceS)}` : '', n.swarm.state ? ` · swarm ${n.swarm.state}` : '')),
@@ -76,6 +76,7 @@ function render(doc) {
 
   const services = doc.services ?? null;
   $('#services-note').textContent = services === null ? 'Services are listed by managers: open this page on a manager.' : services.length === 0 ? 'No services.' : '';
+  $('#services').hidden = !services || services.length === 0;
   $('#services tbody').replaceChildren(...(services ?? []).map((s) =>
     el('tr', {}, el('td', {}, s.name), el('td', {}, s.image), el('td', { class: s.running >= (s.desired ?? s.running) ? 'pass' : 'warn' }, `${s.running}/${s.desired ?? 'global'}`), el('td', {}, s.ports.join(', ') || '–'), el('td', {}, s.nodes.join(', ')))));
 
@@ -87,7 +88,7 @@ function render(doc) {
     el('dt', {}, 'why'), el('dd', {}, e ? e.why : '–'),
   );
   const steps = c.autopilot?.steps ?? [];
-  $('#steps').replaceChildren(...(c.autopilot === null ? [el('li', {}, 'the autopilot runs on managers')] : steps.length === 0 ? [el('li', {}, 'no steps taken')] : steps.slice().reverse().map((s) =>
+  $('#steps').replaceChildren(...(c.autopilot === null ? [el('li', {}, 'the autopilot runs on managers')] : steps.length === 0 ? [el('li', { class: 'none' }, 'no steps taken')] : steps.slice().reverse().map((s) =>
     el('li', {}, `${new Date(s.at).toLocaleTimeString()} ${s.kind} ${s.hostname} (${s.reason}) ${s.outcome === 'refused' ? `refused: ${s.refusal}` : ''}`))));
 }
 
