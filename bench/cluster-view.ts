@@ -22,7 +22,9 @@ import { FactsLedger } from '../agent/cluster/ledger.js';
 import { clusterRoutes } from '../agent/cluster/routes.js';
 import { buildClusterView } from '../agent/cluster/view.js';
 import { buildApp } from '../agent/http/app.js';
-import { ASSET_FILES, STATIC_DIR } from '../agent/dashboard/assets.js';
+import { ASSET_FILES, STATIC_DIR, loadAssets } from '../agent/dashboard/assets.js';
+import { ClusterHistory } from '../agent/dashboard/history.js';
+import { HISTORY_INTERVAL_S, HISTORY_MAX_NODES, HISTORY_POINTS } from '../agent/dashboard/subsystem.js';
 import { createLogger } from '../agent/log/logger.js';
 import { MAX_META_BYTES, metaBytes } from '../shared/wire/gossip.js';
 
@@ -85,6 +87,28 @@ if (values.url) {
     const r = await time(`${values.url}${path}`, REQUESTS);
     row([values.url.replace(/^https?:\/\//, ''), path, f2(r.p50), f2(r.p99), r.bytes, f2(livez.p50), `${(r.p50 / livez.p50).toFixed(1)}x`]);
   }
+}
+
+// What the dashboard adds to the agent's memory at most: its files, read once, and the
+// history full (HISTORY_MAX_NODES nodes would be 2.56 times the N=100 figure).
+{
+  const sim = synthetic(100);
+  const ledger = new FactsLedger();
+  const doc = () => {
+    const members = sim.nodes[0]!.membership.members();
+    ledger.observe(members, sim.now);
+    return buildClusterView({ now: Date.now(), monoNow: sim.now, clusterName: 'bench', self: { id: 'n0', hostname: 'pi-rack-000' }, members, factsAgeMs: (id) => ledger.ageMs(id, sim.now), publishPeriodMs: 15_000, engine: null, swarmId: 'x', election: null, autopilot: null });
+  };
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const before = process.memoryUsage().heapUsed;
+  const h = new ClusterHistory({ points: HISTORY_POINTS, maxNodes: HISTORY_MAX_NODES, intervalS: HISTORY_INTERVAL_S });
+  for (let i = 0; i < HISTORY_POINTS; i++) h.record(doc(), i * 10);
+  const assets = await loadAssets();
+  gc?.();
+  const after = process.memoryUsage().heapUsed;
+  const files = [...assets.values()].reduce((a, x) => a + x.body.length, 0);
+  console.log(`dashboard memory: history of 100 nodes x ${HISTORY_POINTS} points + files = ${((after - before) / 1024).toFixed(0)} KiB of heap${gc ? '' : ' (run with --expose-gc for a steadier figure)'} (files ${files} bytes)`);
 }
 
 let raw = 0;
