@@ -37,7 +37,8 @@ export function createFactsPublisher(d: FactsPublisherDeps): FactsPublisher {
     meta(budget) {
       const t = d.now();
       const health = d.health();
-      if (!facts || t - at >= d.periodMs) {
+      // The board model is read once, shortly after start: publish it at once rather than a period later.
+      if (!facts || t - at >= d.periodMs || (facts.model === null && d.model() !== null)) {
         seq++;
         facts = factsFrom({ seq, version: d.version, health, snapshot: d.snapshot(), cpuPct: d.cpuPct(), uptimeS: d.uptimeS(), arch: d.arch, model: d.model() });
         at = t;

@@ -83,7 +83,7 @@ function render(doc) {
   const e = c.election;
   $('#formation').replaceChildren(
     el('dt', {}, 'swarm'), el('dd', {}, c.swarmId ?? 'none yet'),
-    el('dt', {}, 'created by'), el('dd', {}, e ? (e.winner ?? 'undecided') : 'unknown here'),
+    el('dt', {}, 'created by'), el('dd', {}, e ? (doc.nodes.find((n) => n.id === e.winner)?.hostname ?? e.winner ?? 'undecided') : 'unknown here'),
     el('dt', {}, 'when'), el('dd', {}, e ? new Date(e.at).toLocaleString() : '–'),
     el('dt', {}, 'why'), el('dd', {}, e ? e.why : '–'),
   );
