@@ -28,7 +28,7 @@ export interface AgentDeps {
   host: HostPort;
   version: string;
   /** Further parts (formation, gossip, autopilot), started in this order after listening. */
-  subsystems?: (ctx: { monitor: EngineMonitor }) => Subsystem[];
+  subsystems?: (ctx: { monitor: EngineMonitor; health: () => HealthDocument }) => Subsystem[];
 }
 
 export interface Agent {
@@ -45,7 +45,8 @@ export interface Agent {
 export async function buildAgent(config: Readonly<Config>, deps: AgentDeps): Promise<Agent> {
   const log = deps.log;
   const monitor = new EngineMonitor(deps.docker, log.child({ mod: 'docker' }), config.metrics.intervalMs);
-  const parts = deps.subsystems?.({ monitor }) ?? [];
+  // health is defined below from the parts' checks; subsystems call it only once started.
+  const parts = deps.subsystems?.({ monitor, health: () => health() }) ?? [];
 
   const httpErrors = new Map<string, number>();
   const checkErrors = new Map<string, number>();

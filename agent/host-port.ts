@@ -6,9 +6,10 @@ import { hostChecks } from './health/host-checks.js';
 import type { HealthCheck } from './health/types.js';
 import { loadDiskBenchResult } from './disk-bench/disk-bench.js';
 import type { HostFacts } from './membership/subsystem.js';
+import type { HostSnapshot } from './host/types.js';
 
 /** Adapts the host metrics sampler, host checks and disk benchmark to what the agent needs. */
-export function createHostPort(config: Readonly<Config>, log: Logger, version: string): HostPort & { facts: () => HostFacts } {
+export function createHostPort(config: Readonly<Config>, log: Logger, version: string): HostPort & { facts: () => HostFacts; snapshot: () => HostSnapshot } {
   const host = createHostMetrics({ config, log, version });
   // One check per health key; the results are computed once per sample, not once per key.
   let cached: { at: number; results: ReturnType<typeof hostChecks> } | null = null;
@@ -33,6 +34,7 @@ export function createHostPort(config: Readonly<Config>, log: Logger, version: s
     },
     stop: () => host.stop(),
     render: (extra) => host.render(extra),
+    snapshot: () => host.snapshot(),
     checks,
     diskBench: async () => {
       const r = await host.runDiskBench();

@@ -61,7 +61,7 @@ async function runAgent(config: ReturnType<typeof load>['config'], file: string 
     notifier,
     host,
     version: VERSION,
-    subsystems: (ctx) => agentSubsystems(config, { log, docker, monitor: ctx.monitor, facts: host.facts }),
+    subsystems: (ctx) => agentSubsystems(config, { log, docker, monitor: ctx.monitor, facts: host.facts, version: VERSION, health: ctx.health, snapshot: host.snapshot }),
   });
 
   const shutdown = async (signal: string) => {
@@ -135,6 +135,7 @@ async function loadExtraCommands(): Promise<Command[]> {
     ['./cli/peers.js', ['peersCommand']],
     ['./cli/nodes.js', ['nodesCommand']],
     ['./cli/cluster.js', ['clusterCreateCommand']],
+    ['./cli/cluster-status.js', ['clusterStatusCommand']],
     ['./cli/flash.js', ['flashCommand']],
     ['./cli/doctor.js', ['doctorCommand']],
   ];

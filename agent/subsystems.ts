@@ -7,6 +7,10 @@ import { formationSubsystem } from './swarm/subsystem.js';
 import { createAutopilot } from './autopilot/autopilot.js';
 import { membershipSubsystem, type HostFacts } from './membership/subsystem.js';
 import { engineRecovery } from './docker/engine-recovery.js';
+import type { HealthDocument } from './health/aggregate.js';
+import type { HostSnapshot } from './host/types.js';
+import { clusterSubsystem } from './cluster/subsystem.js';
+import { dashboardSubsystem } from './dashboard/subsystem.js';
 
 export interface SubsystemDeps {
   log: Logger;
@@ -14,6 +18,10 @@ export interface SubsystemDeps {
   monitor: EngineMonitor;
   /** This node's health facts, published to peers over gossip. */
   facts: () => HostFacts;
+  /** For the cluster view's facts (agent/cluster): absent in tests that do not model them. */
+  version?: string;
+  health?: () => HealthDocument;
+  snapshot?: () => HostSnapshot;
 }
 
 /**
@@ -26,7 +34,25 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
   }
   const formation = formationSubsystem(config, deps);
+  // Built before the membership, which publishes its facts; started last.
+  let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
+  const cluster = clusterSubsystem(config, {
+    log: deps.log,
+    version: deps.version ?? '',
+    health: () => deps.health?.() ?? null,
+    snapshot: () => deps.snapshot?.() ?? null,
+    members: () => membership.members(),
+    formation: () => formation.formation.status(),
+    engineNodes: () => autopilotRef?.nodes() ?? null,
+    ...(deps.docker.listServicesAndTasks ? { listServices: () => deps.docker.listServicesAndTasks!() } : {}),
+    autopilot: () => {
+      const a = autopilotRef;
+      if (!a) return null;
+      return { role: a.status().role, target: a.status().assessment?.target ?? null, steps: a.history() };
+    },
+  });
   const membership = membershipSubsystem(config, {
+    extraMeta: (budget) => cluster.publisher.meta(budget),
     log: deps.log,
     monitor: deps.monitor,
     facts: deps.facts,
@@ -34,6 +60,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     joinAddress: () => formation.formation.joinAddress(),
   });
   parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir }), formation, membership);
-  parts.push(createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership }));
+  autopilotRef = createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership });
+  parts.push(autopilotRef, cluster, dashboardSubsystem({ log: deps.log, view: cluster.view }));
   return parts;
 }

@@ -11,7 +11,7 @@ set -euo pipefail
 PACKAGES=(
   docker.io                # dockerd, containerd, runc (Engine 20.10+)
   debootstrap              # builds the local base image when no registry answers
-  prometheus               # promtool check metrics
+  prometheus               # promtool check metrics; a real server for the http_sd_configs test
   prometheus-node-exporter # reference implementation for per-node metrics
   systemd                  # systemd-analyze verify/security for the unit file
   iproute2
@@ -23,6 +23,7 @@ PACKAGES=(
   xz-utils                 # piswarm flash: .img.xz images
   e2fsprogs                # mkfs.ext4 for the flash tests' root partition
   cloud-init               # cloud-init schema: checks the generated user-data
+  chromium                 # the dashboard test drives it with npm playwright-core (its own browser download does not work here)
 )
 DOCKERD_LOG=${PISWARM_DOCKERD_LOG:-/var/log/piswarm-dockerd.log}
 DOCKERD_WAIT_SECONDS=${PISWARM_DOCKERD_WAIT_SECONDS:-60}

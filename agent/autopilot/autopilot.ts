@@ -41,6 +41,8 @@ export type Autopilot = Subsystem & {
   history(): StepRecord[];
   /** What the last tick saw (null before the first listing as a manager). */
   status(): AutopilotStatus;
+  /** The engine's node list as the last tick took it (`at`: wall-clock ms); null when this node is not a manager that could list. */
+  nodes(): { at: number; nodes: readonly SwarmNode[] } | null;
 };
 
 export interface AutopilotStatus {
@@ -78,6 +80,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
   const backoff = new RefusalBackoff(cfg.backoffBaseMs, cfg.backoffMaxMs, args.random);
 
   let tracker = new Map<string, Observation>();
+  let listed: { at: number; nodes: readonly SwarmNode[] } | null = null;
   const records: StepRecord[] = [];
   let state: AutopilotStatus = { role: 'unknown', assessment: null, quorumLost: false, lastPlan: null, lastStepAt: null };
   let lastWaitKey: string | null = null;
@@ -145,6 +148,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     if (info.swarm.state !== 'active' || !info.swarm.isManager || !info.swarm.nodeId) {
       // What we saw as a manager goes stale while we are not one.
       tracker = new Map();
+      listed = null;
       state = { ...state, assessment: null, quorumLost: false };
       setRole('not-manager');
       return;
@@ -157,6 +161,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       bump(counters.tickErrors, code);
       if (code === 'PISWARM_ERR_NOT_MANAGER') {
         tracker = new Map();
+        listed = null;
         state = { ...state, assessment: null, quorumLost: false };
         setRole('not-manager');
         return;
@@ -170,6 +175,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       return;
     }
     const t = now();
+    listed = { at: t, nodes };
     const members = args.membership?.members() ?? [];
     tracker = observe(tracker, nodes, members, t);
     const self = nodes.find((n) => n.id === info.swarm.nodeId);
@@ -302,5 +308,6 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     tick,
     history: () => [...records],
     status: () => state,
+    nodes: () => listed,
   };
 }

@@ -75,6 +75,8 @@ export interface DockerEngine {
    * unlike task listing). Added by formation for the split-heal rule.
    */
   runningServiceContainers?(): Promise<number>;
+  /** Raw service and task lists (managers only), for agent/dashboard/services.ts to summarise. */
+  listServicesAndTasks?(): Promise<{ services: unknown[]; tasks: unknown[] }>;
 }
 
 interface DockerodeError extends Error {
@@ -200,6 +202,11 @@ export function createDockerEngine(opts: { socketPath: string; timeoutMs: number
       call('task ls', async () => {
         const tasks: unknown[] = await (docker.listTasks as (o: object) => Promise<unknown[]>)({ filters: JSON.stringify({ node: [nodeId], "desired-state": ["running"] }) });
         return tasks.length;
+      }),
+    listServicesAndTasks: () =>
+      call('service ls', async () => {
+        const [services, tasks] = await Promise.all([docker.listServices(), (docker.listTasks as (o: object) => Promise<unknown[]>)({ filters: JSON.stringify({ 'desired-state': ['running'] }) })]);
+        return { services, tasks };
       }),
     runningServiceContainers: () =>
       call('container ls', async () => (await docker.listContainers({ filters: { label: ['com.docker.swarm.service.id'], status: ['running'] } })).length),

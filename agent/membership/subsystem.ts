@@ -6,6 +6,7 @@ import type { CheckResult, HealthCheck } from '../health/types.js';
 import type { EngineMonitor } from '../docker/monitor.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
 import { detectAdvertiseAddress } from '../net/address.js';
+import { MAX_META_BYTES, metaBytes } from '../../shared/wire/gossip.js';
 import { createMembership, membershipPort, type Membership } from './membership.js';
 import { createUdpTransport, type UdpTransport } from './udp-transport.js';
 import { systemClock, systemRandom } from './clock.js';
@@ -35,6 +36,8 @@ export interface MembershipDeps {
   joinAddress?: () => string | null;
   /** How often seeds are re-joined and our metadata refreshed. */
   refreshMs?: number;
+  /** More metadata (agent/cluster's facts), given the bytes the rest leaves of MAX_META_BYTES. */
+  extraMeta?: (budgetBytes: number) => Meta;
 }
 
 /**
@@ -66,7 +69,8 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
     if (f.diskBps !== undefined) m.diskBps = Math.round(f.diskBps);
     if (f.undervoltage !== undefined) m.undervoltage = f.undervoltage;
     if (f.tempC !== undefined) m.tempC = Math.round(f.tempC * 10) / 10;
-    return m;
+    // + 1: the comma that joins the extra keys to the rest.
+    return deps.extraMeta ? { ...m, ...deps.extraMeta(MAX_META_BYTES - metaBytes(m) - 1) } : m;
   };
 
   const refresh = async () => {

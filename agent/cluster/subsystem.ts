@@ -1,0 +1,141 @@
+import { arch, uptime } from 'node:os';
+import type { Config } from '../../shared/config-schema.js';
+import type { ClusterDocument } from '../../shared/wire/cluster.js';
+import type { SwarmNode } from '../docker/engine.js';
+import type { HealthDocument } from '../health/aggregate.js';
+import type { HostSnapshot } from '../host/types.js';
+import { readInventory } from '../host/inventory.js';
+import type { Subsystem } from '../lifecycle/subsystem.js';
+import type { Logger } from '../log/logger.js';
+import type { Member } from '../membership/types.js';
+import { systemClock } from '../membership/clock.js';
+import type { FormationStatus } from '../../shared/wire/peer.js';
+import { cpuBusySampler } from './cpu.js';
+import { FactsLedger } from './ledger.js';
+import { createFactsPublisher, type FactsPublisher } from './publisher.js';
+import { clusterRoutes } from './routes.js';
+import { buildClusterView, type StepInput } from './view.js';
+import { summariseServices } from '../dashboard/services.js';
+import type { ServiceSummary } from '../../shared/wire/cluster.js';
+
+/** Figures are re-gossiped this often (one alive update per node per period). */
+export const FACTS_PERIOD_MS = 15_000;
+export const SERVICES_EVERY_MS = 5_000;
+
+export interface ClusterDeps {
+  log: Logger;
+  version: string;
+  health: () => HealthDocument | null;
+  snapshot: () => HostSnapshot | null;
+  members: () => Member[];
+  formation: () => FormationStatus | null;
+  /** A manager's cached engine node list (the autopilot's last listing); null elsewhere. */
+  engineNodes: () => { at: number; nodes: readonly SwarmNode[] } | null;
+  autopilot: () => { role: string; target: number | null; steps: readonly StepInput[] } | null;
+  now?: () => number;
+  monoNow?: () => number;
+  /** Raw services and tasks from this engine (managers only; refreshed every SERVICES_EVERY_MS while it is one). */
+  listServices?: () => Promise<{ services: unknown[]; tasks: unknown[] }>;
+  /** The board model; default: systeminformation's, read once at start. */
+  model?: () => Promise<string | null>;
+}
+
+export type ClusterSubsystem = Subsystem & { publisher: FactsPublisher; view(): ClusterDocument };
+
+/**
+ * The whole cluster as this node sees it: publishes this node's facts through
+ * the membership's metadata (publisher.meta is handed to it) and answers
+ * /v1/cluster and /v1/sd/prometheus from memory.
+ */
+export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): ClusterSubsystem {
+  const now = d.now ?? Date.now;
+  const monoNow = d.monoNow ?? (() => systemClock.now());
+  const log = d.log.child({ mod: 'cluster' });
+  let model: string | null = null;
+  const ledger = new FactsLedger();
+  const publisher = createFactsPublisher({
+    version: d.version,
+    health: d.health,
+    snapshot: d.snapshot,
+    cpuPct: cpuBusySampler(),
+    uptimeS: uptime,
+    arch: arch(),
+    model: () => model,
+    now: monoNow,
+    periodMs: FACTS_PERIOD_MS,
+  });
+
+  let services: ServiceSummary[] | null = null;
+  let servicesBusy = false;
+  const refreshServices = () => {
+    const list = d.engineNodes();
+    if (!list || !d.listServices) {
+      services = null;
+      return;
+    }
+    if (servicesBusy) return;
+    servicesBusy = true;
+    d.listServices()
+      .then((r) => {
+        services = summariseServices(r.services, r.tasks, new Map(list.nodes.map((n) => [n.id, n.hostname])));
+      })
+      .catch((err: unknown) => {
+        services = null;
+        log.debug({ code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot list services');
+      })
+      .finally(() => {
+        servicesBusy = false;
+      });
+  };
+
+  const view = (): ClusterDocument => {
+    const members = d.members();
+    const mono = monoNow();
+    ledger.observe(members, mono);
+    const f = d.formation();
+    return buildClusterView({
+      now: now(),
+      monoNow: mono,
+      clusterName: config.clusterName,
+      self: { id: f?.nodeId ?? '', hostname: config.nodeName ?? f?.name ?? '' },
+      members,
+      factsAgeMs: (id) => ledger.ageMs(id, mono),
+      publishPeriodMs: FACTS_PERIOD_MS,
+      engine: d.engineNodes(),
+      swarmId: f?.swarm?.id ?? null,
+      election: f?.election ? { winner: f.election.winner, why: f.election.why, at: f.election.at } : null,
+      autopilot: d.autopilot(),
+      services,
+    });
+  };
+
+  let timer: NodeJS.Timeout | null = null;
+  let servicesTimer: NodeJS.Timeout | null = null;
+  return {
+    name: 'cluster',
+    publisher,
+    view,
+    routes: clusterRoutes({ view, port: config.http.port }),
+    async start() {
+      // Dating facts needs to see each new seq soon after it arrives, not only when someone asks.
+      timer = setInterval(() => ledger.observe(d.members(), monoNow()), 1000);
+      timer.unref();
+      refreshServices();
+      servicesTimer = setInterval(refreshServices, SERVICES_EVERY_MS);
+      servicesTimer.unref();
+      // systeminformation spawns a few commands: not worth holding the start for.
+      void (d.model ?? (async () => (await readInventory()).model || null))().then(
+        (m) => {
+          model = m;
+        },
+        (err: unknown) => log.debug({ err: (err as Error).message }, 'board model unknown'),
+      );
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      if (servicesTimer) clearInterval(servicesTimer);
+      timer = null;
+      servicesTimer = null;
+    },
+  };
+}
