@@ -11,7 +11,7 @@ import { createUdpTransport, type UdpTransport } from './udp-transport.js';
 import { systemClock, systemRandom } from './clock.js';
 import type { Meta, MemberEvent } from './types.js';
 import { isPiswarmError } from '../../shared/errors.js';
-import { backoffMs } from '../election/rule.js';
+import { backoffMs } from '../lifecycle/backoff.js';
 
 /** Longest wait between two looks for an address while there is none. */
 const ADDRESS_RETRY_MAX_MS = 10_000;

@@ -7,7 +7,7 @@ import { deriveClusterKeys } from '../identity/keys.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { createPeerClient } from '../peers/client.js';
 import { detectAdvertiseAddress, hostInterfaces } from '../net/address.js';
-import { createFormation, type Formation } from './formation.js';
+import { createFormation, type Formation } from './controller.js';
 
 /**
  * Formation built from the real adapters, as one Subsystem for

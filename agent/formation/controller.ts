@@ -9,14 +9,15 @@ import type { Collector, MetricFamily } from '../metrics/types.js';
 import type { HealthCheck, CheckResult } from '../health/types.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { deriveClusterKeys, type ClusterKeys } from '../identity/keys.js';
-import { addressDrift, joinHostPort, type AddressChoice, type InterfaceTable } from '../net/address.js';
+import { addressDrift, hostOf, joinHostPort, type AddressChoice, type InterfaceTable } from '../net/address.js';
 import { MDNS_ERROR_KINDS, MDNS_PORT_FIX, seedCandidates, type Candidate, type Discovery } from '../discovery/discovery.js';
 import type { AdvertRole } from '../discovery/advert.js';
 import type { PeerClient } from '../peers/client.js';
 import { ReplayCache } from '../peers/protocol.js';
 import { createPeerRoutes, type GrantSource } from '../peers/routes.js';
 import { createSelfAddressing } from '../peers/self-addressing.js';
-import { backoffMs, decide, effectiveHoldOffMs, hostOf, type Decision, type ElectionInput, type PeerState } from '../election/rule.js';
+import { decide, effectiveHoldOffMs, type Decision, type ElectionInput, type PeerState } from './rule.js';
+import { backoffMs } from '../lifecycle/backoff.js';
 import { pinsJoinAddress } from '../docker/engine-recovery.js';
 import { createFileFormationStore, type FormationStore, type PersistedFormation } from './store.js';
 
