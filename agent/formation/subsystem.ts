@@ -1,4 +1,5 @@
 import type { Config } from '../../shared/config-schema.js';
+import { errFields } from '../../shared/errors.js';
 import type { DockerEngine } from '../docker/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
@@ -27,8 +28,9 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
   } catch (err) {
     // Without a stable identity a restart could look like a new node; better
     // to form nothing and say so in /health than to crash-loop or duplicate.
-    disabledReason = (err as Error).message;
-    deps.log.error({ code: (err as { code?: string }).code, detail: disabledReason }, 'node identity unavailable: formation is off');
+    const { code, detail } = errFields(err);
+    disabledReason = detail;
+    deps.log.error({ code, detail }, 'node identity unavailable: formation is off');
     identity = { nodeId: '0'.repeat(24), name: config.nodeName ?? 'piswarm', createdAt: '' };
   }
   const keys = config.clusterKey && !disabledReason ? deriveClusterKeys(config.clusterKey) : null;

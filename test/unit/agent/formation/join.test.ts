@@ -208,7 +208,7 @@ t.test('join rounds ask every known manager, back off exponentially up to joinBa
     },
   });
   // README: `formation.joinBackoffMaxMs` is the "cap of the exponential backoff between join attempts".
-  // formation doJoin: backoffMs(attempt, 500, cap, random()), i.e. min(cap, 500 ms * 2^attempt), half
+  // agent/formation/actions.ts doJoin: backoffMs(attempt, 500, cap, random()), i.e. min(cap, 500 ms * 2^attempt), half
   // of it fixed, half jittered: with random() = 0.5 each delay is 3/4 of that.
   const CAP = 4000;
   const j = joiner(t, m.port, engine, { joinBackoffMaxMs: CAP });
