@@ -8,6 +8,7 @@ import { deriveClusterKeys } from '../identity/keys.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { createPeerClient } from '../peers/client.js';
 import { detectAdvertiseAddress, hostInterfaces } from '../net/address.js';
+import { wallClock } from '../lifecycle/clock.js';
 import { createFormation, type Formation } from './controller.js';
 
 /**
@@ -34,12 +35,12 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
     identity = { nodeId: '0'.repeat(24), name: config.nodeName ?? 'piswarm', createdAt: '' };
   }
   const keys = config.clusterKey && !disabledReason ? deriveClusterKeys(config.clusterKey) : null;
-  const now = () => Date.now();
+  const now = wallClock.now;
   const formation = createFormation({
     config: config as Config,
     log: deps.log,
     docker: deps.docker,
-    clock: { now, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+    clock: wallClock,
     identity,
     keys,
     discovery:

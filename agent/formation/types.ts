@@ -12,13 +12,10 @@ import type { Discovery } from '../discovery/discovery.js';
 import type { PeerClient } from '../peers/client.js';
 import type { FormationStore } from './store.js';
 import type { FormationState } from './state.js';
+import type { Clock } from '../lifecycle/clock.js';
 
-/** What formation needs of time: wall-clock ms (timestamps shown to operators) and one timer. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+/** The agent's one clock; formation's is the wall clock (its times are shown to operators). */
+export type { Clock } from '../lifecycle/clock.js';
 
 /**
  * What agent/formation/subsystem.ts wires:
