@@ -20,7 +20,7 @@ export { PIN_SETTLE_MS, type Clock, type Formation, type FormationDeps } from '.
  * and stop(). Each tick: address, engine, peers, the rule, one action.
  */
 export function createFormation(deps: FormationDeps): Formation {
-  const ctx = createContext(deps);
+  const ctx = createFormationContext(deps);
   const loop = { timer: null as unknown, running: null as Promise<void> | null, stopped: false };
   const tick = () => runTick(ctx);
 
@@ -65,7 +65,8 @@ export function createFormation(deps: FormationDeps): Formation {
   };
 }
 
-function createContext(deps: FormationDeps): FormationContext {
+/** The context every part is handed (exported so a part can be tested alone). */
+export function createFormationContext(deps: FormationDeps): FormationContext {
   const { config, clock } = deps;
   const log = deps.log.child({ mod: 'formation' });
   const keys = deps.keys !== undefined ? deps.keys : config.clusterKey ? deriveClusterKeys(config.clusterKey) : null;
