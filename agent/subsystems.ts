@@ -3,7 +3,7 @@ import type { Logger } from './log/logger.js';
 import type { DockerEngine } from './docker/engine.js';
 import type { EngineMonitor } from './docker/monitor.js';
 import type { Subsystem } from './lifecycle/subsystem.js';
-import { formationSubsystem } from './swarm/subsystem.js';
+import { formationSubsystem } from './formation/subsystem.js';
 import { createAutopilot } from './autopilot/autopilot.js';
 import { membershipSubsystem, type HostFacts } from './membership/subsystem.js';
 import { engineRecovery } from './docker/engine-recovery.js';

@@ -79,3 +79,17 @@ export class PiswarmError extends Error {
 export function isPiswarmError(err: unknown, code?: ErrorCode): err is PiswarmError {
   return err instanceof PiswarmError && (code === undefined || err.code === code);
 }
+
+/**
+ * The one way to log an error: `log.warn({ ...errFields(err) }, '...')`.
+ * `code` is the PISWARM_ERR_* code, or 'error' for anything else (never an
+ * unchecked cast); `detail` is the message.
+ */
+export function errFields(err: unknown): { code: string; detail: string } {
+  return { code: errCode(err), detail: err instanceof Error ? err.message : String(err) };
+}
+
+/** errFields' code alone, for state, labels and debug lines. */
+export function errCode(err: unknown): string {
+  return isPiswarmError(err) ? err.code : 'error';
+}

@@ -1,5 +1,5 @@
 import type { AutopilotConfig, ClusterView, NodeView } from './view.js';
-import { hostOf } from '../election/rule.js';
+import { hostOf } from '../net/address.js';
 
 export type ActionKind = 'promote' | 'demote' | 'remove' | 'drain' | 'activate';
 export type StepKind = ActionKind | 'wait';
@@ -175,7 +175,7 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
   };
   // A worker whose engine would dial only the manager it joined through
   // (Docker < 27, gossip `joinAddr`) cannot join Raft when that manager is
-  // gone: it re-joins through a live one first (agent/election/rule.ts) and
+  // gone: it re-joins through a live one first (agent/formation/rule.ts) and
   // is a candidate again as a new node.
   const liveManagerHosts = new Set(managers.filter((n) => n.reachable && n.managerAddr).map((n) => hostOf(n.managerAddr!)));
   const pinnedAway = (n: NodeView) => n.joinAddr !== null && !liveManagerHosts.has(hostOf(n.joinAddr));

@@ -24,7 +24,7 @@ export const RESTARTABLE = /can't initialize raft node/i;
  * patch release on, which we could not check here, so every engine before 27
  * counts as affected). The engine's own advice is the workaround piswarm
  * applies: the worker leaves and joins again, through a live manager
- * (agent/election/rule.ts). A wrong "affected" costs one re-join; an
+ * (agent/formation/rule.ts). A wrong "affected" costs one re-join; an
  * unparseable version counts as fixed, so nothing is done on a guess.
  */
 export function pinsJoinAddress(serverVersion: string): boolean {

@@ -3,12 +3,12 @@ import type { Clock, Random, TimerHandle } from './types.js';
 /** The real clock: monotonic time, unref'd timers (the UDP socket, not a gossip timer, keeps the agent alive). */
 export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
-  setTimer(fn: () => void, ms: number): TimerHandle {
+  setTimeout(fn: () => void, ms: number): TimerHandle {
     const t = setTimeout(fn, ms);
     t.unref();
     return t;
   },
-  clearTimer(handle: TimerHandle): void {
+  clearTimeout(handle: TimerHandle): void {
     clearTimeout(handle as ReturnType<typeof setTimeout>);
   },
 });

@@ -136,7 +136,7 @@ class Suspicion {
     private readonly fire: () => void,
   ) {
     this.confirmations.add(from);
-    this.timer = clock.setTimer(fire, suspicionDeadline(0, k, minMs, maxMs));
+    this.timer = clock.setTimeout(fire, suspicionDeadline(0, k, minMs, maxMs));
   }
 
   /** True when `from` is a new independent confirmation (worth re-gossiping). */
@@ -145,13 +145,13 @@ class Suspicion {
     this.confirmations.add(from);
     this.n++;
     const remaining = suspicionDeadline(this.n, this.k, this.minMs, this.maxMs) - (this.clock.now() - this.start);
-    this.clock.clearTimer(this.timer);
-    this.timer = this.clock.setTimer(this.fire, Math.max(0, remaining));
+    this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(this.fire, Math.max(0, remaining));
     return true;
   }
 
   cancel(): void {
-    this.clock.clearTimer(this.timer);
+    this.clock.clearTimeout(this.timer);
   }
 }
 
@@ -322,17 +322,17 @@ export class GossipCore {
     }
     this.queue.set(this.selfRec.id, this.aliveUpdate(this.selfRec));
     // Random phase so a cluster started at once does not probe in lockstep.
-    this.probeTimer = this.clock.setTimer(() => this.probeTick(), Math.floor(this.random() * this.o.probeIntervalMs));
-    this.gossipTimer = this.clock.setTimer(() => this.gossipTick(), Math.floor(this.random() * this.o.gossipIntervalMs));
+    this.probeTimer = this.clock.setTimeout(() => this.probeTick(), Math.floor(this.random() * this.o.probeIntervalMs));
+    this.gossipTimer = this.clock.setTimeout(() => this.gossipTick(), Math.floor(this.random() * this.o.gossipIntervalMs));
     this.schedulePushPull(true);
   }
 
   /** Stops every timer; the transport stays open (its owner closes it). Members are kept. */
   stop(): void {
     this.running = false;
-    for (const t of [this.probeTimer, this.gossipTimer, this.pushPullTimer]) if (t !== null) this.clock.clearTimer(t);
+    for (const t of [this.probeTimer, this.gossipTimer, this.pushPullTimer]) if (t !== null) this.clock.clearTimeout(t);
     this.probeTimer = this.gossipTimer = this.pushPullTimer = null;
-    for (const t of this.inflight) this.clock.clearTimer(t);
+    for (const t of this.inflight) this.clock.clearTimeout(t);
     this.inflight.clear();
     for (const s of this.suspicions.values()) s.cancel();
     this.suspicions.clear();
@@ -356,7 +356,7 @@ export class GossipCore {
         this.joinFinishers.delete(finish);
         for (const s of seqs) this.joins.delete(s);
         if (timer !== null) {
-          this.clock.clearTimer(timer);
+          this.clock.clearTimeout(timer);
           this.inflight.delete(timer);
         }
         resolve(result);
@@ -390,7 +390,7 @@ export class GossipCore {
     this.liveCache = null;
     this.selfRec.stateChangedAt = this.clock.now();
     this.queue.set(this.selfRec.id, ['l', this.selfRec.id, this.selfRec.incarnation]);
-    if (this.probeTimer !== null) this.clock.clearTimer(this.probeTimer);
+    if (this.probeTimer !== null) this.clock.clearTimeout(this.probeTimer);
     this.probeTimer = null;
     this.gossipTick(); // do not wait for the next round
     return new Promise((resolve) => {
@@ -450,7 +450,7 @@ export class GossipCore {
     this.probeTimer = null;
     if (!this.running || this.leaving) return;
     const interval = this.awareness.scale(this.o.probeIntervalMs);
-    this.probeTimer = this.clock.setTimer(() => this.probeTick(), interval);
+    this.probeTimer = this.clock.setTimeout(() => this.probeTick(), interval);
     const target = this.nextProbeTarget();
     if (target) this.probe(target, interval);
   }
@@ -553,7 +553,7 @@ export class GossipCore {
   private gossipTick(): void {
     this.gossipTimer = null;
     if (!this.running) return;
-    this.gossipTimer = this.clock.setTimer(() => this.gossipTick(), this.o.gossipIntervalMs);
+    this.gossipTimer = this.clock.setTimeout(() => this.gossipTick(), this.o.gossipIntervalMs);
     if (this.queue.size === 0) return;
     const now = this.clock.now();
     const targets = this.kRandom(
@@ -576,7 +576,7 @@ export class GossipCore {
     const scale = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
     const base = this.o.pushPullIntervalMs * scale;
     const delay = first ? Math.floor(this.random() * base) : base;
-    this.pushPullTimer = this.clock.setTimer(() => {
+    this.pushPullTimer = this.clock.setTimeout(() => {
       this.pushPullTimer = null;
       if (!this.running) return;
       this.schedulePushPull(false);
@@ -990,7 +990,7 @@ export class GossipCore {
   }
 
   private later(fn: () => void, ms: number): TimerHandle {
-    const h = this.clock.setTimer(() => {
+    const h = this.clock.setTimeout(() => {
       this.inflight.delete(h);
       fn();
     }, ms);
@@ -999,7 +999,7 @@ export class GossipCore {
   }
 
   private cancel(h: TimerHandle): void {
-    this.clock.clearTimer(h);
+    this.clock.clearTimeout(h);
     this.inflight.delete(h);
   }
 

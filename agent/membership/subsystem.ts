@@ -2,6 +2,7 @@ import type { Config } from '../../shared/config-schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
 import type { Collector, MetricFamily } from '../metrics/types.js';
+import { counter } from '../metrics/families.js';
 import type { CheckResult, HealthCheck } from '../health/types.js';
 import type { EngineMonitor } from '../docker/monitor.js';
 import { loadOrCreateIdentity } from '../identity/identity.js';
@@ -12,7 +13,7 @@ import { createUdpTransport, type UdpTransport } from './udp-transport.js';
 import { systemClock, systemRandom } from './clock.js';
 import type { Meta, MemberEvent } from './types.js';
 import { isPiswarmError } from '../../shared/errors.js';
-import { backoffMs } from '../election/rule.js';
+import { backoffMs } from '../lifecycle/backoff.js';
 
 /** Longest wait between two looks for an address while there is none. */
 const ADDRESS_RETRY_MAX_MS = 10_000;
@@ -111,25 +112,24 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
     collect(): MetricFamily[] {
       if (!membership) return [];
       const s = membership.stats();
-      const c = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
       const rtt = s.rtt.recentMs;
       return [
         { name: 'piswarm_gossip_members', help: 'Gossip members by state, this node included.', type: 'gauge', samples: (['alive', 'suspect', 'dead', 'left'] as const).map((st) => ({ labels: { state: st }, value: s.members[st] })) },
-        c('piswarm_gossip_probes_total', 'Failure-detector probes sent.', s.probesSent),
-        c('piswarm_gossip_probe_failures_total', 'Probes that got no ack, direct or indirect.', s.probesFailed),
-        c('piswarm_gossip_indirect_probes_total', 'Indirect probes sent on behalf of this node.', s.indirectProbesSent),
-        c('piswarm_gossip_suspicions_total', 'Suspicions this node raised.', s.suspicionsRaised),
-        c('piswarm_gossip_refutations_total', 'Suspicions of this node it refuted.', s.refutations),
-        c('piswarm_gossip_deaths_declared_total', 'Members this node declared dead.', s.deathsDeclared),
-        c('piswarm_gossip_messages_sent_total', 'Gossip datagrams sent.', s.messagesSent),
-        c('piswarm_gossip_messages_received_total', 'Gossip datagrams received.', s.messagesReceived),
-        c('piswarm_gossip_bytes_sent_total', 'Gossip bytes sent.', s.bytesSent),
-        c('piswarm_gossip_bytes_received_total', 'Gossip bytes received.', s.bytesReceived),
+        counter('piswarm_gossip_probes_total', 'Failure-detector probes sent.', s.probesSent),
+        counter('piswarm_gossip_probe_failures_total', 'Probes that got no ack, direct or indirect.', s.probesFailed),
+        counter('piswarm_gossip_indirect_probes_total', 'Indirect probes sent on behalf of this node.', s.indirectProbesSent),
+        counter('piswarm_gossip_suspicions_total', 'Suspicions this node raised.', s.suspicionsRaised),
+        counter('piswarm_gossip_refutations_total', 'Suspicions of this node it refuted.', s.refutations),
+        counter('piswarm_gossip_deaths_declared_total', 'Members this node declared dead.', s.deathsDeclared),
+        counter('piswarm_gossip_messages_sent_total', 'Gossip datagrams sent.', s.messagesSent),
+        counter('piswarm_gossip_messages_received_total', 'Gossip datagrams received.', s.messagesReceived),
+        counter('piswarm_gossip_bytes_sent_total', 'Gossip bytes sent.', s.bytesSent),
+        counter('piswarm_gossip_bytes_received_total', 'Gossip bytes received.', s.bytesReceived),
         { name: 'piswarm_gossip_dropped_total', help: 'Gossip datagrams refused, by reason (auth, wrongCluster, malformed, ...).', type: 'counter', samples: Object.entries(s.dropped).map(([reason, value]) => ({ labels: { reason }, value })) },
         { name: 'piswarm_gossip_health_score', help: 'Lifeguard local health score (0 is healthy).', type: 'gauge', samples: [{ value: s.healthScore }] },
         { name: 'piswarm_gossip_probe_rtt_seconds', help: 'Mean round-trip time of recent direct probes.', type: 'gauge', samples: [{ value: rtt.length ? rtt.reduce((a, b) => a + b, 0) / rtt.length / 1000 : 0 }] },
         { name: 'piswarm_gossip_probe_rtt_seconds_total', help: 'Sum of all direct probe round-trip times.', type: 'counter', samples: [{ value: s.rtt.sumMs / 1000 }] },
-        c('piswarm_gossip_probe_rtt_count_total', 'Direct probe round trips measured.', s.rtt.count),
+        counter('piswarm_gossip_probe_rtt_count_total', 'Direct probe round trips measured.', s.rtt.count),
       ];
     },
   };

@@ -17,14 +17,8 @@ export interface Transport {
   onMessage(handler: (data: Uint8Array, from: PeerAddress) => void): void;
 }
 
-export type TimerHandle = unknown;
-
-/** Monotonic milliseconds and one-shot timers; the simulator supplies a virtual one. */
-export interface Clock {
-  now(): number;
-  setTimer(fn: () => void, ms: number): TimerHandle;
-  clearTimer(handle: TimerHandle): void;
-}
+/** The agent's one clock (agent/lifecycle/clock.ts): membership's is monotonic; the simulator supplies a virtual one. */
+export type { Clock, TimerHandle } from '../lifecycle/clock.js';
 
 /** Uniform in [0, 1); seeded in simulations so runs repeat exactly. */
 export type Random = () => number;

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import type { Clock } from '../lifecycle/clock.js';
 import { formatFamilies, normalizeFamilies } from './format.js';
 import type { Collector, MetricFamily } from './types.js';
 
@@ -10,8 +11,8 @@ export interface SampledCollector extends Collector {
   sample?(now: number): void | Promise<void>;
 }
 
-export interface SamplerClock {
-  now(): number;
+/** The agent's clock (agent/lifecycle/clock.ts), with an interval timer instead of a one-shot one. */
+export interface SamplerClock extends Pick<Clock, 'now'> {
   setInterval(fn: () => void, ms: number): unknown;
   clearInterval(handle: unknown): void;
 }

@@ -135,6 +135,9 @@ export function joinHostPort(host: string, port: number): string {
  * removed. Nothing on the node is changed by it. `detect` (which reads the
  * route table) is asked only once the address is gone.
  */
+/** `10.0.0.1:2377` or `[fd00::1]:2377` -> the host part. */
+export const hostOf = (addr: string): string => addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+
 export function addressDrift(inUse: AddressChoice, interfaces: InterfaceTable, detect: () => AddressChoice): { now: AddressChoice | null; why: string } | null {
   if (Object.values(interfaces).some((list) => (list ?? []).some((a) => a.address === inUse.address))) return null;
   const was = `the advertise address ${inUse.address} (${inUse.interface}) is no longer an address of this host`;

@@ -63,7 +63,7 @@ export class SimNetwork {
     if (this.random() < this.options.loss) return void this.counters.lost++;
     const { delayMinMs: lo, delayMaxMs: hi } = this.options;
     const delay = lo + this.random() * (hi - lo);
-    this.clock.setTimer(() => {
+    this.clock.setTimeout(() => {
       if (this.down.has(toKey)) return void this.counters.blocked++;
       const h = this.handlers.get(toKey);
       if (!h) return void this.counters.blocked++;

@@ -24,14 +24,14 @@ export class VirtualClock implements Clock {
     return this.t;
   }
 
-  setTimer(fn: () => void, ms: number): TimerHandle {
+  setTimeout(fn: () => void, ms: number): TimerHandle {
     const timer: Timer = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.push(timer);
     this.live++;
     return timer;
   }
 
-  clearTimer(handle: TimerHandle): void {
+  clearTimeout(handle: TimerHandle): void {
     const timer = handle as Timer | null;
     if (timer && !timer.cancelled) {
       timer.cancelled = true;

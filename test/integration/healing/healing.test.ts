@@ -47,7 +47,7 @@ t.test('5 nodes: leader power cut is healed, the dead node pruned; a worker powe
   // joined through (moby PR #47854); every worker here joined through the
   // first manager, often the leader killed below. The agents make such
   // workers re-join through a live manager before the autopilot may promote
-  // them (agent/election/rule.ts), so this runs on every engine.
+  // them (agent/formation/rule.ts), so this runs on every engine.
   const engine = (await sim.exec(c.ref, names()[0]!, ['docker', 'info', '--format', '{{.ServerVersion}}'])).stdout.trim();
   const pinning = pinsJoinAddress(engine);
   let firstManager = '';

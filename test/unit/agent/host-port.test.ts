@@ -5,7 +5,7 @@ import t from 'tap';
 import { createHostPort } from '../../../agent/host-port.js';
 import { STATE_FILE, loadDiskBenchResult, saveDiskBenchResult } from '../../../agent/disk-bench/disk-bench.js';
 import { memoryLogger } from '../../helpers/fakes.js';
-import { testConfig } from './swarm/helpers.js';
+import { testConfig } from './formation/helpers.js';
 
 // The host port samples this machine's real /proc and /sys: no fakes here.
 

@@ -76,7 +76,7 @@ export function harness(peers: string[], opts: { start?: boolean } = {}): Harnes
     deliver(fromId, msg, delayMs = 0) {
       const data = seal(keys, JSON.stringify({ f: fromId, ...msg }))!;
       if (delayMs === 0) deliverRaw(data, addrOf(fromId));
-      else clock.setTimer(() => deliverRaw(data, addrOf(fromId)), delayMs);
+      else clock.setTimeout(() => deliverRaw(data, addrOf(fromId)), delayMs);
     },
     sentOf: (t) => transport.sent.filter((s) => s.msg.t === t),
   };

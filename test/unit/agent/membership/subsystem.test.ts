@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { membershipSubsystem } from '../../../../agent/membership/subsystem.js';
 import type { EngineMonitor } from '../../../../agent/docker/monitor.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
-import { KEY, freePort, testConfig } from '../swarm/helpers.js';
+import { KEY, freePort, testConfig } from '../formation/helpers.js';
 
 /** The engine monitor as gossip metadata reads it: its last answer, nothing else. */
 const monitor = new Proxy({ last: () => ({ info: null }) } as unknown as EngineMonitor, {

@@ -1,4 +1,5 @@
 import type { Config } from '../../shared/config-schema.js';
+import { errFields } from '../../shared/errors.js';
 import type { DockerEngine } from '../docker/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
@@ -7,7 +8,8 @@ import { deriveClusterKeys } from '../identity/keys.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { createPeerClient } from '../peers/client.js';
 import { detectAdvertiseAddress, hostInterfaces } from '../net/address.js';
-import { createFormation, type Formation } from './formation.js';
+import { wallClock } from '../lifecycle/clock.js';
+import { createFormation, type Formation } from './controller.js';
 
 /**
  * Formation built from the real adapters, as one Subsystem for
@@ -27,17 +29,18 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
   } catch (err) {
     // Without a stable identity a restart could look like a new node; better
     // to form nothing and say so in /health than to crash-loop or duplicate.
-    disabledReason = (err as Error).message;
-    deps.log.error({ code: (err as { code?: string }).code, detail: disabledReason }, 'node identity unavailable: formation is off');
+    const { code, detail } = errFields(err);
+    disabledReason = detail;
+    deps.log.error({ code, detail }, 'node identity unavailable: formation is off');
     identity = { nodeId: '0'.repeat(24), name: config.nodeName ?? 'piswarm', createdAt: '' };
   }
   const keys = config.clusterKey && !disabledReason ? deriveClusterKeys(config.clusterKey) : null;
-  const now = () => Date.now();
+  const now = wallClock.now;
   const formation = createFormation({
     config: config as Config,
     log: deps.log,
     docker: deps.docker,
-    clock: { now, setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
+    clock: wallClock,
     identity,
     keys,
     discovery:

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { DockerEngine, SwarmAddresses } from '../../../../agent/docker/engine.js';
-import { createFormation } from '../../../../agent/swarm/formation.js';
-import { createFileFormationStore, createMemoryFormationStore, type FormationStore } from '../../../../agent/swarm/store.js';
+import { createFormation } from '../../../../agent/formation/controller.js';
+import { createFileFormationStore, createMemoryFormationStore, type FormationStore } from '../../../../agent/formation/store.js';
 import { renderFamilies } from '../../../../agent/metrics/format.js';
 import { PiswarmError } from '../../../../shared/errors.js';
 import type { HelloResponse } from '../../../../shared/wire/peer.js';

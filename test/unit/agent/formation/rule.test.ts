@@ -1,5 +1,6 @@
 import t from 'tap';
-import { backoffMs, compareSwarms, decide, effectiveHoldOffMs, splitWinner, summarizeSwarms, type ElectionInput, type PeerState, type SelfState } from '../../../../agent/election/rule.js';
+import { compareSwarms, decide, effectiveHoldOffMs, splitWinner, summarizeSwarms, type ElectionInput, type PeerState, type SelfState } from '../../../../agent/formation/rule.js';
+import { backoffMs } from '../../../../agent/lifecycle/backoff.js';
 import type { PeerSwarm } from '../../../../shared/wire/peer.js';
 
 const id = (i: number) => i.toString(16).padStart(24, '0');

@@ -1,4 +1,5 @@
 import type { FormationPhase, PeerSwarm } from '../../shared/wire/peer.js';
+import { hostOf } from '../net/address.js';
 
 /**
  * THE FIRST-MANAGER RULE (README text)
@@ -49,7 +50,7 @@ import type { FormationPhase, PeerSwarm } from '../../shared/wire/peer.js';
  * The hold-off when none is configured. With expect = 1 nothing but the
  * hold-off keeps two Pis that boot a few seconds apart from each creating a
  * swarm, so it is long; with expect >= 2 a node alone can never create one, and
- * the boot-order property test (test/unit/agent/election/rule.test.ts, 500
+ * the boot-order property test (test/unit/agent/formation/rule.test.ts, 500
  * orders, boots spread over 3 s, discovery up to 1.5 s) shows one creator every
  * time at 2 s, which is what keeps 5-node formation under 10 s.
  */
@@ -154,8 +155,6 @@ export function splitWinner(summaries: readonly SwarmSummary[]): SwarmSummary | 
   return [...summaries].sort(compareSwarms)[0] ?? null;
 }
 
-/** `10.0.0.1:2377` or `[fd00::1]:2377` -> the host part. */
-export const hostOf = (addr: string): string => addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
 
 /** Why a node in its own swarm should leave and join it again, and which manager host not to join through. */
 function rejoinWhy(self: SelfState): { kind: RejoinReason; avoid: string | null; reason: string } | null {
@@ -294,10 +293,4 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
   }
   const w = rank[turn]!;
   return { action: 'wait', phase: 'waiting', reason: `waiting for ${w} (rank ${turn}) to create the swarm`, rank, winner: w };
-}
-
-/** Capped exponential backoff with full jitter; `random` in [0, 1). */
-export function backoffMs(attempt: number, baseMs: number, capMs: number, random: number): number {
-  const exp = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(exp / 2 + (exp / 2) * random);
 }

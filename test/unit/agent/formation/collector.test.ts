@@ -1,7 +1,7 @@
 import t from 'tap';
 import { renderFamilies } from '../../../../agent/metrics/format.js';
-import { createFormation } from '../../../../agent/swarm/formation.js';
-import { createMemoryFormationStore } from '../../../../agent/swarm/store.js';
+import { createFormation } from '../../../../agent/formation/controller.js';
+import { createMemoryFormationStore } from '../../../../agent/formation/store.js';
 import { fakeDocker, memoryLogger } from '../../../helpers/fakes.js';
 import { promtoolCheck, promtoolSkip } from '../metrics/promtool.js';
 import { FakeWorld } from './fake-swarm.js';

@@ -8,8 +8,8 @@ import { deriveClusterKeys } from '../../../../agent/identity/keys.js';
 import { renderFamilies } from '../../../../agent/metrics/format.js';
 import { createPeerClient } from '../../../../agent/peers/client.js';
 import { openToken, signRequest, verifyResponse } from '../../../../agent/peers/protocol.js';
-import { createFormation } from '../../../../agent/swarm/formation.js';
-import { createMemoryFormationStore } from '../../../../agent/swarm/store.js';
+import { createFormation } from '../../../../agent/formation/controller.js';
+import { createMemoryFormationStore } from '../../../../agent/formation/store.js';
 import { PEER_AUTH_HEADER } from '../../../../shared/wire/peer.js';
 import { fakeDocker, memoryLogger } from '../../../helpers/fakes.js';
 import { FakeWorld } from './fake-swarm.js';
@@ -208,7 +208,7 @@ t.test('join rounds ask every known manager, back off exponentially up to joinBa
     },
   });
   // README: `formation.joinBackoffMaxMs` is the "cap of the exponential backoff between join attempts".
-  // formation.ts doJoin: backoffMs(attempt, 500, cap, random()), i.e. min(cap, 500 ms * 2^attempt), half
+  // agent/formation/actions.ts doJoin: backoffMs(attempt, 500, cap, random()), i.e. min(cap, 500 ms * 2^attempt), half
   // of it fixed, half jittered: with random() = 0.5 each delay is 3/4 of that.
   const CAP = 4000;
   const j = joiner(t, m.port, engine, { joinBackoffMaxMs: CAP });

@@ -1,0 +1,193 @@
+import { errCode, isPiswarmError } from '../../shared/errors.js';
+import type { HelloResponse } from '../../shared/wire/peer.js';
+import type { EngineInfo } from '../docker/engine.js';
+import { pinsJoinAddress } from '../docker/engine-recovery.js';
+import { hostOf, joinHostPort } from '../net/address.js';
+import { rememberSwarm } from './state.js';
+import { SWARM_PORT, type FormationContext } from './types.js';
+
+/** A manager re-reads its node list for hello answers at most this often... */
+const NODE_LIST_REFRESH_MS = 5_000;
+/** ...and answers `listsAsker` only from a list this fresh. */
+const NODE_LIST_FRESH_MS = 15_000;
+
+/** Reads `docker info` into the state: the engine, and the swarm this node is in (selfSwarm). */
+export async function readEngine(ctx: FormationContext): Promise<void> {
+  const s = ctx.s;
+  try {
+    s.info = await ctx.docker.info();
+    s.engineError = null;
+  } catch (err) {
+    s.info = null;
+    s.engineError = isPiswarmError(err) ? err.code : 'error';
+    s.selfSwarm = null;
+    return;
+  }
+  const sw = s.info.swarm;
+  if (sw.state !== 'active') {
+    s.selfSwarm = null;
+    s.pinnedSince = null;
+    // A pending engine keeps what the managers said of it: an engine whose
+    // node was removed while it was off stays pending for good, and that
+    // word is the only way out (noteListing, the rule's pending branch).
+    if (sw.state !== 'pending') s.removedSince = null;
+    return;
+  }
+  const id = swarmIdOf(ctx, sw);
+  if (!id) {
+    s.selfSwarm = null;
+    return;
+  }
+  const createdAt = await swarmCreatedAt(ctx, sw, id);
+  const managerAddrs = sw.remoteManagers.map((m) => m.addr).slice(0, 16);
+  recordManagerSwarm(ctx, sw, createdAt);
+  trackPin(ctx, sw, id);
+  await refreshListedIds(ctx, sw.isManager);
+  s.selfSwarm = { id, createdAt, role: sw.isManager ? 'manager' : 'worker', nodes: sw.isManager ? sw.nodes : null, managerAddrs, runningTasks: s.selfSwarm?.id === id ? s.selfSwarm.runningTasks : null };
+  rememberSwarm(ctx, id, createdAt, false);
+}
+
+/**
+ * A worker's engine does not name its swarm: take it from the grant we
+ * persisted, else from a confirmed manager whose address our engine lists.
+ */
+function swarmIdOf(ctx: FormationContext, sw: EngineInfo['swarm']): string | null {
+  const managerSet = new Set(sw.remoteManagers.map((m) => m.addr));
+  const viaManager = [...ctx.s.peers.values()].find((p) => p.state?.swarm?.role === 'manager' && managerSet.has(joinHostPort(p.addr, SWARM_PORT)))?.state?.swarm?.id;
+  return sw.clusterId ?? ctx.s.persisted.joined?.id ?? viaManager ?? null;
+}
+
+async function swarmCreatedAt(ctx: FormationContext, sw: EngineInfo['swarm'], id: string): Promise<string | null> {
+  const { persisted, createdAtById } = ctx.s;
+  let createdAt = createdAtById.get(id) ?? (persisted.joined?.id === id ? persisted.joined.createdAt : null) ?? persisted.seenSwarms.find((x) => x.id === id)?.createdAt ?? null;
+  if (sw.isManager && !createdAtById.has(id)) {
+    try {
+      const d = await ctx.docker.swarmInspect();
+      createdAt = d.createdAt;
+      createdAtById.set(id, d.createdAt);
+    } catch (err) {
+      ctx.log.debug({ code: errCode(err) }, 'swarm inspect failed');
+    }
+  }
+  return createdAt;
+}
+
+/**
+ * A manager's engine names its swarm: that is the truth about which swarm
+ * this node is in (formation.json of releases before this fix holds the
+ * creator's node id there instead).
+ */
+function recordManagerSwarm(ctx: FormationContext, sw: EngineInfo['swarm'], createdAt: string | null): void {
+  const persisted = ctx.s.persisted;
+  if (!sw.isManager || !sw.clusterId || persisted.joined?.id === sw.clusterId) return;
+  ctx.log.info({ was: persisted.joined?.id ?? null, swarmId: sw.clusterId }, 'the swarm this node is in recorded from its engine');
+  persisted.joined = { id: sw.clusterId, createdAt, joinAddr: persisted.joined?.joinAddr ?? null };
+  ctx.store.save(persisted);
+}
+
+/**
+ * A worker whose engine pins its join address (moby PR #47854, Docker < 27)
+ * and whose join manager is no longer among the swarm's managers: since
+ * when. The engine's manager list lags a demotion by a heartbeat or two, so
+ * the rule acts only after PIN_SETTLE_MS.
+ */
+export function trackPin(ctx: FormationContext, sw: EngineInfo['swarm'], id: string): void {
+  const joinAddr = pinnedJoinAddr(ctx);
+  const gone = !sw.isManager && joinAddr !== null && ctx.s.persisted.joined?.id === id && sw.remoteManagers.length > 0 &&
+    !sw.remoteManagers.some((m) => hostOf(m.addr) === hostOf(joinAddr));
+  if (!gone) ctx.s.pinnedSince = null;
+  else if (ctx.s.pinnedSince === null) {
+    ctx.s.pinnedSince = ctx.clock.now();
+    ctx.log.info({ joinAddr, managers: sw.remoteManagers.map((m) => m.addr) }, 'the manager this worker joined through is no longer a manager; this engine would dial only it if promoted');
+  }
+}
+
+/** The join address, when this engine pins it (null on engines with the fix, or when unknown). */
+export function pinnedJoinAddr(ctx: FormationContext): string | null {
+  const info = ctx.s.info;
+  if (!info || !pinsJoinAddress(info.serverVersion)) return null;
+  return ctx.s.persisted.joined?.joinAddr ?? null;
+}
+
+/**
+ * The hello answer `listsAsker`. "No" only from a node list read after the
+ * asker was first missed: a node that joined a moment ago is in the next
+ * list, so only a node the swarm really dropped is ever told so.
+ */
+export function listing(ctx: FormationContext, askerId: string | undefined): { listsAsker?: boolean } {
+  const { listedIds, missedAt } = ctx.s;
+  if (askerId === undefined || listedIds === null || ctx.clock.now() - listedIds.at > NODE_LIST_FRESH_MS) return {};
+  if (listedIds.ids.has(askerId)) {
+    missedAt.delete(askerId);
+    return { listsAsker: true };
+  }
+  const missed = missedAt.get(askerId);
+  if (missed !== undefined && listedIds.at > missed) return { listsAsker: false };
+  if (missed === undefined) {
+    if (missedAt.size >= 256) missedAt.clear();
+    missedAt.set(askerId, ctx.clock.now());
+  }
+  return {};
+}
+
+/** A manager's node ids, for the hello answer `listsAsker`; null on workers. */
+export async function refreshListedIds(ctx: FormationContext, isManager: boolean): Promise<void> {
+  const s = ctx.s;
+  if (!isManager) {
+    s.listedIds = null;
+    s.selfLeader = false;
+    s.lastJoinSeenAt = null;
+    s.missedAt.clear();
+    return;
+  }
+  const missPending = [...s.missedAt.values()].some((t) => s.listedIds === null || t >= s.listedIds.at);
+  if (s.listedIds !== null && ctx.clock.now() - s.listedIds.at < NODE_LIST_REFRESH_MS && !missPending) return;
+  try {
+    const nodes = await ctx.docker.listNodes();
+    const ids = new Set(nodes.map((n) => n.id));
+    if (s.listedIds !== null && [...ids].some((id) => !s.listedIds!.ids.has(id))) s.lastJoinSeenAt = ctx.clock.now();
+    s.listedIds = { at: ctx.clock.now(), ids };
+    s.selfLeader = nodes.some((n) => n.leader && n.id === s.info?.swarm.nodeId);
+  } catch (err) {
+    ctx.log.debug({ code: errCode(err) }, 'node list for hello answers failed');
+  }
+}
+
+/**
+ * A manager of our own swarm answered whether it lists this node. A node
+ * the swarm removed while it was away (down past the TTL, then back) keeps
+ * an engine that says "active" forever: a worker only logs "node ... was
+ * removed from swarm" on every session attempt, a manager that was demoted
+ * and removed meanwhile still runs its own Raft with no leader. The
+ * answering manager read its list from a Raft with a leader, after this
+ * node was first missed, so its word is authoritative; it is the only way
+ * to know.
+ */
+export function noteListing(ctx: FormationContext, response: HelloResponse): void {
+  const mine = ownSwarmId(ctx);
+  if (response.listsAsker === undefined || response.swarm?.role !== 'manager' || mine === null || response.swarm.id !== mine) return;
+  if (response.listsAsker) {
+    if (ctx.s.removedSince !== null) ctx.log.info('a manager lists this node again');
+    ctx.s.removedSince = null;
+  } else if (ctx.s.removedSince === null) {
+    ctx.s.removedSince = ctx.clock.now();
+    ctx.log.warn({ manager: response.name, swarmNodeId: ctx.s.info?.swarm.nodeId }, 'a manager of this swarm no longer lists this node (removed while away?)');
+  }
+}
+
+/** The swarm this engine is in, or (while pending) trying to reach: the one it last joined or created. */
+export function ownSwarmId(ctx: FormationContext): string | null {
+  if (ctx.s.selfSwarm) return ctx.s.selfSwarm.id;
+  return ctx.s.info?.swarm.state === 'pending' ? ctx.s.persisted.joined?.id ?? null : null;
+}
+
+/** The user tasks this node runs (the split rule keeps the swarm that runs services). */
+export async function countUserTasks(ctx: FormationContext): Promise<number | null> {
+  try {
+    if (ctx.docker.runningServiceContainers) return await ctx.docker.runningServiceContainers();
+    if (ctx.s.info?.swarm.nodeId) return await ctx.docker.runningTasksOnNode(ctx.s.info.swarm.nodeId);
+  } catch (err) {
+    ctx.log.debug({ code: errCode(err) }, 'cannot count user tasks');
+  }
+  return null;
+}

@@ -1,0 +1,64 @@
+import t from 'tap';
+import type { DockerEngine, SwarmNode } from '../../../../agent/docker/engine.js';
+import { createFormationContext } from '../../../../agent/formation/controller.js';
+import { listing, refreshListedIds } from '../../../../agent/formation/engine-view.js';
+import { setPhase } from '../../../../agent/formation/state.js';
+import { createMemoryFormationStore } from '../../../../agent/formation/store.js';
+import { formationHealthChecks } from '../../../../agent/formation/telemetry.js';
+import { VirtualClock } from '../../../../agent/membership/sim/virtual-clock.js';
+import { fakeDocker, memoryLogger } from '../../../helpers/fakes.js';
+import { KEY, testConfig } from './helpers.js';
+
+/**
+ * Formation's parts, each alone on the virtual clock: no timers run, no
+ * socket opens, no whole fake world. A context is built as createFormation
+ * builds it; the docker fake models only what the part under test calls.
+ */
+const noClient = { hello: async () => { throw new Error('Not implemented: hello'); }, grant: async () => { throw new Error('Not implemented: grant'); }, close: async () => undefined };
+
+function context(docker: DockerEngine) {
+  const clock = new VirtualClock();
+  const { log } = memoryLogger();
+  const ctx = createFormationContext({
+    config: testConfig({ clusterKey: KEY, nodeName: 'pi-1' }), log, docker, clock,
+    identity: { nodeId: 'a'.repeat(24), name: 'pi-1', createdAt: '' }, discovery: null, peerClient: noClient,
+    address: () => ({ address: '10.0.0.1', interface: 'eth0', reason: 'test' }), store: createMemoryFormationStore(),
+  });
+  return { ctx, clock };
+}
+
+const node = (id: string): SwarmNode =>
+  ({ id, hostname: id, role: 'worker', state: 'ready', availability: 'active', addr: '10.0.0.9', leader: false, reachability: null, labels: {}, createdAt: '', updatedAt: '', version: 1 });
+
+t.test('engine view: a manager says "not listed" only from a node list read after the asker was first missed', async (t) => {
+  let ids = ['self', 'w1'];
+  let reads = 0;
+  const { ctx, clock } = context(fakeDocker({ listNodes: async () => (reads++, ids.map(node)) }));
+  await refreshListedIds(ctx, true);
+  t.same(listing(ctx, 'w1'), { listsAsker: true }, 'a listed asker is told so');
+  t.same(listing(ctx, 'gone'), {}, 'first miss: no answer yet (it may have joined a moment ago)');
+  clock.runFor(1_000);
+  await refreshListedIds(ctx, true);
+  t.equal(reads, 2, 'a pending miss makes the next tick read the list again, before NODE_LIST_REFRESH_MS');
+  t.same(listing(ctx, 'gone'), { listsAsker: false }, 'missed again in a list read after the first miss: "no"');
+  ids = ['self', 'w1', 'gone'];
+  clock.runFor(5_000);
+  await refreshListedIds(ctx, true);
+  t.same(listing(ctx, 'gone'), { listsAsker: true }, 'listed again: "yes"');
+  clock.runFor(16_000);
+  t.same(listing(ctx, 'w1'), {}, 'a list older than NODE_LIST_FRESH_MS answers nothing');
+  await refreshListedIds(ctx, false);
+  t.same(listing(ctx, 'w1'), {}, 'a worker never answers');
+});
+
+t.test('telemetry reads the state only: swarm:formation warns once forming takes over 120 s, passes as a member', async (t) => {
+  const { ctx, clock } = context(fakeDocker({}));
+  const check = formationHealthChecks(ctx).find((c) => c.name === 'swarm:formation')!;
+  setPhase(ctx, 'waiting', 'waiting for pi-2 (rank 0) to create the swarm');
+  t.match(check.run(), [{ status: 'pass', output: /waiting for pi-2/ }]);
+  clock.runFor(121_000);
+  t.match(check.run(), [{ status: 'warn', output: /^still waiting after 121 s: waiting for pi-2/ }]);
+  setPhase(ctx, 'member', 'in swarm x');
+  t.match(check.run(), [{ status: 'pass', observedValue: 'member' }]);
+  t.equal(ctx.s.timeline.length, 2, 'each phase change is on the timeline');
+});
