@@ -5,7 +5,7 @@ import { clusterRoutes } from '../../../../agent/cluster/routes.js';
 import { clusterExit, clusterTable, makeClusterStatusCommand } from '../../../../agent/cli/cluster-status.js';
 import type { ClusterDocument, ClusterNode } from '../../../../shared/wire/cluster.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
-import { testConfig } from '../swarm/helpers.js';
+import { testConfig } from '../formation/helpers.js';
 
 const node = (hostname: string, over: Partial<ClusterNode> = {}): ClusterNode => ({
   id: hostname, hostname, addr: '10.0.0.1', self: false, gossip: { state: 'alive', sinceS: 10 },
