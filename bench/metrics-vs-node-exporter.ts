@@ -58,7 +58,13 @@ async function waitUp(url: string, child: ChildProcess, name: string): Promise<v
   }
 }
 
-interface Result { name: string; idleKiB: number; p50: number; p99: number; rps: number; bytes: number; series: number; rssKiB: number; hwmKiB: number }
+/** User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15, in USER_HZ ticks). */
+function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+interface Result { body: string; name: string; cpuMsPerScrape: number; idleKiB: number; p50: number; p99: number; rps: number; bytes: number; series: number; rssKiB: number; hwmKiB: number }
 
 async function load(name: string, origin: string, pid: number, requests: number, concurrency: number): Promise<Result> {
   const idleKiB = rssKiB(pid).rss; // after start-up and the first scrapes of waitUp, before the load
@@ -73,6 +79,7 @@ async function load(name: string, origin: string, pid: number, requests: number,
   for (let i = 0; i < 50; i++) await one(); // warm-up: JIT, connections, node_exporter's first scrape
   const lat: number[] = [];
   let body = '';
+  const cpu0 = cpuSeconds(pid);
   let next = 0;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, async () => {
@@ -84,12 +91,13 @@ async function load(name: string, origin: string, pid: number, requests: number,
     }
   }));
   const secs = (performance.now() - t0) / 1000;
+  const cpuMsPerScrape = ((cpuSeconds(pid) - cpu0) * 1000) / lat.length;
   await pool.close();
   lat.sort((a, b) => a - b);
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] as number;
   const mem = rssKiB(pid);
   return {
-    name, idleKiB, p50: q(0.5), p99: q(0.99), rps: lat.length / secs, bytes: Buffer.byteLength(body),
+    body, name, cpuMsPerScrape, idleKiB, p50: q(0.5), p99: q(0.99), rps: lat.length / secs, bytes: Buffer.byteLength(body),
     series: body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length, rssKiB: mem.rss, hwmKiB: mem.hwm,
   };
 }
@@ -116,15 +124,19 @@ async function main(): Promise<void> {
     const b = await load('node_exporter', `http://127.0.0.1:${nePort}`, ne.pid as number, requests, concurrency);
     console.log(`${requests} GET /metrics per server, ${concurrency} concurrent (undici Pool), loopback, ${os.cpus().length} CPUs, Node ${process.version}, agent flags: ${flags.join(' ') || '(none)'}`);
     const row = (cells: Array<string | number>) => console.log(cells.map((c, i) => String(c).padStart(i === 0 ? 14 : 12)).join(' '));
-    row(['', 'p50 ms', 'p99 ms', 'req/s', 'bytes', 'series', 'idle RSS', 'RSS MiB', 'peak MiB']);
-    for (const r of [a, b]) row([r.name, r.p50.toFixed(2), r.p99.toFixed(2), r.rps.toFixed(0), r.bytes, r.series, (r.idleKiB / 1024).toFixed(1), (r.rssKiB / 1024).toFixed(1), (r.hwmKiB / 1024).toFixed(1)]);
+    row(['', 'p50 ms', 'p99 ms', 'req/s', 'CPU ms/scr', 'bytes', 'series', 'idle RSS', 'RSS MiB', 'peak MiB']);
+    for (const r of [a, b]) row([r.name, r.p50.toFixed(2), r.p99.toFixed(2), r.rps.toFixed(0), r.cpuMsPerScrape.toFixed(2), r.bytes, r.series, (r.idleKiB / 1024).toFixed(1), (r.rssKiB / 1024).toFixed(1), (r.hwmKiB / 1024).toFixed(1)]);
+    // The agent's work happens off the scrape: one sample of every collector per interval.
+    const sampleMs = a.body.split('\n').filter((l) => l.startsWith('node_scrape_collector_duration_seconds{'))
+      .reduce((sum, l) => sum + Number(l.split(' ')[1]) * 1000, 0);
+    console.log(`piswarm: one sample of all host collectors took ${sampleMs.toFixed(1)} ms (once per metrics.intervalMs, default 5 s)`);
     // What Node.js alone costs with the same flags: the floor under any agent written in it.
     const bare = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 1500));
     const bareKiB = rssKiB(bare.pid as number).rss;
     bare.kill('SIGTERM');
-    row(['bare node', '', '', '', '', '', (bareKiB / 1024).toFixed(1), '', '']);
-    row(['ratio p/ne', (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2), (a.rps / b.rps).toFixed(2), (a.bytes / b.bytes).toFixed(2), (a.series / b.series).toFixed(2), (a.idleKiB / b.idleKiB).toFixed(2), (a.rssKiB / b.rssKiB).toFixed(2), (a.hwmKiB / b.hwmKiB).toFixed(2)]);
+    row(['bare node', '', '', '', '', '', '', (bareKiB / 1024).toFixed(1), '', '']);
+    row(['ratio p/ne', (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2), (a.rps / b.rps).toFixed(2), (a.cpuMsPerScrape / b.cpuMsPerScrape).toFixed(2), (a.bytes / b.bytes).toFixed(2), (a.series / b.series).toFixed(2), (a.idleKiB / b.idleKiB).toFixed(2), (a.rssKiB / b.rssKiB).toFixed(2), (a.hwmKiB / b.hwmKiB).toFixed(2)]);
   } finally {
     ours.kill('SIGTERM');
     ne.kill('SIGTERM');

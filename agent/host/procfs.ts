@@ -97,6 +97,15 @@ export interface DiskStat {
   sectorsWritten: number;
   /** Milliseconds the device had I/O in flight (io_ticks). */
   ioTicksMs: number;
+  readsMerged: number;
+  readTimeMs: number;
+  writesMerged: number;
+  writeTimeMs: number;
+  ioNow: number;
+  weightedIoMs: number;
+  /** Kernel 4.18+ discard columns and 5.5+ flush columns; null on older kernels (then no series). */
+  discards: { completed: number; merged: number; sectors: number; timeMs: number } | null;
+  flush: { requests: number; timeMs: number } | null;
 }
 
 export function parseDiskstats(text: string): DiskStat[] {
@@ -115,6 +124,9 @@ export function parseDiskstats(text: string): DiskStat[] {
       writesCompleted: n(7),
       sectorsWritten: n(9),
       ioTicksMs: n(12),
+      readsMerged: n(4), readTimeMs: n(6), writesMerged: n(8), writeTimeMs: n(10), ioNow: n(11), weightedIoMs: n(13),
+      discards: f.length >= 18 ? { completed: n(14), merged: n(15), sectors: n(16), timeMs: n(17) } : null,
+      flush: f.length >= 20 ? { requests: n(18), timeMs: n(19) } : null,
     };
     if ([d.major, d.minor, d.readsCompleted, d.sectorsRead, d.writesCompleted, d.sectorsWritten, d.ioTicksMs].some((x) => !Number.isFinite(x))) continue;
     out.push(d);
@@ -132,6 +144,14 @@ export interface NetDevStat {
   txPackets: number;
   txErrs: number;
   txDrop: number;
+  rxFifo: number;
+  rxFrame: number;
+  rxCompressed: number;
+  rxMulticast: number;
+  txFifo: number;
+  txColls: number;
+  txCarrier: number;
+  txCompressed: number;
 }
 
 export function parseNetDev(text: string): NetDevStat[] {
@@ -147,6 +167,7 @@ export function parseNetDev(text: string): NetDevStat[] {
       device: m[1] as string,
       rxBytes: v(0), rxPackets: v(1), rxErrs: v(2), rxDrop: v(3),
       txBytes: v(8), txPackets: v(9), txErrs: v(10), txDrop: v(11),
+      rxFifo: v(4), rxFrame: v(5), rxCompressed: v(6), rxMulticast: v(7), txFifo: v(12), txColls: v(13), txCarrier: v(14), txCompressed: v(15),
     });
   }
   return out;
@@ -158,6 +179,8 @@ export interface MountEntry {
   mountpoint: string;
   fstype: string;
   device: string;
+  /** Per-mount options (`rw,relatime`); node_filesystem_readonly is `ro` among them. */
+  options?: string;
 }
 
 /** mountinfo and mounts escape space, tab, newline and backslash as octal (`\040`). */
@@ -180,6 +203,7 @@ export function parseMountinfo(text: string): MountEntry[] {
       mountpoint: unescapeOctal(f[4] as string),
       fstype: f[sep + 1] as string,
       device: unescapeOctal(f[sep + 2] as string),
+      options: f[5] as string,
     });
   }
   return out;
@@ -191,7 +215,7 @@ export function parseMounts(text: string): MountEntry[] {
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/);
     if (f.length < 3) continue;
-    out.push({ major: -1, minor: -1, device: unescapeOctal(f[0] as string), mountpoint: unescapeOctal(f[1] as string), fstype: f[2] as string });
+    out.push({ major: -1, minor: -1, device: unescapeOctal(f[0] as string), mountpoint: unescapeOctal(f[1] as string), fstype: f[2] as string, ...(f[3] ? { options: f[3] } : {}) });
   }
   return out;
 }

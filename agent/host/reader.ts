@@ -12,6 +12,9 @@ export interface FsSpace {
   sizeBytes: number;
   freeBytes: number;
   availBytes: number;
+  /** Inodes; absent when the source (a recorded statfs.json) has none. */
+  files?: number;
+  filesFree?: number;
 }
 
 export interface Uname {
@@ -38,7 +41,7 @@ export const DEFAULT_TIMESYNC_FILE = '/run/systemd/timesync/synchronized';
 
 function realStatfs(mountpoint: string): FsSpace {
   const s = fs.statfsSync(mountpoint);
-  return { sizeBytes: s.blocks * s.bsize, freeBytes: s.bfree * s.bsize, availBytes: s.bavail * s.bsize };
+  return { sizeBytes: s.blocks * s.bsize, freeBytes: s.bfree * s.bsize, availBytes: s.bavail * s.bsize, files: s.files, filesFree: s.ffree };
 }
 
 const isNotFound = (err: unknown) => (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';

@@ -27,9 +27,22 @@ export function formatValue(v: number): string {
   return String(v);
 }
 
+/**
+ * Identity of a series within its family: suffix plus labels in name order, each value
+ * length-prefixed so no value can imitate a separator. Runs for every sample of every
+ * scrape, so no sort for the common single label and no JSON.stringify.
+ */
 function sampleKey(s: MetricSample): string {
-  const labels = Object.entries(s.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `${s.suffix ?? ''}{${labels.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
+  const labels = s.labels;
+  let key = `${s.suffix ?? ''}{`;
+  if (!labels) return key;
+  const names = Object.keys(labels);
+  if (names.length > 1) names.sort();
+  for (const n of names) {
+    const v = labels[n] as string;
+    key += `${n}=${v.length}:${v},`;
+  }
+  return key;
 }
 
 export interface NormalizeResult {

@@ -6,6 +6,7 @@ import type { HostInventory } from '../host/inventory.js';
 import { THROTTLE_CONDITIONS, type ThrottleState } from '../host/rpi.js';
 import { emptySnapshot, type ClockSync, type HostSnapshot } from '../host/types.js';
 import type { SampledCollector } from './sampler.js';
+import { extendedDiskFamilies, netdevFamilies } from './node/disk-net.js';
 import type { MetricFamily, MetricSample } from './types.js';
 
 /** Pure: timedatectl's answer (or failure) to a ClockSync; unknown stays unknown. */
@@ -143,6 +144,9 @@ export function createHostCollectors(opts: HostCollectorOptions) {
         gauge('node_filesystem_size_bytes', 'Filesystem size in bytes.', ok.map((x) => ({ labels: labels(x.m), value: x.space.sizeBytes }))),
         gauge('node_filesystem_free_bytes', 'Filesystem free space in bytes.', ok.map((x) => ({ labels: labels(x.m), value: x.space.freeBytes }))),
         gauge('node_filesystem_avail_bytes', 'Filesystem space available to non-root users in bytes.', ok.map((x) => ({ labels: labels(x.m), value: x.space.availBytes }))),
+        gauge('node_filesystem_files', 'Filesystem total file nodes.', ok.filter((x) => x.space.files !== undefined).map((x) => ({ labels: labels(x.m), value: x.space.files as number }))),
+        gauge('node_filesystem_files_free', 'Filesystem total free file nodes.', ok.filter((x) => x.space.filesFree !== undefined).map((x) => ({ labels: labels(x.m), value: x.space.filesFree as number }))),
+        gauge('node_filesystem_readonly', 'Filesystem read-only status.', fsRows.filter((x) => x.m.options !== undefined).map((x) => ({ labels: labels(x.m), value: (x.m.options as string).split(',').includes('ro') ? 1 : 0 }))),
         gauge('node_filesystem_device_error', 'Whether an error occurred while getting statistics for the given device.', fsRows.map((x) => ({ labels: labels(x.m), value: x.space ? 0 : 1 }))),
       ];
     },
@@ -183,6 +187,7 @@ export function createHostCollectors(opts: HostCollectorOptions) {
         counter('node_disk_read_bytes_total', 'The total number of bytes read successfully.', d((x) => x.sectorsRead * 512)),
         counter('node_disk_written_bytes_total', 'The total number of bytes written successfully.', d((x) => x.sectorsWritten * 512)),
         counter('node_disk_io_time_seconds_total', 'Total seconds spent doing I/Os.', d((x) => x.ioTicksMs / 1000)),
+        ...extendedDiskFamilies(disks),
         gauge('piswarm_disk_read_bytes_per_second', 'Bytes read per second over the last sampling interval (whole disks).', rr((x) => x.readBytesPerSecond)),
         gauge('piswarm_disk_write_bytes_per_second', 'Bytes written per second over the last sampling interval (whole disks).', rr((x) => x.writeBytesPerSecond)),
         gauge('piswarm_disk_reads_per_second', 'Read operations completed per second over the last sampling interval.', rr((x) => x.readsPerSecond)),
@@ -207,18 +212,7 @@ export function createHostCollectors(opts: HostCollectorOptions) {
       net = r.netDev();
     },
     collect() {
-      const c = (name: string, help: string, f: (x: (typeof net)[number]) => number) =>
-        counter(name, help, net.map((x) => ({ labels: { device: x.device }, value: f(x) })));
-      return [
-        c('node_network_receive_bytes_total', 'Network device statistic receive_bytes.', (x) => x.rxBytes),
-        c('node_network_transmit_bytes_total', 'Network device statistic transmit_bytes.', (x) => x.txBytes),
-        c('node_network_receive_packets_total', 'Network device statistic receive_packets.', (x) => x.rxPackets),
-        c('node_network_transmit_packets_total', 'Network device statistic transmit_packets.', (x) => x.txPackets),
-        c('node_network_receive_errs_total', 'Network device statistic receive_errs.', (x) => x.rxErrs),
-        c('node_network_transmit_errs_total', 'Network device statistic transmit_errs.', (x) => x.txErrs),
-        c('node_network_receive_drop_total', 'Network device statistic receive_drop.', (x) => x.rxDrop),
-        c('node_network_transmit_drop_total', 'Network device statistic transmit_drop.', (x) => x.txDrop),
-      ];
+      return netdevFamilies(net);
     },
   };
 

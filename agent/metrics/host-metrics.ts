@@ -8,6 +8,7 @@ import type { HostSnapshot } from '../host/types.js';
 import type { Logger } from '../log/logger.js';
 import { PiswarmError } from '../../shared/errors.js';
 import { createHostCollectors } from './host-collectors.js';
+import { createNodeCollectors } from './node/index.js';
 import { readInventory, type HostInventory } from '../host/inventory.js';
 import { createSampler, type SamplerClock } from './sampler.js';
 import type { Collector } from './types.js';
@@ -70,7 +71,8 @@ export function createHostMetrics(opts: HostMetricsOptions) {
   const timedated = opts.timedated !== undefined ? opts.timedated ?? undefined : live ? askTimedatectl : undefined;
   const host = createHostCollectors({ reader, inventory, timedated, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
   const bench = createDiskBenchCollector(opts.config.stateDir);
-  const collectors = [...host.collectors, bench];
+  const node = createNodeCollectors(opts.config.metrics.procRoot, opts.config.metrics.sysRoot);
+  const collectors = [...host.collectors, ...node, bench];
   const sampler = createSampler({
     intervalMs: opts.config.metrics.intervalMs, log: opts.log, collectors, afterSample: host.sampled, ...(opts.clock ? { clock: opts.clock } : {}),
   });

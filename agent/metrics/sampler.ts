@@ -142,6 +142,16 @@ export function createSampler(opts: SamplerOptions) {
         name: 'piswarm_collector_errors_total', type: 'counter', help: 'Failed samples per collector since the agent started',
         samples: unique.map((n) => ({ labels: { collector: n }, value: stateOf(n).errors })),
       },
+      // node_exporter's own meta series for the host collectors (node_exporter.go), so its dashboards' "scrape" panels work;
+      // the duration is the last sample's, since that is where the work happens.
+      {
+        name: 'node_scrape_collector_success', type: 'gauge', help: 'node_exporter: Whether a collector succeeded.',
+        samples: opts.collectors.map((c) => ({ labels: { collector: c.name }, value: stateOf(c.name).ok ? 1 : 0 })),
+      },
+      {
+        name: 'node_scrape_collector_duration_seconds', type: 'gauge', help: 'node_exporter: Duration of a collector scrape.',
+        samples: opts.collectors.map((c) => ({ labels: { collector: c.name }, value: stateOf(c.name).durationSeconds })),
+      },
       { name: 'piswarm_sampler_overruns_total', type: 'counter', help: 'Sampling ticks skipped because the previous sample was still running', samples: [{ value: overruns }] },
     );
     return out;

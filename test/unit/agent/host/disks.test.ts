@@ -39,7 +39,8 @@ t.test('rates between two samples 5 s apart', async (t) => {
 });
 
 t.test('a counter that went backwards (32-bit wrap) yields no rate for that interval', async (t) => {
-  const d = (sectorsRead: number, io: number): DiskStat => ({ major: 179, minor: 0, device: 'mmcblk0', readsCompleted: 1, sectorsRead, writesCompleted: 1, sectorsWritten: 1, ioTicksMs: io });
+  const d = (sectorsRead: number, io: number): DiskStat => ({ major: 179, minor: 0, device: 'mmcblk0', readsCompleted: 1, sectorsRead, writesCompleted: 1, sectorsWritten: 1, ioTicksMs: io,
+    readsMerged: 0, readTimeMs: 0, writesMerged: 0, writeTimeMs: 0, ioNow: 0, weightedIoMs: 0, discards: null, flush: null });
   t.same(diskRates([d(4294967000, 10)], [d(100, 20)], 5), []);
   t.equal(diskRates([d(0, 0)], [d(0, 9000)], 5)[0]?.busyRatio, 1, 'busy is capped at 1');
 });

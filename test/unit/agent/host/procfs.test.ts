@@ -48,15 +48,20 @@ t.test('/proc/diskstats: every line parsed, counters at the documented columns',
   t.same(d.map((x) => x.device), ['ram0', 'ram1', 'loop0', 'loop1', 'mmcblk0', 'mmcblk0p1', 'mmcblk0p2']);
   t.same(d.find((x) => x.device === 'mmcblk0'), {
     major: 179, minor: 0, device: 'mmcblk0', readsCompleted: 404212, sectorsRead: 19304848, writesCompleted: 1092237, sectorsWritten: 31047874, ioTicksMs: 2188712,
+    readsMerged: 114446, readTimeMs: 1824301, writesMerged: 1723455, writeTimeMs: 8834542, ioNow: 0, weightedIoMs: 10913221,
+    discards: { completed: 0, merged: 0, sectors: 0, timeMs: 0 }, flush: { requests: 61234, timeMs: 254378 },
   });
   // 11-field line from a pre-4.18 kernel still parses; a truncated one does not.
-  t.equal(parseDiskstats('   8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n   8 1 sda1 1 2\n').length, 1);
+  const old = parseDiskstats('   8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n   8 1 sda1 1 2\n');
+  t.equal(old.length, 1);
+  t.same([old[0]?.discards, old[0]?.flush], [null, null], 'no discard/flush columns: no such series, not zeros');
 });
 
 t.test('/proc/net/dev, including a counter glued to the colon', async (t) => {
   const n = parseNetDev(fixtureText('rpi4', 'proc/net/dev'));
   t.same(n.map((x) => x.device), ['lo', 'eth0', 'wlan0', 'docker0']);
-  t.same(n[1], { device: 'eth0', rxBytes: 1873456789, rxPackets: 2345678, rxErrs: 0, rxDrop: 12, txBytes: 987654321, txPackets: 1456789, txErrs: 0, txDrop: 0 });
+  t.same(n[1], { device: 'eth0', rxBytes: 1873456789, rxPackets: 2345678, rxErrs: 0, rxDrop: 12, txBytes: 987654321, txPackets: 1456789, txErrs: 0, txDrop: 0,
+    rxFifo: 0, rxFrame: 0, rxCompressed: 0, rxMulticast: 18234, txFifo: 0, txColls: 0, txCarrier: 0, txCompressed: 0 });
   const x = parseNetDev(fixtureText('x86', 'proc/net/dev'));
   t.equal(x.find((i) => i.device === 'enp3s0')?.rxBytes, 12345678901);
 });
@@ -64,7 +69,7 @@ t.test('/proc/net/dev, including a counter glued to the colon', async (t) => {
 t.test('mountinfo: device numbers, octal escapes, filesystem filter', async (t) => {
   const m = parseMountinfo(fixtureText('rpi4', 'proc/self/mountinfo'));
   const root = m.find((x) => x.mountpoint === '/');
-  t.same(root, { major: 179, minor: 2, mountpoint: '/', fstype: 'ext4', device: '/dev/mmcblk0p2' });
+  t.same(root, { major: 179, minor: 2, mountpoint: '/', fstype: 'ext4', device: '/dev/mmcblk0p2', options: 'rw,noatime' });
   t.ok(m.find((x) => x.mountpoint === '/mnt/my share'), '\\040 decoded to a space');
   t.same(m.filter(isReportedFilesystem).map((x) => x.mountpoint), ['/run', '/', '/run/lock', '/boot/firmware', '/run/user/1000', '/mnt/my share']);
   const x = parseMountinfo(fixtureText('x86', 'proc/self/mountinfo'));
@@ -72,7 +77,7 @@ t.test('mountinfo: device numbers, octal escapes, filesystem filter', async (t) 
 });
 
 t.test('/proc/mounts fallback has no device numbers', async (t) => {
-  t.same(parseMounts('/dev/sda1 /data xfs rw 0 0\n'), [{ major: -1, minor: -1, device: '/dev/sda1', mountpoint: '/data', fstype: 'xfs' }]);
+  t.same(parseMounts('/dev/sda1 /data xfs rw 0 0\n'), [{ major: -1, minor: -1, device: '/dev/sda1', mountpoint: '/data', fstype: 'xfs', options: 'rw' }]);
 });
 
 t.test("the hardened unit's own sandbox mounts are not host filesystems", async (t) => {
