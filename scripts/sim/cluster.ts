@@ -381,13 +381,32 @@ async function waitForAgents(ref: ClusterRef, names: readonly string[], timeoutM
       { timeoutMs, what: `the agents to answer /health`, intervalMs: 200 },
     );
   } catch (err) {
+    const why = await Promise.all([...pending].map(async (name) => `--- ${name}: ${await bootProblem(name)}`));
     throw new PiswarmError('PISWARM_ERR_UNAVAILABLE',
-      `${[...pending].join(', ')} did not answer /health within ${timeoutMs} ms (see \`npm run sim -- logs NODE\`)`, { cause: err });
+      `${[...pending].join(', ')} did not answer /health within ${timeoutMs} ms (see \`npm run sim -- logs NODE\`)\n${why.join('\n')}`, { cause: err });
   }
   if (failed.size > 0) {
     throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', `piswarm.service failed on ${[...failed.keys()].join(', ')}; last journal lines:\n` +
       [...failed].map(([name, text]) => `--- ${name}\n${text}`).join('\n'));
   }
+}
+
+/**
+ * Why a node's agent does not answer, as far as the node can tell: a
+ * container that exited (systemd refusing to boot, e.g. a systemd that will
+ * not run on this host's cgroup hierarchy) shows its console's last lines;
+ * a running one its systemd state, taint flags and failed units.
+ */
+async function bootProblem(name: string): Promise<string> {
+  const state = await run('docker', ['inspect', '-f', '{{.State.Running}} {{.State.ExitCode}}', name]);
+  const [running, exitCode] = state.stdout.trim().split(' ');
+  if (running !== 'true') {
+    const console = await run('docker', ['logs', '--tail', '15', name]);
+    return `the container stopped (exit ${exitCode}); its console's last lines:\n${(console.stdout + console.stderr).trim()}`;
+  }
+  const r = await run('docker', ['exec', name, 'sh', '-c',
+    'echo "systemd: $(systemctl is-system-running) (tainted: $(systemctl show -p Tainted --value))"; systemctl --no-pager --failed --plain --no-legend'], { timeoutMs: 10_000 });
+  return (r.stdout + r.stderr).trim();
 }
 
 async function startNodes(ref: ClusterRef, names: readonly string[], timeoutMs: number): Promise<{ startedAtUs: number; bootMs: number }> {

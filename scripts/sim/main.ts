@@ -59,6 +59,15 @@ function count(option: string, v: string): number {
   return n;
 }
 
+/** An --os value: one of SIM_OSES, or a usage error. */
+function osOption(v: string): SimOs {
+  try {
+    return simOs(v);
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+}
+
 function parse(argv: string[]): Parsed {
   const p: Parsed = { verb: argv[0] ?? '', env: {}, json: false, all: false, follow: false, noWait: false, rest: [] };
   const positional: string[] = [];
@@ -73,7 +82,7 @@ function parse(argv: string[]): Parsed {
     else if (a === '--name') p.name = value();
     else if (a === '--nodes') p.nodes = count(a, value());
     else if (a === '--cluster-key') p.clusterKey = value();
-    else if (a === '--os') p.os = simOs(value());
+    else if (a === '--os') p.os = osOption(value());
     else if (a === '--env') {
       const kv = value();
       const eq = kv.indexOf('=');
