@@ -144,9 +144,12 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
 
 t.test('install.sh on a fresh Debian without node or systemd running', { skip, timeout: 300_000 }, async (t) => {
   const root = sim.repoRoot();
-  // The release tarball and the staged node binary (a no-op when `up` above made them).
-  await ensureImages({ root });
-  const { base } = await resolveBase(root);
+  // Debian 12 (bookworm) whatever the simulated OS: its nodejs is 18, so a
+  // fresh one has no usable node and install.sh needs --node (trixie's base
+  // carries nodejs 20.19, which install.sh would simply take). ensureImages
+  // for bookworm stages the release and the node binary.
+  await ensureImages({ root, os: 'bookworm' });
+  const { base } = await resolveBase(root, undefined, undefined, 'bookworm');
   const script = String.raw`
     set -u; exec 2>&1
     k=$(mktemp); head -c 48 /dev/urandom | base64 -w0 > "$k"
