@@ -9,9 +9,11 @@
 #  - Debian 12 bookworm: its nodejs is 18, too old, so a node binary is staged
 #    as release/node (`cp "$(command -v node)" release/node`; it links against
 #    bookworm's glibc) and installed the way `install.sh --node` does on a Pi.
-#      docker build --target pi --build-arg BASE=debian:bookworm --build-arg OS_PACKAGES= -t piswarm/pi:sim-bookworm .
-# release/node is copied only when it exists (COPY of release/nod[e]):
-# without it, nothing of the host is copied into the image.
+#      docker build --target pi --build-arg BASE=debian:bookworm --build-arg OS_PACKAGES= \
+#        --build-arg NODE_FILE=node -t piswarm/pi:sim-bookworm .
+# release/node is copied only when NODE_FILE=node (COPY of release/${NODE_FILE}*;
+# the default names no file): on trixie nothing of the host is copied into
+# the image, even when a bookworm build staged release/node next to it.
 #
 # BASE defaults to the public image; scripts/build-base.sh makes a local one
 # (debootstrap) that already holds every package below, so the install
@@ -19,6 +21,7 @@
 # current local base, else debian:<suite> if it can be pulled, else it
 # builds the local one (scripts/sim/images.ts chooseBase).
 ARG BASE=debian:trixie
+ARG NODE_FILE=no-host-node
 
 # ---------------------------------------------------------------------------
 # pi: a simulated Raspberry Pi. systemd is PID 1, docker.service runs the
@@ -61,7 +64,8 @@ ENV container=docker
 # The release goes last: a code change rebuilds only this layer. install.sh
 # uses the distribution's node when it is new enough (trixie), else the
 # staged one (--node), exactly as on a Pi.
-COPY release/piswarm.tar.gz release/nod[e] /tmp/piswarm-stage/
+ARG NODE_FILE
+COPY release/piswarm.tar.gz release/${NODE_FILE}* /tmp/piswarm-stage/
 RUN /bin/bash -c 'set -eu; s=/tmp/piswarm-stage; d=$(mktemp -d); tar -xzf $s/piswarm.tar.gz -C "$d"; \
       "$d"/piswarm-*/scripts/install.sh --release $s/piswarm.tar.gz $([ -e $s/node ] && echo --node $s/node) --no-start; rm -rf "$d" $s'
 # systemd's documented way to be asked to shut down cleanly (systemd(1), SIGRTMIN+3 = halt).
@@ -75,7 +79,8 @@ CMD ["/sbin/init"]
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v /etc/piswarm:/etc/piswarm:ro -v piswarm-state:/var/lib/piswarm piswarm/agent
 FROM ${BASE} AS agent
-COPY release/piswarm.tar.gz release/nod[e] /tmp/piswarm-stage/
+ARG NODE_FILE
+COPY release/piswarm.tar.gz release/${NODE_FILE}* /tmp/piswarm-stage/
 # The staged node when there is one (bookworm), else the distribution's (trixie).
 RUN set -eu; missing=; s=/tmp/piswarm-stage; \
     if [ -e $s/node ]; then install -m 0755 $s/node /usr/local/bin/node; node=; else node=nodejs; fi; \

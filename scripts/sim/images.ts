@@ -1,4 +1,4 @@
-import { copyFile, mkdir, rm, rmdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, rmdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PiswarmError } from '../../shared/errors.js';
@@ -204,22 +204,20 @@ export function resolveBase(root: string, log: (m: string) => void = () => {}, g
 
 const buildArgs = (target: string, tag: string, base: string, img: OsImages, noCache?: boolean) => [
   'build', '-q', ...(noCache ? ['--no-cache'] : []), '--target', target,
-  '--build-arg', `BASE=${base}`, '--build-arg', `OS_PACKAGES=${img.osPackages}`,
+  '--build-arg', `BASE=${base}`, '--build-arg', `OS_PACKAGES=${img.osPackages}`, '--build-arg', `NODE_FILE=${img.hostNode ? 'node' : 'no-host-node'}`,
   '--label', `io.piswarm.sim.os=${img.os}`, '-t', tag, '.',
 ];
 
 /**
  * Stages release/node for an OS whose own node is too old (bookworm): the
- * host's node, which links against bookworm's glibc. For an OS with a new
- * enough nodejs (trixie) nothing is staged, so nothing of the host's is
- * copied into its images (the Dockerfile's COPY of release/nod[e] matches nothing).
+ * host's node, which links against bookworm's glibc. An OS with a new enough
+ * nodejs (trixie) is built with NODE_FILE naming no file, so nothing of the
+ * host's is copied into its images; release/node is left alone for the
+ * bookworm builds of other test files running at the same time.
  */
 async function stageNode(root: string, img: OsImages): Promise<void> {
   const nodeDst = join(root, 'release/node');
-  if (!img.hostNode) {
-    await rm(nodeDst, { force: true });
-    return;
-  }
+  if (!img.hostNode) return;
   const [src, dst] = await Promise.all([stat(process.execPath), stat(nodeDst).catch(() => undefined)]);
   if (!dst || dst.size !== src.size || dst.mtimeMs < src.mtimeMs) await copyFile(process.execPath, nodeDst);
 }
