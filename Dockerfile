@@ -1,17 +1,27 @@
 # piswarm images. The JavaScript is built on the host and arrives as the
-# release tarball (`npm run package` -> release/piswarm.tar.gz), together
-# with a node binary staged as release/node (`cp "$(command -v node)" release/node`;
-# it links against bookworm's glibc). No npm registry is needed to build.
+# release tarball (`npm run package` -> release/piswarm.tar.gz). No npm
+# registry is needed to build.
 #
-#   docker build --target pi    -t piswarm/pi    [--build-arg BASE=piswarm/base:bookworm] .
-#   docker build --target agent -t piswarm/agent [--build-arg BASE=...] .
+# Two operating systems (scripts/sim/images.ts imagesFor):
+#  - Debian 13 trixie (the default, what Raspberry Pi OS is based on today):
+#    its own nodejs (20.19) and docker-cli (split out of docker.io in trixie).
+#      docker build --target pi -t piswarm/pi:sim-trixie .
+#  - Debian 12 bookworm: its nodejs is 18, too old, so a node binary is staged
+#    as release/node (`cp "$(command -v node)" release/node`; it links against
+#    bookworm's glibc) and installed the way `install.sh --node` does on a Pi.
+#      docker build --target pi --build-arg BASE=debian:bookworm --build-arg OS_PACKAGES= \
+#        --build-arg NODE_FILE=node -t piswarm/pi:sim-bookworm .
+# release/node is copied only when NODE_FILE=node (COPY of release/${NODE_FILE}*;
+# the default names no file): on trixie nothing of the host is copied into
+# the image, even when a bookworm build staged release/node next to it.
 #
 # BASE defaults to the public image; scripts/build-base.sh makes a local one
 # (debootstrap) that already holds every package below, so the install
 # steps are no-ops on it. `npm run sim` picks: PISWARM_SIM_BASE, else a
-# current local base, else debian:bookworm if it can be pulled, else it
+# current local base, else debian:<suite> if it can be pulled, else it
 # builds the local one (scripts/sim/images.ts chooseBase).
-ARG BASE=debian:bookworm
+ARG BASE=debian:trixie
+ARG NODE_FILE=no-host-node
 
 # ---------------------------------------------------------------------------
 # pi: a simulated Raspberry Pi. systemd is PID 1, docker.service runs the
@@ -20,8 +30,10 @@ ARG BASE=debian:bookworm
 # (a cgroup mount, capabilities, an anonymous /var/lib/docker volume).
 FROM ${BASE} AS pi
 ARG PI_PACKAGES="systemd systemd-sysv dbus docker.io iproute2 iputils-ping procps ca-certificates util-linux kmod iptables less"
+# trixie: the docker CLI and the distribution's node; bookworm: none (pass it empty).
+ARG OS_PACKAGES="docker-cli nodejs"
 RUN set -eu; missing=; \
-    for p in $PI_PACKAGES; do \
+    for p in $PI_PACKAGES $OS_PACKAGES; do \
       dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"; \
     done; \
     if [ -n "$missing" ]; then \
@@ -49,11 +61,13 @@ RUN systemctl mask \
 # systemd recognises the container from this and skips what a VM or bare
 # metal would need.
 ENV container=docker
-COPY release/node /usr/local/bin/node
-# The release goes last: a code change rebuilds only this layer.
-COPY release/piswarm.tar.gz /tmp/piswarm.tar.gz
-RUN /bin/bash -c 'set -eu; d=$(mktemp -d); tar -xzf /tmp/piswarm.tar.gz -C "$d"; \
-      "$d"/piswarm-*/scripts/install.sh --release /tmp/piswarm.tar.gz --no-start; rm -rf "$d" /tmp/piswarm.tar.gz'
+# The release goes last: a code change rebuilds only this layer. install.sh
+# uses the distribution's node when it is new enough (trixie), else the
+# staged one (--node), exactly as on a Pi.
+ARG NODE_FILE
+COPY release/piswarm.tar.gz release/${NODE_FILE}* /tmp/piswarm-stage/
+RUN /bin/bash -c 'set -eu; s=/tmp/piswarm-stage; d=$(mktemp -d); tar -xzf $s/piswarm.tar.gz -C "$d"; \
+      "$d"/piswarm-*/scripts/install.sh --release $s/piswarm.tar.gz $([ -e $s/node ] && echo --node $s/node) --no-start; rm -rf "$d" $s'
 # systemd's documented way to be asked to shut down cleanly (systemd(1), SIGRTMIN+3 = halt).
 STOPSIGNAL SIGRTMIN+3
 CMD ["/sbin/init"]
@@ -65,8 +79,12 @@ CMD ["/sbin/init"]
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -v /etc/piswarm:/etc/piswarm:ro -v piswarm-state:/var/lib/piswarm piswarm/agent
 FROM ${BASE} AS agent
-RUN set -eu; missing=; \
-    for p in tini ca-certificates; do \
+ARG NODE_FILE
+COPY release/piswarm.tar.gz release/${NODE_FILE}* /tmp/piswarm-stage/
+# The staged node when there is one (bookworm), else the distribution's (trixie).
+RUN set -eu; missing=; s=/tmp/piswarm-stage; \
+    if [ -e $s/node ]; then install -m 0755 $s/node /usr/local/bin/node; node=; else node=nodejs; fi; \
+    for p in tini ca-certificates $node; do \
       dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"; \
     done; \
     if [ -n "$missing" ]; then \
@@ -74,11 +92,10 @@ RUN set -eu; missing=; \
       rm -rf /var/lib/apt/lists/*; \
     fi; \
     useradd --system --user-group --home-dir /var/lib/piswarm --create-home --shell /usr/sbin/nologin piswarm; \
-    mkdir -p /etc/piswarm; chown root:piswarm /etc/piswarm; chmod 0750 /etc/piswarm
-COPY release/node /usr/local/bin/node
-COPY release/piswarm.tar.gz /tmp/piswarm.tar.gz
-RUN mkdir -p /opt/piswarm && tar -xzf /tmp/piswarm.tar.gz -C /opt/piswarm --strip-components=1 \
- && chown -R root:root /opt/piswarm && rm /tmp/piswarm.tar.gz
+    mkdir -p /etc/piswarm; chown root:piswarm /etc/piswarm; chmod 0750 /etc/piswarm; \
+    [ -e /usr/local/bin/node ] || ln -s /usr/bin/node /usr/local/bin/node; \
+    mkdir -p /opt/piswarm && tar -xzf $s/piswarm.tar.gz -C /opt/piswarm --strip-components=1; \
+    chown -R root:root /opt/piswarm && rm -rf $s
 ENV NODE_ENV=production
 USER piswarm
 WORKDIR /var/lib/piswarm
@@ -109,9 +126,13 @@ ARG FIRSTBOOT_PACKAGES="systemd systemd-sysv systemd-timesyncd dbus iproute2 ipu
 RUN set -eu; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $FIRSTBOOT_PACKAGES; \
-    # The local base carries the simulated Pi's engine (build-base.sh); a
-    # fresh Pi has none, and first boot's cloud-init installs it.
-    DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove docker.io containerd runc tini; \
+    # The local base carries the simulated Pi's engine and (trixie) node
+    # (build-base.sh); a fresh Pi has neither, and first boot's cloud-init
+    # installs them.
+    purge=; for p in docker.io docker-cli containerd runc tini nodejs; do \
+      dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && purge="$purge $p"; \
+    done; \
+    [ -z "$purge" ] || DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove $purge; \
     rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* /var/lib/dbus/machine-id; : > /etc/machine-id; \
     # A Pi image ships with a locale set (Ubuntu: C.UTF-8, Raspberry Pi OS:
     # en_GB.UTF-8). With none, cloud-init's locale module asks for en_US.UTF-8,

@@ -2,8 +2,9 @@
  * Time from power-on to every node Ready in `docker node ls`, on simulated
  * Pis (scripts/sim), split into phases:
  *
- *   node dist/bench/formation.js [--n 3,5,8] [--hold-off-ms MS] [--rounds 1]
+ *   node dist/bench/formation.js [--n 3,5,8] [--hold-off-ms MS] [--rounds 1] [--os trixie,bookworm]
  *
+ * Each OS of --os in turn (default both: Docker 26.1 and 20.10 side by side).
  * engine   `docker start` -> the last node's docker.service active (systemd's own timestamps)
  * agent    -> the last agent READY=1
  * discover -> the election could start: the last node entered `candidate` (peer set big enough)
@@ -15,13 +16,14 @@
  */
 import { parseArgs } from 'node:util';
 import * as sim from '../scripts/sim/cluster.js';
-import { ensureImages } from '../scripts/sim/images.js';
+import { ensureImages, simOs, SIM_OSES, type SimOs } from '../scripts/sim/images.js';
 
 const { values } = parseArgs({
   options: {
     n: { type: 'string', default: '3,5,8' },
     'hold-off-ms': { type: 'string', default: '' }, // empty: the shipped default for the expect used
     rounds: { type: 'string', default: '1' },
+    os: { type: 'string', default: SIM_OSES.join(',') },
   },
 });
 const sizes = values.n.split(',').map(Number);
@@ -54,10 +56,10 @@ async function readyCount(ref: sim.ClusterRef, names: string[]): Promise<number>
   return 0;
 }
 
-async function one(n: number, round: number): Promise<string[]> {
-  const ref = { name: `bench-form-${n}-${round}-${process.pid}` };
+async function one(os: SimOs, n: number, round: number): Promise<string[]> {
+  const ref = { name: `bench-form-${os}-${n}-${round}-${process.pid}` };
   try {
-    const up = sim.up({ ...ref, nodes: n, skipImages: true, timeoutMs: 300_000, env: { PISWARM_FORMATION_EXPECT: String(n), ...(holdOff ? { PISWARM_FORMATION_HOLD_OFF_MS: holdOff } : {}) } });
+    const up = sim.up({ ...ref, os, nodes: n, skipImages: true, timeoutMs: 300_000, env: { PISWARM_FORMATION_EXPECT: String(n), ...(holdOff ? { PISWARM_FORMATION_HOLD_OFF_MS: holdOff } : {}) } });
     // Poll for Ready while `up` still waits for the agents' /health.
     let readyAtUs = NaN;
     let names: string[] = [];
@@ -86,14 +88,16 @@ async function one(n: number, round: number): Promise<string[]> {
     const joins = at((l) => l.msg === 'joined the swarm', (xs) => Math.max(...xs));
     const inits = events.flat().filter((l) => l.msg === 'created the swarm').length;
     const ready = (readyAtUs - start) / 1000;
-    return [String(n), String(round), s(engine), s(agent), s(discover), s(elect), s(init), s(joins), s(ready), s(ready - engine), String(inits)];
+    return [os, res.nodes[0]!.engine ?? '?', String(n), String(round), s(engine), s(agent), s(discover), s(elect), s(init), s(joins), s(ready), s(ready - engine), String(inits)];
   } finally {
     await sim.down(ref);
   }
 }
 
 console.log(`formation bench: hold-off ${holdOff ? `${holdOff} ms` : 'default (2000 ms for expect > 1)'}, expect = N, times in seconds from \`docker start\` of all nodes, node ${process.version}`);
-await ensureImages({ root: sim.repoRoot(), log: (m) => console.log(`# ${m}`) });
-const head = ['N', 'round', 'engine', 'agent', 'discover', 'elect', 'init', 'joins', 'ready', 'ready-eng', 'inits'];
-console.log(head.map((h) => h.padStart(9)).join(' '));
-for (const n of sizes) for (let r = 1; r <= rounds; r++) console.log((await one(n, r)).map((c) => c.padStart(9)).join(' '));
+const oses = values.os.split(',').map((o) => simOs(o));
+for (const os of oses) await ensureImages({ root: sim.repoRoot(), log: (m) => console.log(`# ${m}`), os });
+const head = ['os', 'engine', 'N', 'round', 'engine', 'agent', 'discover', 'elect', 'init', 'joins', 'ready', 'ready-eng', 'inits'];
+const cols = (cells: string[]) => cells.map((c, i) => (i === 1 ? c.padStart(14) : c.padStart(9))).join(' ');
+console.log(cols(head));
+for (const os of oses) for (const n of sizes) for (let r = 1; r <= rounds; r++) console.log(cols(await one(os, n, r)));

@@ -2,8 +2,9 @@
  * Time from a Raft leader's power cut to three reachable managers again, on
  * simulated Pis (scripts/sim) running the autopilot:
  *
- *   node dist/bench/heal.js [--nodes 5] [--grace-ms 15000] [--rounds 1]
+ *   node dist/bench/heal.js [--nodes 5] [--grace-ms 15000] [--rounds 1] [--os trixie,bookworm]
  *
+ * Each OS of --os in turn (default both: Docker 26.1 and 20.10 side by side).
  * leader   kill -> another node reports Leader in `docker node ls`
  * healed   kill -> 3 managers reachable and the dead one no longer a manager
  * The heal time is bounded below by autopilot.deadManagerGraceMs (printed
@@ -11,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as sim from '../scripts/sim/cluster.js';
-import { ensureImages } from '../scripts/sim/images.js';
+import { ensureImages, simOs, SIM_OSES } from '../scripts/sim/images.js';
 import { FAST_AUTOPILOT, managers, nodeLs, reachableManagers, until } from '../test/integration/healing/swarm.js';
 
 const { values } = parseArgs({
@@ -19,20 +20,22 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '5' },
     'grace-ms': { type: 'string', default: '15000' },
     rounds: { type: 'string', default: '1' },
+    os: { type: 'string', default: SIM_OSES.join(',') },
   },
 });
 const n = Number(values.nodes);
 const grace = Number(values['grace-ms']);
 const s = (ms: number) => (ms / 1000).toFixed(1);
 
-await ensureImages({ root: sim.repoRoot(), log: (m) => console.error(`images: ${m}`) });
+const oses = values.os.split(',').map((o) => simOs(o));
+for (const os of oses) await ensureImages({ root: sim.repoRoot(), log: (m) => console.error(`images: ${m}`), os });
 
-console.log('nodes  round  grace_s  leader_s  healed_s  healed-grace_s');
-for (let round = 1; round <= Number(values.rounds); round++) {
-  const ref = { name: `bench-heal-${n}-${round}-${process.pid}` };
+console.log('os        engine          nodes  round  grace_s  leader_s  healed_s  healed-grace_s');
+for (const os of oses) for (let round = 1; round <= Number(values.rounds); round++) {
+  const ref = { name: `bench-heal-${os}-${n}-${round}-${process.pid}` };
   try {
     const env = { ...FAST_AUTOPILOT, PISWARM_AUTOPILOT_DEAD_MANAGER_GRACE_MS: String(grace), PISWARM_FORMATION_EXPECT: String(n) };
-    const up = await sim.up({ ...ref, nodes: n, skipImages: true, timeoutMs: 300_000, env });
+    const up = await sim.up({ ...ref, nodes: n, skipImages: true, timeoutMs: 300_000, env, os });
     const names = up.nodes.map((x) => x.name);
     const ls = await until('the swarm to settle with 3 reachable managers', async () => {
       const l = await nodeLs(ref, names);
@@ -49,7 +52,7 @@ for (let round = 1; round <= Number(values.rounds); round++) {
       return l && reachableManagers(l) === 3 && !managers(l).some((x) => x.id === leader.id);
     }, 300_000, 250);
     const healedMs = performance.now() - t0;
-    console.log(`${String(n).padStart(5)}  ${String(round).padStart(5)}  ${s(grace).padStart(7)}  ${s(leaderMs).padStart(8)}  ${s(healedMs).padStart(8)}  ${s(healedMs - grace).padStart(14)}`);
+    console.log(`${os.padEnd(8)}  ${(up.nodes[0]!.engine ?? '?').padEnd(14)}  ${String(n).padStart(5)}  ${String(round).padStart(5)}  ${s(grace).padStart(7)}  ${s(leaderMs).padStart(8)}  ${s(healedMs).padStart(8)}  ${s(healedMs - grace).padStart(14)}`);
   } finally {
     await sim.down(ref);
   }

@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# Builds the local base image `piswarm/base:bookworm` with debootstrap, for
-# machines where no container registry answers (so `FROM debian:bookworm`
+# Builds the local base image `piswarm/base:<suite>` with debootstrap, for
+# machines where no container registry answers (so `FROM debian:<suite>`
 # cannot be pulled: `npm run sim` tries the pull first, see chooseBase in
 # scripts/sim/images.ts). It already holds every package the Dockerfile's
 # `apt-get install` step asks for, which makes that step a no-op on it.
 #
+# The suite is PISWARM_SIM_OS: trixie (the default, Debian 13, what Raspberry
+# Pi OS is based on today) or bookworm (Debian 12).
+#
 # Skips the work when an image of that name exists and was built from the
-# same recipe (the sha256 of this file, kept in a label). `--force` rebuilds;
+# same recipe (suite, packages and STEPS, hashed into a label). `--force` rebuilds;
 # `--check` only tells (exit 0: current, 1: it would be built).
 set -euo pipefail
 
-IMAGE=${PISWARM_BASE_IMAGE:-piswarm/base:bookworm}
-SUITE=bookworm
-# Keep in step with the Dockerfile's PI_PACKAGES: a package missing here only
-# costs an apt-get run at image build time, never a broken image.
+SUITE=${PISWARM_SIM_OS:-trixie}
+IMAGE=${PISWARM_BASE_IMAGE:-piswarm/base:$SUITE}
+# Keep in step with the Dockerfile's PI_PACKAGES and OS_PACKAGES: a package
+# missing here only costs an apt-get run at image build time, never a broken image.
 INCLUDE=systemd,systemd-sysv,dbus,docker.io,iproute2,iputils-ping,procps,ca-certificates,util-linux,kmod,iptables,tini,less
+case $SUITE in
+  # trixie: the docker CLI is its own package; nodejs 20.19 is new enough for the agent.
+  trixie) INCLUDE=$INCLUDE,docker-cli,nodejs ;;
+  bookworm) ;;
+  *) printf 'build-base: unknown suite "%s" (PISWARM_SIM_OS): trixie or bookworm\n' "$SUITE" >&2; exit 64 ;;
+esac
 
 log() { printf 'build-base: %s\n' "$*" >&2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-recipe=$(sha256sum "$here/build-base.sh" | cut -c1-16)
+# What the image is made of; bump STEPS when the steps below change.
+STEPS=2
+recipe=$(printf '%s\n' "$SUITE" "$INCLUDE" "$STEPS" | sha256sum | cut -c1-16)
 
 current() { [[ $(docker image inspect -f '{{index .Config.Labels "io.piswarm.base.recipe"}}' "$IMAGE" 2>/dev/null) == "$recipe" ]]; }
 # --check: exit 0 when the image is current, 1 when it would be built; builds nothing.
@@ -29,14 +40,9 @@ if [[ ${1:-} != --force ]] && current; then
   exit 0
 fi
 
-# The Debian mirror this host already uses (deb822 .sources first, then the
-# one-line format); deb.debian.org otherwise.
-mirror=$(
-  { grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security
-    grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}'; } |
-    grep -m1 -E '/debian/?$' || true
-)
-mirror=${mirror:-http://deb.debian.org/debian}
+# shellcheck source=debian-mirror.sh
+source "$here/debian-mirror.sh"
+mirror=$(debian_mirror)
 
 # A machine whose Docker Engine was already running never ran setup-host.sh,
 # which is what installs debootstrap: install it here, or say what is missing.
@@ -46,7 +52,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null 2>&1 ||
       { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null; }
   else
-    log "debootstrap is missing: run 'sudo apt-get install debootstrap' (or sudo scripts/setup-host.sh), or set PISWARM_SIM_BASE=debian:bookworm where a registry answers"
+    log "debootstrap is missing: run 'sudo apt-get install debootstrap' (or sudo scripts/setup-host.sh), or set PISWARM_SIM_BASE=debian:$SUITE where a registry answers"
     exit 1
   fi
 fi
@@ -61,7 +67,7 @@ debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$work/root" "$mirro
 }
 
 root=$work/root
-# Same sources as a public debian:bookworm image, so later apt-get runs work.
+# Same sources as a public debian:<suite> image, so later apt-get runs work.
 cat >"$root/etc/apt/sources.list" <<EOF
 deb $mirror $SUITE main
 deb $mirror $SUITE-updates main

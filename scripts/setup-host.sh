@@ -24,6 +24,8 @@ PACKAGES=(
   e2fsprogs                # mkfs.ext4 for the flash tests' root partition
   cloud-init               # cloud-init schema: checks the generated user-data
   chromium                 # the dashboard test drives it with npm playwright-core (its own browser download does not work here)
+  qemu-user-static         # runs arm64 programs: the release on arm64 (test/integration/arm64)
+  binfmt-support           # registers qemu's interpreters with binfmt_misc
 )
 DOCKERD_LOG=${PISWARM_DOCKERD_LOG:-/var/log/piswarm-dockerd.log}
 DOCKERD_WAIT_SECONDS=${PISWARM_DOCKERD_WAIT_SECONDS:-60}
@@ -51,6 +53,14 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 else
   log "packages already installed"
+fi
+
+# With no init, binfmt-support's service never ran: register arm64 by hand.
+# Where binfmt_misc cannot be mounted (some containers), the arm64 test
+# skips and says why.
+if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] && command -v update-binfmts >/dev/null; then
+  [[ -e /proc/sys/fs/binfmt_misc/status ]] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || log "cannot register qemu-aarch64 with binfmt_misc (the arm64 test will skip)"
 fi
 
 engine_up() { timeout 10 docker info >/dev/null 2>&1; }

@@ -7,8 +7,8 @@ import type { EngineMonitor, EngineSample } from './monitor.js';
 
 /**
  * Engine states a restart of dockerd repairs and nothing the agent can do
- * through the API does. moby PR #47854 (fixed upstream in 2024, see
- * pinsJoinAddress; absent from Debian bookworm's and Raspberry Pi OS's docker.io 20.10): a
+ * through the API does. moby PR #47854 (see pinsJoinAddress; present in
+ * Debian bookworm's docker.io 20.10, fixed in trixie's 26.1.5): a
  * worker promoted after the manager it first joined through is gone retries
  * that dead address forever ("can't initialize raft node"); the engine API
  * cannot even demote it ("can't find manager in raft memberlist"). A restarted
@@ -18,19 +18,33 @@ import type { EngineMonitor, EngineSample } from './monitor.js';
 export const RESTARTABLE = /can't initialize raft node/i;
 
 /**
+ * The first release of each engine line that no longer pins the join
+ * address: a worker promoted after the manager it joined through died joins
+ * Raft through a live manager (moby PR #47854, in 27.0; its 26.1 backport
+ * #47870). Each entry was checked by behaviour on the simulated cluster
+ * (test/integration/healing/join-address.test.ts, run on every simulated
+ * OS): 26.1.5 (Debian trixie's docker.io, so Raspberry Pi OS trixie's) joins
+ * Raft without leaving first; 20.10.24 (bookworm's) pins. Lines or patch
+ * releases not listed (23.0, 24.0, 25.0, 26.0, 26.1.0-26.1.4) were not run
+ * here and count as affected.
+ */
+const FIXED_FROM: ReadonlyArray<readonly [major: number, minor: number, patch: number]> = [[26, 1, 5], [27, 0, 0]];
+
+/**
  * Whether an engine of this version keeps the address it joined through and,
- * promoted, dials only that one to join Raft (fixed by moby PR #47854, in
- * 27.0; backports #47868/#47869/#47870 reached 23.0, 25.0 and 26.1 from some
- * patch release on, which we could not check here, so every engine before 27
- * counts as affected). The engine's own advice is the workaround piswarm
- * applies: the worker leaves and joins again, through a live manager
- * (agent/formation/rule.ts). A wrong "affected" costs one re-join; an
- * unparseable version counts as fixed, so nothing is done on a guess.
+ * promoted, dials only that one to join Raft. The engine's own advice is the
+ * workaround piswarm applies on such engines only: the worker leaves and
+ * joins again, through a live manager (agent/formation/rule.ts). A wrong
+ * "affected" costs one re-join; an unparseable version counts as fixed, so
+ * nothing is done on a guess.
  */
 export function pinsJoinAddress(serverVersion: string): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(serverVersion.trim());
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(serverVersion.trim());
   if (!m) return false;
-  return Number(m[1]) < 27;
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+  if (major >= 27) return false;
+  const line = FIXED_FROM.find(([a, b]) => a === major && b === minor);
+  return !line || patch < line[2];
 }
 
 export const REQUEST_FILE = 'engine-restart.request';

@@ -86,7 +86,7 @@ function recordManagerSwarm(ctx: FormationContext, sw: EngineInfo['swarm'], crea
 }
 
 /**
- * A worker whose engine pins its join address (moby PR #47854, Docker < 27)
+ * A worker whose engine pins its join address (moby PR #47854: Docker 20.10 and any engine not checked; 26.1.5+ and 27+ do not pin)
  * and whose join manager is no longer among the swarm's managers: since
  * when. The engine's manager list lags a demotion by a heartbeat or two, so
  * the rule acts only after PIN_SETTLE_MS.

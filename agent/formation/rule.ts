@@ -9,7 +9,7 @@ import { hostOf } from '../net/address.js';
  * 1. A node that is already in a swarm (`docker info` says so) never inits
  *    and never re-joins: a reboot or an agent restart changes nothing. One
  *    exception: a worker whose engine pins the address it joined through
- *    (Docker before 27, agent/docker/engine-recovery.ts pinsJoinAddress)
+ *    (engines where agent/docker/engine-recovery.ts pinsJoinAddress is true: 20.10 and any version not checked; 26.1.5+ and 27+ do not pin)
  *    while that address is no longer a manager could never be promoted, so
  *    it gets a grant from a live manager, leaves and joins again through it
  *    (the engine's own workaround; the old entry is pruned as a ghost).

@@ -36,7 +36,7 @@ function formationFamilies(ctx: FormationContext): MetricFamily[] {
     counter('piswarm_formation_splits_detected_total', 'Times two swarms of this cluster were seen', k.splits),
     {
       name: 'piswarm_formation_rejoins_total',
-      help: 'Times this node left its own swarm to join it again, by reason: join-manager-gone (Docker < 27, moby PR #47854) or pruned (removed while away)',
+      help: 'Times this node left its own swarm to join it again, by reason: join-manager-gone (engines that pin their join address, moby PR #47854) or pruned (removed while away)',
       type: 'counter',
       samples: (['join-manager-gone', 'pruned'] as const).map((r) => ({ labels: { reason: r }, value: k.rejoins.get(r) ?? 0 })),
     },

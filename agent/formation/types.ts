@@ -71,7 +71,7 @@ export interface Formation {
   status(): FormationStatus;
   /**
    * The manager address this worker joined through, when its engine would
-   * dial only that address if promoted (Docker < 27); null otherwise. Gossip
+   * dial only that address if promoted (pinsJoinAddress); null otherwise. Gossip
    * publishes it so the autopilot never promotes a worker pinned to a
    * manager that is gone.
    */

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_HTTP_PORT } from '../../shared/constants.js';
 import { PiswarmError } from '../../shared/errors.js';
 import { NODE_FLAGS } from './node-flags.js';
-import { ensureImages, PI_IMAGE, serviceGid, type ImageTimings } from './images.js';
+import { ensureImages, imageFacts, imagesFor, simOs, type ImageFacts, type ImageTimings, type SimOs } from './images.js';
 import { docker, run, type RunResult } from './run.js';
 import { tar, type TarEntry } from './tar.js';
 
@@ -25,6 +25,8 @@ export const LABEL_NODE = 'io.piswarm.sim.node';
 export const LABEL_INDEX = 'io.piswarm.sim.index';
 export const LABEL_IP = 'io.piswarm.sim.ip';
 export const LABEL_PORT = 'io.piswarm.sim.port';
+export const LABEL_OS = 'io.piswarm.sim.os';
+export const LABEL_ENGINE = 'io.piswarm.sim.engine';
 export const DEFAULT_CLUSTER = 'piswarm';
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,40}$/;
 
@@ -39,6 +41,13 @@ export interface NodeStatus {
   running: boolean;
   /** Whether its network cable is plugged in (see disconnect/connect). */
   connected: boolean;
+  /** The OS it was created from: "trixie" or "bookworm" (images.ts SIM_OSES). */
+  os: string;
+  /**
+   * The Docker Engine its image holds ("26.1.5+dfsg1"), or null for a node
+   * created without one (a card whose first boot installs it).
+   */
+  engine: string | null;
 }
 
 export interface ClusterRef {
@@ -64,6 +73,8 @@ export interface NodeOptions extends ClusterRef {
   timeoutMs?: number;
   /** Skip image preparation (the caller already ran ensureImages). */
   skipImages?: boolean;
+  /** The OS of the nodes this call creates; default: simOs() (PISWARM_SIM_OS, else trixie). */
+  os?: SimOs;
 }
 
 export interface UpOptions extends NodeOptions {
@@ -214,6 +225,8 @@ function toStatus(c: Inspected): NodeStatus {
     apiUrl: `http://${ip}:${l[LABEL_PORT] ?? DEFAULT_HTTP_PORT}`,
     running: c.State.Running,
     connected: networkName(cluster) in c.NetworkSettings.Networks,
+    os: l[LABEL_OS] ?? '',
+    engine: l[LABEL_ENGINE] || null,
   };
 }
 
@@ -248,20 +261,35 @@ function envFile(env: Record<string, string>): string {
     .join('');
 }
 
-const gidCache = new Map<string, number>();
+const factsCache = new Map<string, Promise<ImageFacts>>();
+const factsOf = (image: string) => {
+  let f = factsCache.get(image);
+  if (!f) factsCache.set(image, (f = imageFacts(image)));
+  f.catch(() => factsCache.delete(image));
+  return f;
+};
+
+interface ContainerSpec {
+  image: string;
+  port: string;
+  os: string;
+  engine?: string;
+  hostname?: string;
+}
 
 /** Creates (not starts) the container of one node: labels, fixed address, its own /var/lib/docker volume. */
-async function createContainer(cluster: string, net: NetworkInfo, index: number, image: string, port: string, hostname?: string): Promise<string> {
+async function createContainer(cluster: string, net: NetworkInfo, index: number, spec: ContainerSpec): Promise<string> {
   const name = nodeName(cluster, index);
   const ip = `${net.prefix}${10 + index}`;
   if (10 + index > 254) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'a simulated cluster holds at most 244 nodes');
   const labels = [
-    `${LABEL_CLUSTER}=${cluster}`, `${LABEL_NODE}=${name}`, `${LABEL_INDEX}=${index}`, `${LABEL_IP}=${ip}`, `${LABEL_PORT}=${port}`,
+    `${LABEL_CLUSTER}=${cluster}`, `${LABEL_NODE}=${name}`, `${LABEL_INDEX}=${index}`, `${LABEL_IP}=${ip}`, `${LABEL_PORT}=${spec.port}`,
+    `${LABEL_OS}=${spec.os}`, ...(spec.engine ? [`${LABEL_ENGINE}=${spec.engine}`] : []),
   ].flatMap((l) => ['--label', l]);
   await docker(['volume', 'create', ...labels.slice(0, 4), volumeName(name)]);
   await docker([
-    'create', '--name', name, '--hostname', hostname ?? name, '--network', net.name, '--ip', ip, ...labels,
-    ...NODE_FLAGS, '-v', `${volumeName(name)}:/var/lib/docker`, image,
+    'create', '--name', name, '--hostname', spec.hostname ?? name, '--network', net.name, '--ip', ip, ...labels,
+    ...NODE_FLAGS, '-v', `${volumeName(name)}:/var/lib/docker`, spec.image,
   ]);
   return name;
 }
@@ -275,11 +303,11 @@ export async function copyFiles(ref: ClusterRef, name: string, dir: string, file
 }
 
 /** Creates (not starts) one node with its /etc/piswarm filled in, as an SD card flashed before first boot. */
-async function createNode(cluster: string, net: NetworkInfo, index: number, key: string, env: Record<string, string>): Promise<string> {
-  const name = await createContainer(cluster, net, index, PI_IMAGE, env.PISWARM_HTTP_PORT ?? String(DEFAULT_HTTP_PORT));
-  const imageId = (await docker(['inspect', '-f', '{{.Image}}', name])).trim();
-  let gid = gidCache.get(imageId);
-  if (gid === undefined) gidCache.set(imageId, (gid = await serviceGid(imageId)));
+async function createNode(cluster: string, net: NetworkInfo, index: number, key: string, env: Record<string, string>, os: SimOs): Promise<string> {
+  const image = imagesFor(os).pi;
+  const imageId = (await docker(['image', 'inspect', '-f', '{{.Id}}', image])).trim();
+  const { gid, engine } = await factsOf(imageId);
+  const name = await createContainer(cluster, net, index, { image, port: env.PISWARM_HTTP_PORT ?? String(DEFAULT_HTTP_PORT), os, engine });
   const config = { clusterName: cluster, clusterKeyFile: '/etc/piswarm/cluster.key', stateDir: '/var/lib/piswarm' };
   await copyInto(name, '/etc/piswarm', [
     // Same modes and owners as install.sh gives them on a Pi.
@@ -297,6 +325,8 @@ export interface BareNodeOptions extends ClusterRef {
   hostname?: string;
   /** The agent port its provisioning will configure (for status and apiUrl). */
   port?: number;
+  /** The OS of its image (for status). */
+  os?: SimOs;
 }
 
 /**
@@ -308,7 +338,9 @@ export async function createBare(opts: BareNodeOptions): Promise<NodeStatus> {
   const cluster = clusterName(opts);
   const net = await findNetwork(cluster);
   if (!net) throw new PiswarmError('PISWARM_ERR_NOT_FOUND', `cluster "${cluster}" is not up (run \`up\` first)`);
-  const name = await createContainer(cluster, net, await nextIndex(opts), opts.image, String(opts.port ?? DEFAULT_HTTP_PORT), opts.hostname);
+  const name = await createContainer(cluster, net, await nextIndex(opts), {
+    image: opts.image, port: String(opts.port ?? DEFAULT_HTTP_PORT), os: simOs(opts.os), hostname: opts.hostname,
+  });
   return node(opts, name);
 }
 
@@ -349,13 +381,32 @@ async function waitForAgents(ref: ClusterRef, names: readonly string[], timeoutM
       { timeoutMs, what: `the agents to answer /health`, intervalMs: 200 },
     );
   } catch (err) {
+    const why = await Promise.all([...pending].map(async (name) => `--- ${name}: ${await bootProblem(name)}`));
     throw new PiswarmError('PISWARM_ERR_UNAVAILABLE',
-      `${[...pending].join(', ')} did not answer /health within ${timeoutMs} ms (see \`npm run sim -- logs NODE\`)`, { cause: err });
+      `${[...pending].join(', ')} did not answer /health within ${timeoutMs} ms (see \`npm run sim -- logs NODE\`)\n${why.join('\n')}`, { cause: err });
   }
   if (failed.size > 0) {
     throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', `piswarm.service failed on ${[...failed.keys()].join(', ')}; last journal lines:\n` +
       [...failed].map(([name, text]) => `--- ${name}\n${text}`).join('\n'));
   }
+}
+
+/**
+ * Why a node's agent does not answer, as far as the node can tell: a
+ * container that exited (systemd refusing to boot, e.g. a systemd that will
+ * not run on this host's cgroup hierarchy) shows its console's last lines;
+ * a running one its systemd state, taint flags and failed units.
+ */
+async function bootProblem(name: string): Promise<string> {
+  const state = await run('docker', ['inspect', '-f', '{{.State.Running}} {{.State.ExitCode}}', name]);
+  const [running, exitCode] = state.stdout.trim().split(' ');
+  if (running !== 'true') {
+    const console = await run('docker', ['logs', '--tail', '15', name]);
+    return `the container stopped (exit ${exitCode}); its console's last lines:\n${(console.stdout + console.stderr).trim()}`;
+  }
+  const r = await run('docker', ['exec', name, 'sh', '-c',
+    'echo "systemd: $(systemctl is-system-running) (tainted: $(systemctl show -p Tainted --value))"; systemctl --no-pager --failed --plain --no-legend'], { timeoutMs: 10_000 });
+  return (r.stdout + r.stderr).trim();
 }
 
 async function startNodes(ref: ClusterRef, names: readonly string[], timeoutMs: number): Promise<{ startedAtUs: number; bootMs: number }> {
@@ -374,14 +425,15 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   const root = opts.root ?? repoRoot();
   const log = opts.log ?? (() => {});
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', '--nodes must be a positive integer');
-  const images = opts.skipImages ? undefined : await ensureImages({ root, log });
+  const os = simOs(opts.os);
+  const images = opts.skipImages ? undefined : await ensureImages({ root, log, os });
   const net = await ensureNetwork(cluster);
   const key = opts.clusterKey ?? (await clusterKey({ ...opts, root }));
   const existing = await status(opts);
   const toStart = existing.filter((n) => !n.running).map((n) => n.name);
   let next = await nextIndex(opts);
   for (let count = existing.length; count < opts.nodes; count++) {
-    toStart.push(await createNode(cluster, net, next++, key, opts.env ?? {}));
+    toStart.push(await createNode(cluster, net, next++, key, opts.env ?? {}, os));
   }
   log(`starting ${toStart.length} node(s) of cluster ${cluster} on ${net.subnet}`);
   const boot = await startNodes(opts, toStart, opts.timeoutMs ?? 120_000);
@@ -393,9 +445,10 @@ export async function add(opts: NodeOptions = {}): Promise<NodeStatus> {
   const cluster = clusterName(opts);
   const net = await findNetwork(cluster);
   if (!net) throw new PiswarmError('PISWARM_ERR_NOT_FOUND', `cluster "${cluster}" is not up (run \`up\` first)`);
-  if (!opts.skipImages) await ensureImages({ root: opts.root ?? repoRoot(), log: opts.log });
+  const os = simOs(opts.os);
+  if (!opts.skipImages) await ensureImages({ root: opts.root ?? repoRoot(), log: opts.log, os });
   const key = opts.clusterKey ?? (await clusterKey(opts));
-  const name = await createNode(cluster, net, await nextIndex(opts), key, opts.env ?? {});
+  const name = await createNode(cluster, net, await nextIndex(opts), key, opts.env ?? {}, os);
   await startNodes(opts, [name], opts.timeoutMs ?? 120_000);
   return node(opts, name);
 }

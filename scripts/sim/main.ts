@@ -8,25 +8,27 @@ import { spawn } from 'node:child_process';
 import { EXIT } from '../../shared/constants.js';
 import { PiswarmError } from '../../shared/errors.js';
 import * as sim from './cluster.js';
-import { ensureImages } from './images.js';
+import { DEFAULT_OS, ensureImages, simOs, SIM_OSES, type SimOs } from './images.js';
 
 const USAGE = `usage: npm run sim -- <verb> [options]
 
   up --nodes N [--cluster-key K] [--env KEY=VALUE ...]   power on N nodes (builds what is missing) and
-     [--no-wait]                                         watch them form one swarm (expect = min(N, 3));
-                                                         --cluster-key/--env apply to new nodes only
-  add [--cluster-key K] [--env KEY=VALUE ...]            power on one more node
+     [--os OS] [--no-wait]                               watch them form one swarm (expect = min(N, 3));
+                                                         --cluster-key/--env/--os apply to new nodes only
+  add [--cluster-key K] [--env KEY=VALUE ...] [--os OS]  power on one more node
   stop NODE | start NODE | restart NODE                  clean shutdown / power on / reboot
   kill NODE                                              power cut (SIGKILL)
   disconnect NODE | connect NODE                         pull / plug the network cable
   status [--json]                                        list nodes (name, IP, state, container id, URLs)
   exec NODE -- CMD...                                    run a command on a node
   logs NODE [-n LINES] [-f]                              the agent's journal on a node
-  build                                                  prepare the engine and images only
+  build [--os OS]                                        prepare the engine and images only
   down [--all]                                           remove the cluster (or every simulated cluster)
                                                          and its .sim/<name>/ state
 
   --name NAME   the cluster (default: piswarm, or the one NODE belongs to); several clusters coexist
+  --os OS       the simulated Pi's OS: ${SIM_OSES.join(' or ')} (default: PISWARM_SIM_OS, else ${DEFAULT_OS},
+                what Raspberry Pi OS is based on today)
 
 Run \`npm run build\` first: the nodes install the agent compiled in dist/.`;
 
@@ -36,6 +38,7 @@ interface Parsed {
   name?: string;
   nodes?: number;
   clusterKey?: string;
+  os?: SimOs;
   env: Record<string, string>;
   json: boolean;
   all: boolean;
@@ -56,6 +59,15 @@ function count(option: string, v: string): number {
   return n;
 }
 
+/** An --os value: one of SIM_OSES, or a usage error. */
+function osOption(v: string): SimOs {
+  try {
+    return simOs(v);
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+}
+
 function parse(argv: string[]): Parsed {
   const p: Parsed = { verb: argv[0] ?? '', env: {}, json: false, all: false, follow: false, noWait: false, rest: [] };
   const positional: string[] = [];
@@ -70,6 +82,7 @@ function parse(argv: string[]): Parsed {
     else if (a === '--name') p.name = value();
     else if (a === '--nodes') p.nodes = count(a, value());
     else if (a === '--cluster-key') p.clusterKey = value();
+    else if (a === '--os') p.os = osOption(value());
     else if (a === '--env') {
       const kv = value();
       const eq = kv.indexOf('=');
@@ -106,7 +119,8 @@ function interactive(args: string[]): Promise<number> {
 function printNodes(nodes: sim.NodeStatus[]): void {
   for (const n of nodes) {
     process.stdout.write(
-      `${n.name}  ${n.ip}${n.connected ? '' : ' (disconnected)'}  ${n.running ? 'running' : 'stopped'}  container ${n.containerId.slice(0, 12)}\n` +
+      `${n.name}  ${n.ip}${n.connected ? '' : ' (disconnected)'}  ${n.running ? 'running' : 'stopped'}  container ${n.containerId.slice(0, 12)}` +
+        `  ${n.os || '?'}, Docker ${n.engine ?? '(none yet)'}\n` +
         `  health:  ${n.apiUrl}/health\n  metrics: ${n.apiUrl}/metrics\n` +
         `  shell:   npm run sim -- exec ${n.name} -- bash    (or: docker exec -it ${n.name} bash)\n` +
         `  journal: npm run sim -- logs ${n.name} -f         (or: docker exec ${n.name} journalctl -u piswarm -f)\n`,
@@ -120,7 +134,7 @@ function printNodes(nodes: sim.NodeStatus[]): void {
  * what was flashed on it). Says so rather than letting them pass unnoticed.
  */
 function warnExisting(existing: sim.NodeStatus[], p: Parsed, log: (m: string) => void): void {
-  const given = [...(p.clusterKey === undefined ? [] : ['--cluster-key']), ...Object.keys(p.env).map((k) => `--env ${k}`)];
+  const given = [...(p.clusterKey === undefined ? [] : ['--cluster-key']), ...(p.os === undefined ? [] : ['--os']), ...Object.keys(p.env).map((k) => `--env ${k}`)];
   if (existing.length === 0 || given.length === 0) return;
   const created = Math.max(0, p.nodes! - existing.length);
   log(`warning: ${given.join(', ')} ignored for the ${existing.length} existing node(s) (${existing.map((n) => n.name).join(', ')}): ` +
@@ -176,10 +190,11 @@ async function main(argv: string[]): Promise<number> {
       const env = { PISWARM_FORMATION_EXPECT: String(Math.min(p.nodes, 3)), ...p.env };
       // The engine first: on a fresh machine none answers until ensureImages
       // starts it, and the existing nodes can only be listed after that.
-      await ensureImages({ root: sim.repoRoot(), log });
+      const os = simOs(p.os);
+      await ensureImages({ root: sim.repoRoot(), log, os });
       warnExisting(await sim.status(ref), p, log);
       const t0 = Date.now();
-      const r = await sim.up({ ...ref, nodes: p.nodes, clusterKey: p.clusterKey, env, skipImages: true });
+      const r = await sim.up({ ...ref, nodes: p.nodes, clusterKey: p.clusterKey, env, os, skipImages: true });
       log(`cluster ${r.cluster}: ${r.nodes.length} node(s) on ${r.network} (${r.subnet}); ` +
         `${r.started.length} booted in ${(r.bootMs / 1000).toFixed(1)}s`);
       printNodes(r.nodes);
@@ -187,7 +202,7 @@ async function main(argv: string[]): Promise<number> {
       return (await watchFormation(ref, r.nodes, t0, log)) ? EXIT.OK : EXIT.FAILURE;
     }
     case 'add': {
-      printNodes([await sim.add({ ...ref, clusterKey: p.clusterKey, env: p.env })]);
+      printNodes([await sim.add({ ...ref, clusterKey: p.clusterKey, env: p.env, os: p.os })]);
       return EXIT.OK;
     }
     case 'stop': await sim.stop(ref, needNode(p)); return EXIT.OK;
@@ -216,7 +231,7 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.OK;
     }
     case 'build': {
-      await ensureImages({ root: sim.repoRoot(), log });
+      await ensureImages({ root: sim.repoRoot(), log, os: simOs(p.os) });
       return EXIT.OK;
     }
     case 'down': {

@@ -40,7 +40,9 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
     t.equal(metrics.status, 200);
     t.match(metrics.contentType, /^text\/plain/);
     // The board/OS inventory (systeminformation spawns small commands) works inside the hardened unit.
-    t.match(metrics.text, /^piswarm_host_info\{[^}]*os="Debian GNU\/Linux",os_release="12",os_codename="bookworm"[^}]*\} 1$/m, 'inventory under the unit');
+    // The node's own OS (trixie: 13, bookworm: 12, by the simulated OS under test).
+    const [release, codename] = (await ex(['sh', '-c', '. /etc/os-release; echo "$VERSION_ID $VERSION_CODENAME"'])).stdout.trim().split(' ');
+    t.match(metrics.text, new RegExp(`^piswarm_host_info\\{[^}]*os="Debian GNU/Linux",os_release="${release}",os_codename="${codename}"[^}]*\\} 1$`, 'm'), `inventory under the unit (Debian ${release} ${codename})`);
     t.match(metrics.text, /^piswarm_collector_success\{collector="inventory"\} 1$/m);
     const mounts = metrics.text.split('\n').filter((l) => l.startsWith('node_filesystem_size_bytes')).map((l) => /mountpoint="([^"]*)"/.exec(l)?.[1] ?? '');
     t.comment(`filesystems reported under the unit: ${mounts.join(' ')}`);
@@ -111,9 +113,9 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
   await t.test('install.sh is idempotent on a running Pi and refuses bad input', async (t) => {
     const tarball = join(sim.repoRoot(), 'release/piswarm.tar.gz');
     await readFile(tarball); // built by `up`; fails loudly if not
-    await run('docker', ['cp', tarball, `${node.name}:/tmp/piswarm.tar.gz`]);
+    await run('docker', ['cp', tarball, `${node.name}:/var/tmp/piswarm.tar.gz`]);
     const config = await ex(['cat', '/etc/piswarm/config.json']);
-    const again = await ex(['bash', '-c', 'd=$(mktemp -d) && tar -xzf /tmp/piswarm.tar.gz -C $d && $d/piswarm-*/scripts/install.sh --release /tmp/piswarm.tar.gz']);
+    const again = await ex(['bash', '-c', 'd=$(mktemp -d) && tar -xzf /var/tmp/piswarm.tar.gz -C $d && $d/piswarm-*/scripts/install.sh --release /var/tmp/piswarm.tar.gz']);
     t.equal(again.code, 0, again.stderr);
     t.match(again.stdout, /kept existing \/etc\/piswarm\/config\.json/);
     t.match(again.stdout, /restarted piswarm\.service/);
@@ -144,9 +146,12 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
 
 t.test('install.sh on a fresh Debian without node or systemd running', { skip, timeout: 300_000 }, async (t) => {
   const root = sim.repoRoot();
-  // The release tarball and the staged node binary (a no-op when `up` above made them).
-  await ensureImages({ root });
-  const { base } = await resolveBase(root);
+  // Debian 12 (bookworm) whatever the simulated OS: its nodejs is 18, so a
+  // fresh one has no usable node and install.sh needs --node (trixie's base
+  // carries nodejs 20.19, which install.sh would simply take). ensureImages
+  // for bookworm stages the release and the node binary.
+  await ensureImages({ root, os: 'bookworm' });
+  const { base } = await resolveBase(root, undefined, undefined, 'bookworm');
   const script = String.raw`
     set -u; exec 2>&1
     k=$(mktemp); head -c 48 /dev/urandom | base64 -w0 > "$k"

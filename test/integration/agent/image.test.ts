@@ -9,14 +9,14 @@ import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { AGENT_IMAGE, ensureAgentImage } from '../../../scripts/sim/images.js';
+import { ensureAgentImage } from '../../../scripts/sim/images.js';
 import { docker } from '../../../scripts/sim/run.js';
 import { sim, skipReason, uniqueName } from '../helpers/cluster.js';
 
 const skip = await skipReason();
 
 t.test('the agent image: healthy by its own health check, clean stop on SIGTERM', { skip, timeout: 600_000 }, async (t) => {
-  await ensureAgentImage({ root: sim.repoRoot(), log: (m) => t.comment(`sim: ${m}`) });
+  const image = await ensureAgentImage({ root: sim.repoRoot(), log: (m) => t.comment(`sim: ${m}`) });
   const dir = mkdtempSync(join(tmpdir(), 'piswarm-agent-image-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   // A non-default port in the config file: the health check must find it there.
@@ -26,7 +26,7 @@ t.test('the agent image: healthy by its own health check, clean stop on SIGTERM'
   const name = uniqueName('piswarm-agent-img');
   t.teardown(() => docker(['rm', '-f', name]).catch(() => undefined));
   await docker(['run', '-d', '--name', name, '--network', 'none', '--health-interval', '2s', '--health-start-period', '2s',
-    '-v', `${dir}/config.json:/etc/piswarm/config.json:ro`, AGENT_IMAGE]);
+    '-v', `${dir}/config.json:/etc/piswarm/config.json:ro`, image]);
 
   const inspect = async () => JSON.parse(await docker(['inspect', name]))[0] as { Path: string; State: { Status: string; ExitCode: number; Health?: { Status: string; Log: Array<{ ExitCode: number; Output: string }> } } };
   t.equal((await inspect()).Path, '/usr/bin/tini', 'tini is PID 1');

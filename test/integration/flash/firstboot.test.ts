@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { HEALTH_CONTENT_TYPE } from '../../../shared/constants.js';
 import { BOOT_KEY_FILE, BOOT_NODE_FILE, CLUSTER_KEY_PATH, FIRSTBOOT_LOG } from '../../../agent/provision/cloud-init.js';
-import { ensureFirstbootImage } from '../../../scripts/sim/images.js';
+import { ensureFirstbootImage, imagesFor, simOs } from '../../../scripts/sim/images.js';
 import { nodeLs } from '../healing/swarm.js';
 import { httpGet, sim, skipReason, startCluster, uniqueName } from '../helpers/cluster.js';
 import { missingTools } from './disk-image.js';
@@ -69,12 +69,18 @@ t.test('a flashed Pi provisions itself on first boot and joins the running clust
     t.match(log, /in a container \(docker\): the kernel, its command line and the clock are the host's/);
     t.match(log, /memory cgroup enabled/);
     t.match(log, /clock: systemd-timesyncd does not run in a container/);
-    t.match(log, /installed the Node\.js binary from the boot partition/);
+    if (imagesFor(simOs()).hostNode) t.match(log, /installed the Node\.js binary from the boot partition/, 'bookworm: node from the card (its nodejs is 18)');
+    else t.notMatch(log, /from the boot partition/, 'trixie: no node on the card, the distribution\'s is used');
     t.match(log, /piswarm-install: kept existing \/etc\/piswarm\/config\.json/);
   });
 
   await t.test('the agent runs under systemd and answers /health', async (t) => {
     t.equal((await ex('systemctl is-active piswarm docker')).stdout.trim(), 'active\nactive');
+    const node = (await ex('command -v node && node --version')).stdout.trim().split('\n');
+    if (imagesFor(simOs()).hostNode) t.equal(node[0], '/usr/local/bin/node', 'bookworm: the node from the card');
+    else t.match(node, ['/usr/bin/node', /^v20\./], `trixie: the distribution's nodejs (${node.join(' ')})`);
+    const cli = await ex('docker version --format "{{.Client.Version}} {{.Server.Version}}"');
+    t.equal(cli.code, 0, `the docker CLI works for user pi's shell: ${cli.stdout.trim()}${cli.stderr.trim()}`);
     t.equal((await ex('systemctl is-enabled piswarm')).stdout.trim(), 'enabled', 'and starts again at the next boot');
     const health = await httpGet(`${pi.apiUrl}/health`);
     t.ok([200, 503].includes(health.status), `/health status ${health.status}`);
@@ -93,7 +99,7 @@ t.test('a flashed Pi provisions itself on first boot and joins the running clust
     t.equal((await ex(`cat ${CLUSTER_KEY_PATH}`)).stdout.trim(), cluster.key);
     const boot = (await ex('ls /boot/firmware')).stdout.split('\n');
     t.notOk(boot.includes(BOOT_KEY_FILE), 'no key file left on the world-readable boot partition');
-    t.notOk(boot.includes(BOOT_NODE_FILE), 'the node binary moved to /usr/local/bin');
+    t.notOk(boot.includes(BOOT_NODE_FILE), 'no node binary left on the card');
     const leaks = await ex(`grep -rlF -- '${cluster.key}' /var/log /var/lib/cloud /run/cloud-init /boot/firmware /etc/cloud 2>/dev/null || true`);
     t.equal(leaks.stdout.trim(), '', 'the key is in no log, no cloud-init copy of user-data and nowhere on the card');
   });

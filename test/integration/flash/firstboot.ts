@@ -2,7 +2,7 @@
  * A flashed Pi's first boot in the simulator, shared by firstboot.test.ts and
  * bench/firstboot.ts. The real `piswarm flash` writes the synthetic disk
  * image (disk-image.ts); the boot partition's files are read back with mtools
- * and copied into /boot/firmware of a node made from FIRSTBOOT_IMAGE (no
+ * and copied into /boot/firmware of a node made from the firstboot image (no
  * engine, no node, no agent), which then powers on: cloud-init finds the
  * files (NoCloud), installs docker.io from Debian's mirror and runs the
  * first-boot script, which installs the agent from the release on the card
@@ -16,7 +16,7 @@ import { flashCommand } from '../../../agent/cli/flash.js';
 import { BOOT_NODE_FILE, FIRSTBOOT_LOG } from '../../../agent/provision/cloud-init.js';
 import { readClusterFile, type ClusterFile } from '../../../agent/provision/cluster-file.js';
 import * as sim from '../../../scripts/sim/cluster.js';
-import { FIRSTBOOT_IMAGE } from '../../../scripts/sim/images.js';
+import { imagesFor, simOs, type SimOs } from '../../../scripts/sim/images.js';
 import type { TarEntry } from '../../../scripts/sim/tar.js';
 import { nodeLs } from '../healing/swarm.js';
 import { BOOT_START_SECTOR, buildPiImage, mtoolsList, mtoolsRead } from './disk-image.js';
@@ -46,7 +46,7 @@ export async function createClusterFile(dir: string, name: string, size: number)
  * returns the boot partition's files, as a Pi mounts them at /boot/firmware
  * (vfat, root-owned, 0755).
  */
-export async function flashCard(dir: string, opts: { clusterFile: string; hostname: string; release: string; nodeBinary: string }): Promise<TarEntry[]> {
+export async function flashCard(dir: string, opts: { clusterFile: string; hostname: string; release: string; nodeBinary?: string }): Promise<TarEntry[]> {
   const { path: image } = buildPiImage(dir);
   const card = join(dir, 'card.img');
   writeFileSync(join(dir, 'id.pub'), `${SSH_KEY}\n`);
@@ -57,14 +57,15 @@ export async function flashCard(dir: string, opts: { clusterFile: string; hostna
   const files: TarEntry[] = mtoolsList(card, offset).map((name) => ({ name, content: mtoolsRead(card, offset, name), mode: 0o755, uid: 0, gid: 0 }));
   // `piswarm flash --node` takes only a linux-arm64 binary (a real Pi's) and
   // this simulated Pi is x86-64, so its node goes onto the card here, under the
-  // name flash gives it; the first-boot script installs it from there.
-  files.push({ name: BOOT_NODE_FILE, content: readFileSync(opts.nodeBinary), mode: 0o755, uid: 0, gid: 0 });
+  // name flash gives it; the first-boot script installs it from there. Only
+  // where the OS's own nodejs is too old (bookworm): trixie's is used as it is.
+  if (opts.nodeBinary) files.push({ name: BOOT_NODE_FILE, content: readFileSync(opts.nodeBinary), mode: 0o755, uid: 0, gid: 0 });
   return files;
 }
 
-/** A node of the cluster made from FIRSTBOOT_IMAGE, powered off, with no card yet (its name is the hostname to flash). */
-export function createUnflashed(ref: sim.ClusterRef): Promise<sim.NodeStatus> {
-  return sim.createBare({ ...ref, image: FIRSTBOOT_IMAGE, hostname: STOCK_HOSTNAME });
+/** A node of the cluster made from the OS's firstboot image, powered off, with no card yet (its name is the hostname to flash). */
+export function createUnflashed(ref: sim.ClusterRef, os = simOs()): Promise<sim.NodeStatus> {
+  return sim.createBare({ ...ref, image: imagesFor(os).firstboot, hostname: STOCK_HOSTNAME, os });
 }
 
 /** Puts the card in and powers on; returns the host's CLOCK_MONOTONIC (µs) at power-on. */
@@ -123,9 +124,13 @@ export function describePhases(p: FirstbootPhases): string {
  * The whole first boot on a running cluster: a new powered-off node, its card
  * flashed for its name, inserted, powered on, until `manager` lists it Ready.
  */
-export async function bootFlashed(ref: sim.ClusterRef, opts: { dir: string; clusterFile: string; manager: string; timeoutMs: number }): Promise<{ pi: sim.NodeStatus; card: TarEntry[]; phases: FirstbootPhases }> {
-  const pi = await createUnflashed(ref);
-  const card = await flashCard(opts.dir, { clusterFile: opts.clusterFile, hostname: pi.name, release: join(sim.repoRoot(), 'release/piswarm-0.1.0.tar.gz'), nodeBinary: process.execPath });
+export async function bootFlashed(ref: sim.ClusterRef, opts: { dir: string; clusterFile: string; manager: string; timeoutMs: number; os?: SimOs }): Promise<{ pi: sim.NodeStatus; card: TarEntry[]; phases: FirstbootPhases }> {
+  const os = opts.os ?? simOs();
+  const pi = await createUnflashed(ref, os);
+  const card = await flashCard(opts.dir, {
+    clusterFile: opts.clusterFile, hostname: pi.name, release: join(sim.repoRoot(), 'release/piswarm-0.1.0.tar.gz'),
+    nodeBinary: imagesFor(os).hostNode ? process.execPath : undefined,
+  });
   const startedAtUs = await powerOn(ref, pi.name, card);
   const readyAtUs = await waitReady(ref, opts.manager, pi.name, opts.timeoutMs);
   return { pi, card, phases: await firstbootPhases(ref, pi.name, startedAtUs, readyAtUs) };

@@ -43,11 +43,13 @@ t.test('5 nodes: leader power cut is healed, the dead node pruned; a worker powe
     t.equal(rows[0]!.id, worker.id, 'the same swarm node id');
   });
 
-  // Before Docker 27 a worker's engine, promoted, dials only the manager it
-  // joined through (moby PR #47854); every worker here joined through the
-  // first manager, often the leader killed below. The agents make such
-  // workers re-join through a live manager before the autopilot may promote
-  // them (agent/formation/rule.ts), so this runs on every engine.
+  // Docker 20.10 (bookworm) pins: a worker's engine, promoted, dials only the
+  // manager it joined through (moby PR #47854; join-address.test shows it);
+  // 26.1.5 (trixie) does not. Every worker here joined through the first
+  // manager, often the leader killed below. On a pinning engine the agents
+  // make such workers re-join through a live manager before the autopilot
+  // may promote them (agent/formation/rule.ts), and the test requires those
+  // re-joins; on 26.1.5 none is needed. The heal is required on both.
   const engine = (await sim.exec(c.ref, names()[0]!, ['docker', 'info', '--format', '{{.ServerVersion}}'])).stdout.trim();
   const pinning = pinsJoinAddress(engine);
   let firstManager = '';

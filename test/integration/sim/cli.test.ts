@@ -32,7 +32,7 @@ const labelled = async (cluster: string) => {
 const NOTHING = { containers: [], volumes: [], networks: [] };
 
 /** The fields `status --json` promises, and nothing else. */
-const CONTRACT = ['apiUrl', 'cluster', 'connected', 'containerId', 'ip', 'name', 'running'];
+const CONTRACT = ['apiUrl', 'cluster', 'connected', 'containerId', 'engine', 'ip', 'name', 'os', 'running'];
 
 async function statusJson(t: Test, name: string): Promise<sim.NodeStatus[]> {
   const r = await cli(['status', '--json', '--name', name]);
@@ -63,6 +63,7 @@ t.test('the sim CLI, run as `npm run sim` runs it', { skip, timeout: 900_000 }, 
       [['up', '--nodes', '2', '--bogus', '--name', name], /unknown option --bogus/],
       [['up', '--nodes', '2', '--env', 'NOEQUALS', '--name', name], /--env wants KEY=VALUE, got "NOEQUALS"/],
       [['up', '--nodes', '1', '--name'], /--name needs a value/],
+      [['up', '--nodes', '1', '--os', 'buster', '--name', name], /unknown simulated OS "buster": use one of trixie, bookworm/],
       [['logs', `${name}-1`, '-n', 'many'], /-n wants a whole number of at least 1, got "many"/],
       [['stop', `${name}-1`, `${name}-2`], /unexpected argument/],
     ];
@@ -100,7 +101,7 @@ t.test('the sim CLI, run as `npm run sim` runs it', { skip, timeout: 900_000 }, 
     t.same(truth.map((n) => n.name), nodes, 'the library sees the two nodes');
     for (const n of truth) {
       const id = (await run('docker', ['inspect', '-f', '{{.Id}}', n.name])).stdout.trim();
-      t.ok(r.stdout.includes(`${n.name}  ${n.ip}  running  container ${id.slice(0, 12)}\n`), `${n.name}: name, IP, state and container id on one line`);
+      t.ok(r.stdout.includes(`${n.name}  ${n.ip}  running  container ${id.slice(0, 12)}  ${n.os}, Docker ${n.engine}\n`), `${n.name}: name, IP, state, container id, OS and engine on one line`);
       const block = r.stdout.slice(r.stdout.indexOf(`${n.name}  `));
       const health = /^ {2}health: {2}(http:\/\/\S+\/health)$/m.exec(block)?.[1];
       const metrics = /^ {2}metrics: (http:\/\/\S+\/metrics)$/m.exec(block)?.[1];
@@ -130,10 +131,13 @@ t.test('the sim CLI, run as `npm run sim` runs it', { skip, timeout: 900_000 }, 
       const ip = inspect.NetworkSettings.Networks[`piswarm-sim-${name}`]?.IPAddress;
       t.match(n, { name: nodes[i], cluster: name, containerId: inspect.Id, ip, apiUrl: `http://${ip}:7070`, running: true, connected: true }, `${n.name}: the values docker reports`);
       t.match(n.containerId, /^[0-9a-f]{64}$/, `${n.name}: the full container id`);
+      const engine = (await run('docker', ['exec', nodes[i]!, 'docker', 'version', '--format', '{{.Server.Version}}'])).stdout.trim();
+      const osRelease = (await run('docker', ['exec', nodes[i]!, 'sh', '-c', '. /etc/os-release; echo $VERSION_CODENAME'])).stdout.trim();
+      t.match(n, { os: osRelease, engine }, `${n.name}: the OS (${osRelease}) and the engine (${engine}) the node runs`);
     }
     const text = await cli(['status', '--name', name]);
     t.equal(text.code, 0, 'status exits 0');
-    for (const n of json) t.ok(text.stdout.includes(`${n.name}  ${n.ip}  running  container ${n.containerId.slice(0, 12)}\n`), `${n.name}: text status names its container`);
+    for (const n of json) t.ok(text.stdout.includes(`${n.name}  ${n.ip}  running  container ${n.containerId.slice(0, 12)}  ${n.os}, Docker ${n.engine}\n`), `${n.name}: text status names its container, OS and engine`);
     // The README's spelling of the same command.
     const npm = await run('npm', ['run', '--silent', 'sim', '--', 'status', '--json', '--name', name], { cwd: root, timeoutMs: 60_000 });
     t.equal(npm.code, 0, 'npm run sim -- status --json exits 0');

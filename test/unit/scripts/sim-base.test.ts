@@ -2,7 +2,9 @@
 // The probes are fakes of three host questions; one that is not expected to
 // be asked throws, so a choice made from the wrong evidence fails the test.
 import t from 'tap';
-import { chooseBase, LOCAL_BASE, PUBLIC_BASE, type BaseProbes } from '../../../scripts/sim/images.js';
+import { chooseBase, DEFAULT_OS, imagesFor, simOs, type BaseProbes } from '../../../scripts/sim/images.js';
+
+const { localBase: LOCAL_BASE, publicBase: PUBLIC_BASE } = imagesFor('trixie');
 
 const never = (what: string) => async (): Promise<never> => {
   throw new Error(`${what} must not be asked`);
@@ -17,7 +19,7 @@ function probes(p: Partial<BaseProbes>): BaseProbes & { asked: string[] } {
       return f();
     }) as BaseProbes[K];
   };
-  return { given: p.given, localBaseCurrent: wrap('localBaseCurrent'), publicPresent: wrap('publicPresent'), pullPublic: wrap('pullPublic'), asked };
+  return { given: p.given, localBase: LOCAL_BASE, publicBase: PUBLIC_BASE, localBaseCurrent: wrap('localBaseCurrent'), publicPresent: wrap('publicPresent'), pullPublic: wrap('pullPublic'), asked };
 }
 
 t.test('an explicit base is used as it is, nothing asked', async (t) => {
@@ -59,4 +61,20 @@ t.test('no registry (this build machine): build-base.sh makes the local base, an
 t.test('a probe that fails (no engine) rejects: no guess', async (t) => {
   const p = probes({ localBaseCurrent: async () => { throw new Error('docker: not found'); } });
   await t.rejects(chooseBase(p), /docker: not found/);
+});
+
+t.test('the simulated OS: an option, else PISWARM_SIM_OS, else trixie; anything else is a usage error', async (t) => {
+  t.equal(simOs('bookworm'), 'bookworm');
+  t.equal(simOs(undefined), process.env.PISWARM_SIM_OS || DEFAULT_OS, 'the environment, else the default');
+  t.equal(DEFAULT_OS, 'trixie', 'what a new user flashes today');
+  t.throws(() => simOs('buster'), { code: 'PISWARM_ERR_BAD_REQUEST', message: /unknown simulated OS "buster": use one of trixie, bookworm/ });
+});
+
+t.test('each OS has its own images; only bookworm gets the host node', async (t) => {
+  const [tx, bw] = [imagesFor('trixie'), imagesFor('bookworm')];
+  t.match(tx, { localBase: 'piswarm/base:trixie', publicBase: 'debian:trixie', pi: 'piswarm/pi:sim-trixie', firstboot: 'piswarm/pi-firstboot:sim-trixie', hostNode: false });
+  t.match(bw, { localBase: 'piswarm/base:bookworm', publicBase: 'debian:bookworm', pi: 'piswarm/pi:sim-bookworm', hostNode: true, osPackages: '' });
+  t.match(tx.osPackages, /\bdocker-cli\b/, 'trixie: the CLI is its own package');
+  t.match(tx.osPackages, /\bnodejs\b/, 'trixie: the distribution\'s node');
+  t.not(tx.agent, bw.agent);
 });

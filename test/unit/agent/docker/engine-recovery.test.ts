@@ -71,7 +71,12 @@ t.test('the subsystem writes the request file and counts it; a failed write is c
 
 t.test('which engines pin the join address (moby PR #47854 landed in 27.0)', async (t) => {
   t.equal(pinsJoinAddress('20.10.24+dfsg1'), true, "Debian bookworm's docker.io");
-  t.equal(pinsJoinAddress('26.1.5'), true, 'a backport line counts as affected: its fixed patch release is not known here');
+  t.equal(pinsJoinAddress('26.1.5+dfsg1'), false, "Debian trixie's docker.io: joins Raft through a live manager (join-address.test)");
+  t.equal(pinsJoinAddress('26.1.6'), false, 'a later patch of a fixed line');
+  t.equal(pinsJoinAddress('26.1.4'), true, 'before the checked patch release: counts as affected');
+  t.equal(pinsJoinAddress('26.0.2'), true, 'a line not checked here');
+  t.equal(pinsJoinAddress('25.0.5'), true, 'a line not checked here');
+  t.equal(pinsJoinAddress('27.0'), false, 'no patch number');
   t.equal(pinsJoinAddress('27.0.1'), false);
   t.equal(pinsJoinAddress('28.2.2'), false);
   t.equal(pinsJoinAddress('unknown'), false, 'unparseable: nothing done on a guess');
