@@ -143,6 +143,19 @@ t.test('3 nodes powered on together form one swarm; late node joins; stranger re
       }
       t.notOk(m1.text.includes('SWMTKN'), `${k.what}: no SWMTKN in /metrics`);
     }
+    // The accepted request, replayed to every other node: each refuses it as addressed to the
+    // leader (each node keeps its own replay cache; the addressee is what binds it to one node).
+    for (const other of c.nodes.filter((x) => x.name !== leader.name)) {
+      const m0 = await samples(`${other.apiUrl}/metrics`);
+      const r = await post(`${other.apiUrl}/v1/grants`, body, goodAuth);
+      let code: unknown;
+      try { code = (JSON.parse(r.text) as { code?: unknown }).code; } catch { code = r.text; }
+      t.equal(r.status, 421, `replayed to ${other.name}: 421`);
+      t.equal(code, 'PISWARM_ERR_MISADDRESSED', `replayed to ${other.name}: PISWARM_ERR_MISADDRESSED`);
+      const m1 = await samples(`${other.apiUrl}/metrics`);
+      t.equal(delta(m0.series, m1.series, authFail('misaddressed')), 1, `replayed to ${other.name}: counted as misaddressed`);
+      t.equal(delta(m0.series, m1.series, 'piswarm_formation_grants_issued_total'), 0, `replayed to ${other.name}: no grant issued`);
+    }
     const health = await httpGet(`${leader.apiUrl}/health`);
     t.ok([200, 503].includes(health.status), `${leader.name} still answers /health (${health.status})`);
     t.match(JSON.parse(health.text), { status: /^(pass|warn|fail)$/ }, 'with a health document');
