@@ -8,6 +8,7 @@ import { makeErrorHandler } from './errors.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { acceptsGzip, gzipBody } from './compress.js';
 
 export interface AppDeps {
   log: Logger;
@@ -203,9 +204,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.type(HEALTH_CONTENT_TYPE).send(JSON.stringify({ status: 'pass' })),
   );
 
-  app.get('/metrics', { schema: { querystring: NO_QUERY } }, async (_req, reply) =>
-    reply.type(METRICS_CONTENT_TYPE).send(deps.metrics()),
-  );
+  app.get('/metrics', { schema: { querystring: NO_QUERY } }, async (req, reply) => {
+    const text = deps.metrics();
+    void reply.type(METRICS_CONTENT_TYPE).header('vary', 'accept-encoding');
+    if (!acceptsGzip(req.headers['accept-encoding'])) return reply.send(text);
+    return reply.header('content-encoding', 'gzip').send(await gzipBody(text));
+  });
 
   if (deps.diskBench) {
     const run = deps.diskBench;

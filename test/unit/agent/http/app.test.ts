@@ -1,4 +1,5 @@
 import net from 'node:net';
+import zlib from 'node:zlib';
 import t from 'tap';
 import { buildApp, isLoopback } from '../../../../agent/http/app.js';
 import type { HealthDocument } from '../../../../agent/health/aggregate.js';
@@ -38,6 +39,23 @@ t.test('/metrics is Prometheus text', async (t) => {
   t.equal(res.statusCode, 200);
   t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/);
   t.match(res.body, /^x 1$/m);
+});
+
+t.test('/metrics is gzip-compressed when asked for, and only then', async (t) => {
+  const text = Array.from({ length: 200 }, (_, i) => `x{i="${i}"} ${i}`).join('\n') + '\n';
+  const { a } = await app(t, { metrics: () => text });
+  const gz = await a.inject({ url: '/metrics', headers: { 'accept-encoding': 'gzip, deflate' } });
+  t.equal(gz.statusCode, 200);
+  t.equal(gz.headers['content-encoding'], 'gzip');
+  t.match(gz.headers.vary, /accept-encoding/i);
+  t.match(gz.headers['content-type'], /^text\/plain; version=0\.0\.4/);
+  t.ok(gz.rawPayload.length < Buffer.byteLength(text) / 2, `${gz.rawPayload.length} compressed bytes for ${Buffer.byteLength(text)}`);
+  t.equal(zlib.gunzipSync(gz.rawPayload).toString(), text);
+  for (const h of [{}, { 'accept-encoding': 'gzip;q=0, br' }]) {
+    const plain = await a.inject({ url: '/metrics', headers: h });
+    t.equal(plain.headers['content-encoding'], undefined, JSON.stringify(h));
+    t.equal(plain.body, text);
+  }
 });
 
 t.test('unknown route 404, wrong method 405 with Allow, both coded and counted', async (t) => {
