@@ -6,7 +6,7 @@
  *
  *   node dist/bench/footprint.js [--settle-s 20] [--idle-s 60] [--scrape-every-s 15]
  *                                [--per-scrape 200] [--burst 2000] [--concurrency 8]
- *                                [--docker-socket PATH]
+ *                                [--docker-socket PATH] [--agent PATH/main.js]
  *
  * The real agent (`dist/agent/main.js agent`) runs on this host with the V8
  * flags of systemd/piswarm.service and every feature on: a cluster key, mDNS,
@@ -14,7 +14,8 @@
  * autopilot. No Docker Engine is given to it by default (a socket path that
  * does not exist): formation on the host's engine would create a swarm there,
  * so the engine side is the "engine down" path. Pass --docker-socket to use one.
- * Every scrape asks for gzip, as Prometheus does.
+ * Every scrape asks for gzip, as Prometheus does. --agent runs another build
+ * (e.g. an older commit's dist/agent/main.js) to measure a change.
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -79,7 +80,8 @@ async function main(): Promise<void> {
   const flags = unitNodeFlags(fs.readFileSync(path.join(ROOT, 'systemd/piswarm.service'), 'utf8'));
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-footprint-'));
   const socket = arg('docker-socket', path.join(stateDir, 'no-docker.sock'));
-  const ours = spawn(process.execPath, [...flags, path.join(ROOT, 'dist/agent/main.js'), 'agent', '--http-host', '127.0.0.1', '--port', String(ourPort),
+  const agentMain = arg('agent', path.join(ROOT, 'dist/agent/main.js'));
+  const ours = spawn(process.execPath, [...flags, agentMain, 'agent', '--http-host', '127.0.0.1', '--port', String(ourPort),
     '--state-dir', stateDir, '--docker-socket-path', socket, '--log-level', 'warn'],
   { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PISWARM_CLUSTER_KEY: crypto.randomBytes(32).toString('hex') } });
   const ne = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${nePort}`], { stdio: ['ignore', 'ignore', 'ignore'] });
@@ -126,7 +128,7 @@ async function main(): Promise<void> {
     const a = 0;
     const b = 1;
     const mib = (k: number) => (k / 1024).toFixed(1);
-    console.log(`footprint: ${os.cpus().length} CPUs, Node ${process.version}, agent flags ${flags.join(' ')}; every feature on (cluster key, mDNS, gossip, formation, autopilot), engine: ${arg('docker-socket', '') || 'none (socket absent)'}`);
+    console.log(`footprint: ${os.cpus().length} CPUs, Node ${process.version}, agent flags ${flags.join(' ')}; every feature on (cluster key, mDNS, gossip, formation, autopilot), engine: ${arg('docker-socket', '') || 'none (socket absent)'}; agent ${agentMain}`);
     console.log(`idle ${settleS} s after start; CPU over ${idleS} s at one gzip scrape per ${everyS} s; CPU per scrape over ${perScrape} sequential gzip scrapes; burst ${burstN} gzip scrapes, ${concurrency} concurrent\n`);
     const rows: Array<[string, string, string, string]> = [
       ['RSS idle MiB', mib(idle[a] as number), `${mib(idle[b] as number)} (bare node ${mib(bareIdle)})`, ((idle[a] as number) / (idle[b] as number)).toFixed(2)],

@@ -278,8 +278,10 @@ export function createHostCollectors(opts: HostCollectorOptions) {
   // clock sync ------------------------------------------------------------------
   // Without timesyncd (chrony, ntpd, or nothing), ask timedated: its
   // NTPSynchronized is the kernel's own flag (adjtimex STA_UNSYNC), whoever
-  // disciplines the clock. It spawns timedatectl, so at most once a minute.
-  const TIMEDATED_EVERY_MS = 60_000;
+  // disciplines the clock. It spawns timedatectl (a fork of the whole agent
+  // process, ~0.2 CPU-s), so rarely: a synchronised clock stays so, an
+  // unsynchronised one is asked about every 5 min, no answer backs off.
+  const timedatedAgainMs = (v: ClockSync) => (v.synchronized === false ? 5 * 60_000 : 30 * 60_000);
   let timedated: { at: number; value: ClockSync } | null = null;
   const timesync: SampledCollector = {
     name: 'timesync',
@@ -290,7 +292,7 @@ export function createHostCollectors(opts: HostCollectorOptions) {
         snap.clockSync = local;
         return;
       }
-      if (!timedated || now - timedated.at >= TIMEDATED_EVERY_MS) timedated = { at: now, value: await askTimedated(opts.timedated, local) };
+      if (!timedated || now - timedated.at >= timedatedAgainMs(timedated.value)) timedated = { at: now, value: await askTimedated(opts.timedated, local) };
       snap.clockSync = timedated.value;
     },
     collect() {

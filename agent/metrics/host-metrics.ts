@@ -32,7 +32,7 @@ export interface HostMetricsOptions {
 
 const execFileP = promisify(execFile);
 
-/** timedated over D-Bus, through its own client; bounded so a wedged bus costs 3 s once a minute. */
+/** timedated over D-Bus, through its own client; bounded so a wedged bus costs 3 s per ask (at most every 5 min). */
 async function askTimedatectl(): Promise<string> {
   const { stdout } = await execFileP('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], { timeout: 3000, env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' } });
   return stdout;
