@@ -15,6 +15,8 @@ import { withDeadline, type Subsystem } from './lifecycle/subsystem.js';
 export interface HostPort {
   start(): Promise<void>;
   stop(): void;
+  /** Samples the host again if the last sample is older than metrics.intervalMs (before a scrape or a health request). */
+  fresh(): Promise<void>;
   /** Formats the cached host sample plus the families of `extra` collectors. */
   render(extra: Collector[]): string;
   checks: HealthCheck[];
@@ -81,8 +83,15 @@ export async function buildAgent(config: Readonly<Config>, deps: AgentDeps): Pro
     log,
     bodyLimit: config.http.bodyLimit,
     version: deps.version,
-    health,
-    metrics: () => deps.host.render(collectors),
+    // The host is sampled when asked (a minimum age, no timer): idle costs nothing.
+    health: async () => {
+      await deps.host.fresh();
+      return health();
+    },
+    metrics: async () => {
+      await deps.host.fresh();
+      return deps.host.render(collectors);
+    },
     ...(deps.host.diskBench ? { diskBench: deps.host.diskBench } : {}),
     plugins: parts.flatMap((p) => (p.routes ? [p.routes] : [])),
     countError,

@@ -8,6 +8,13 @@ import { loadDiskBenchResult } from './disk-bench/disk-bench.js';
 import type { HostFacts } from './membership/subsystem.js';
 import type { HostSnapshot } from './host/types.js';
 
+/**
+ * Gossip facts (temperature, under-voltage) may be this old: they are read from
+ * the last sample and, when it is older, a new one is taken in the background
+ * for the next round, so an unscraped agent samples once a minute, not on a timer.
+ */
+const FACTS_MAX_AGE_MS = 60_000;
+
 /** Adapts the host metrics sampler, host checks and disk benchmark to what the agent needs. */
 export function createHostPort(config: Readonly<Config>, log: Logger, version: string): HostPort & { facts: () => HostFacts; snapshot: () => HostSnapshot } {
   const host = createHostMetrics({ config, log, version });
@@ -33,6 +40,7 @@ export function createHostPort(config: Readonly<Config>, log: Logger, version: s
       await host.start();
     },
     stop: () => host.stop(),
+    fresh: () => host.fresh(),
     render: (extra) => host.render(extra),
     snapshot: () => host.snapshot(),
     checks,
@@ -42,6 +50,7 @@ export function createHostPort(config: Readonly<Config>, log: Logger, version: s
       return r;
     },
     facts: () => {
+      void host.fresh(FACTS_MAX_AGE_MS);
       const snap = host.snapshot();
       const f: HostFacts = {};
       if (benchBps !== undefined) f.diskBps = benchBps;

@@ -43,7 +43,7 @@ export const ConfigSchema = Section(
     ),
     metrics: Section(
       {
-        intervalMs: Ms(5000, 'How often host statistics are sampled; a scrape only formats the last sample', 500),
+        intervalMs: Ms(5000, 'Minimum age of the host sample: a scrape or health request samples again only when the last sample is older (no timer)', 500),
         procRoot: Type.String({ default: '/proc', description: 'procfs root (tests point it at recorded samples)' }),
         sysRoot: Type.String({ default: '/sys', description: 'sysfs root (tests point it at recorded samples)' }),
       },

@@ -14,8 +14,8 @@ export interface AppDeps {
   log: Logger;
   bodyLimit: number;
   version: string;
-  health: () => HealthDocument;
-  metrics: () => string;
+  health: () => HealthDocument | Promise<HealthDocument>;
+  metrics: () => string | Promise<string>;
   /** Runs the read-only disk benchmark; absent when the node has none. */
   diskBench?: () => Promise<unknown>;
   /** Route plugins of other subsystems (formation, gossip, ...). */
@@ -194,7 +194,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }));
 
   app.get('/health', { schema: { querystring: NO_QUERY } }, async (_req, reply) => {
-    const doc = deps.health();
+    const doc = await deps.health();
     return reply.code(httpStatusFor(doc.status)).type(HEALTH_CONTENT_TYPE).header('cache-control', 'no-store').send(JSON.stringify(doc));
   });
 
@@ -205,7 +205,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
 
   app.get('/metrics', { schema: { querystring: NO_QUERY } }, async (req, reply) => {
-    const text = deps.metrics();
+    const text = await deps.metrics();
     void reply.type(METRICS_CONTENT_TYPE).header('vary', 'accept-encoding');
     if (!acceptsGzip(req.headers['accept-encoding'])) return reply.send(text);
     return reply.header('content-encoding', 'gzip').send(await gzipBody(text));

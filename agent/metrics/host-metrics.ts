@@ -54,8 +54,10 @@ function packageVersion(): string {
 
 /**
  * Host metrics and the HostSnapshot for health checks. start() takes the first
- * sample and then samples every config.metrics.intervalMs; render(extra) formats the
- * cached host families followed by other subsystems' collectors.
+ * sample; after that the host is sampled on demand: fresh() samples again when
+ * the last sample is older than config.metrics.intervalMs (a scrape, a health
+ * request), never on a timer, so an idle agent reads nothing. render(extra)
+ * formats the cached host families followed by other subsystems' collectors.
  */
 export function createHostMetrics(opts: HostMetricsOptions) {
   const reader = createHostReader({
@@ -81,7 +83,9 @@ export function createHostMetrics(opts: HostMetricsOptions) {
     sampler,
     collectors: collectors as Collector[],
     snapshot: (): HostSnapshot => host.snapshot(),
-    start: () => sampler.start(),
+    start: () => sampler.sampleOnce(),
+    /** Samples again if the last sample is older than maxAgeMs (default: metrics.intervalMs). */
+    fresh: (maxAgeMs = opts.config.metrics.intervalMs): Promise<void> => sampler.fresh(maxAgeMs),
     stop(): void {
       sampler.stop();
       host.stop();

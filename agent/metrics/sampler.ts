@@ -62,6 +62,7 @@ export function createSampler(opts: SamplerOptions) {
   let handle: unknown = null;
   let overruns = 0;
   let samples = 0;
+  let lastAt = -Infinity;
 
   const stateOf = (name: string): CollectorState => {
     let s = state.get(name);
@@ -100,7 +101,8 @@ export function createSampler(opts: SamplerOptions) {
         s.durationSeconds = (performance.now() - t0) / 1000;
       }
       samples++;
-      opts.afterSample?.(clock.now());
+      lastAt = clock.now();
+      opts.afterSample?.(lastAt);
     })();
     try {
       await running;
@@ -172,6 +174,10 @@ export function createSampler(opts: SamplerOptions) {
       handle = null;
     },
     sampleOnce,
+    /** Samples now if the last sample is older than maxAgeMs (or none finished yet); else resolves at once. */
+    fresh(maxAgeMs: number): Promise<void> {
+      return clock.now() - lastAt >= maxAgeMs ? sampleOnce() : Promise.resolve();
+    },
     families,
     /** Formats the cached state; problems from odd collectors are logged and dropped, never fail the scrape. */
     render(extra: readonly Collector[] = []): string {

@@ -128,3 +128,25 @@ t.test('extra collectors: appended, timed, a throwing one does not fail the scra
   t.equal(line(text, 'piswarm_flaky '), 'piswarm_flaky 1', 'the first registration of a name wins');
   t.match(rec.lines.find((l) => l.level === 'warn'), { obj: { code: 'PISWARM_ERR_COLLECTOR' }, msg: 'dropped invalid metric families' });
 });
+
+t.test('fresh(maxAge) samples only when the last sample is older than maxAge, and never arms a timer', async (t) => {
+  let now = 1_700_000_000_000;
+  const clock: SamplerClock = {
+    now: () => now,
+    setInterval() { throw new Error('Not implemented: setInterval (fresh() must not need a timer)'); },
+    clearInterval() { throw new Error('Not implemented: clearInterval'); },
+  };
+  const c = flaky();
+  const s = createSampler({ intervalMs: 5000, clock, log: recordingLog().log, collectors: [c] });
+  await s.fresh(5000);
+  t.equal(c.n, 1, 'the first call samples: nothing yet');
+  now += 4999;
+  await s.fresh(5000);
+  t.equal(c.n, 1, 'younger than the minimum age: the cached sample');
+  now += 1;
+  await s.fresh(5000);
+  t.equal(c.n, 2, 'as old as the minimum age: sampled again');
+  await Promise.all([(now += 6000, s.fresh(5000)), s.fresh(5000)]);
+  t.equal(c.n, 3, 'two concurrent requests share one sample');
+  t.equal(s.stats().samples, 3);
+});
