@@ -12,12 +12,14 @@
  * form on this host's engine); the Docker monitor samples the host's engine
  * if one answers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { cpuSeconds, rssKiB, unitNodeFlags, waitUp } from './lib/process.js';
+
 
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -25,43 +27,6 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-
-/** The node flags between `node` and the script on the unit's ExecStart line. */
-export function unitNodeFlags(unit: string): string[] {
-  const line = /^ExecStart=(\S*node)\s+(.*)$/m.exec(unit);
-  if (!line) throw new Error('no ExecStart=node line in systemd/piswarm.service');
-  return line[2]!.split(/\s+/).filter((w) => w.startsWith('--'));
-}
-
-function rssKiB(pid: number): { rss: number; hwm: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
-}
-
-async function waitUp(url: string, child: ChildProcess, name: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
-    try {
-      const r = await fetch(url);
-      if (r.ok) {
-        await r.arrayBuffer();
-        return;
-      }
-    } catch {
-      // not listening yet: retry until the deadline
-    }
-    if (Date.now() > deadline) throw new Error(`${name} did not answer ${url}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15, in USER_HZ ticks). */
-function cpuSeconds(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 interface Result { body: string; name: string; cpuMsPerScrape: number; idleKiB: number; p50: number; p99: number; rps: number; bytes: number; series: number; rssKiB: number; hwmKiB: number }
