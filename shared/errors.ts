@@ -25,7 +25,7 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_AUTH_FAILED: { status: 401, message: 'authentication failed' },
   PISWARM_ERR_WRONG_CLUSTER: { status: 403, message: 'peer belongs to another cluster' },
   PISWARM_ERR_REPLAY: { status: 409, message: 'request replayed' },
-  PISWARM_ERR_MISADDRESSED: { status: 421, message: 'peer request addressed to another node' },
+  PISWARM_ERR_MISADDRESSED: { status: 403, message: 'peer request addressed to another node' },
   PISWARM_ERR_PROTOCOL_VERSION: { status: 400, message: 'peer protocol version not spoken here' },
   PISWARM_ERR_STALE: { status: 400, message: 'request timestamp outside the allowed window' },
   PISWARM_ERR_NOT_MANAGER: { status: 409, message: 'this node is not a swarm manager' },

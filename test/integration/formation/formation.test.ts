@@ -150,7 +150,7 @@ t.test('3 nodes powered on together form one swarm; late node joins; stranger re
       const r = await post(`${other.apiUrl}/v1/grants`, body, goodAuth);
       let code: unknown;
       try { code = (JSON.parse(r.text) as { code?: unknown }).code; } catch { code = r.text; }
-      t.equal(r.status, 421, `replayed to ${other.name}: 421`);
+      t.equal(r.status, 403, `replayed to ${other.name}: 403`);
       t.equal(code, 'PISWARM_ERR_MISADDRESSED', `replayed to ${other.name}: PISWARM_ERR_MISADDRESSED`);
       const m1 = await samples(`${other.apiUrl}/metrics`);
       t.equal(delta(m0.series, m1.series, authFail('misaddressed')), 1, `replayed to ${other.name}: counted as misaddressed`);

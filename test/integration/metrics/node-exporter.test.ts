@@ -81,7 +81,10 @@ t.test('agent vs node_exporter on the same host', { skip: missingTool(NODE_EXPOR
     if (new Set(all.map(v)).size > 1 && all.filter((s) => s !== b0.agent && s !== b1.agent).some((s) => v(s) !== v(b1.after))) continue;
     if (v(b0.agent) !== v(b1.agent)) continue;
     slow++;
-    if (rel(v(b1.agent), v(b1.after)) > 0.01) slowDiff.push(`${k}: ${v(b1.agent)} vs ${v(b1.after)}`);
+    // A small count (sockets in use) can move by one between the agent's cached sample and
+    // node_exporter's read, by the test's own connection: CI saw 36 vs 37.
+    const offByOneCount = Number.isInteger(v(b1.agent)) && Number.isInteger(v(b1.after)) && Math.abs(v(b1.agent) - v(b1.after)) <= 1;
+    if (rel(v(b1.agent), v(b1.after)) > 0.01 && !offByOneCount) slowDiff.push(`${k}: ${v(b1.agent)} vs ${v(b1.after)}`);
   }
   t.ok(slow >= 50, `${slow} slow gauges compared`);
   t.same(slowDiff, [], 'slow gauges agree within 1 %');

@@ -84,8 +84,8 @@ t.test('forged, replayed, stale, wrong-cluster, malformed and oversized requests
     ['hello forged', post('/v1/peers/hello', helloBody, sign(helloBody).replace(/m=[^,]+$/, `m=${'B'.repeat(43)}`)), 401, 'PISWARM_ERR_AUTH_FAILED'],
     ['hello stale', post('/v1/peers/hello', helloBody, sign(helloBody, { path: '/v1/peers/hello', now: Date.now() + 60_000 })), 400, 'PISWARM_ERR_STALE'],
     // Captured on their way to another node (by id, then by address) and replayed here.
-    ['grant meant for another node', post('/v1/grants', grantBody, sign(grantBody, { to: 'c'.repeat(24) })), 421, 'PISWARM_ERR_MISADDRESSED'],
-    ['hello meant for another address', post('/v1/peers/hello', helloBody, sign(helloBody, { path: '/v1/peers/hello', to: '10.0.0.3:7070' })), 421, 'PISWARM_ERR_MISADDRESSED'],
+    ['grant meant for another node', post('/v1/grants', grantBody, sign(grantBody, { to: 'c'.repeat(24) })), 403, 'PISWARM_ERR_MISADDRESSED'],
+    ['hello meant for another address', post('/v1/peers/hello', helloBody, sign(helloBody, { path: '/v1/peers/hello', to: '10.0.0.3:7070' })), 403, 'PISWARM_ERR_MISADDRESSED'],
     ['an older release (protocol 1)', post('/v1/peers/hello', helloBody, sign(helloBody, { path: '/v1/peers/hello' }).replace('v=2,', 'v=1,')), 400, 'PISWARM_ERR_PROTOCOL_VERSION'],
   ];
   for (const [what, p, status, code] of cases) {
