@@ -24,7 +24,9 @@ export const RESTARTABLE = /can't initialize raft node/i;
  * #47870). Each entry was checked by behaviour on the simulated cluster
  * (test/integration/healing/join-address.test.ts, run on every simulated
  * OS): 26.1.5 (Debian trixie's docker.io, so Raspberry Pi OS trixie's) joins
- * Raft without leaving first; 20.10.24 (bookworm's) pins. Lines or patch
+ * Raft without leaving first, after its first attempt may have failed on the
+ * dead address and the engine restarted its swarm node (about 45 s); 20.10.24
+ * (bookworm's) pins for good. Lines or patch
  * releases not listed (23.0, 24.0, 25.0, 26.0, 26.1.0-26.1.4) were not run
  * here and count as affected.
  */

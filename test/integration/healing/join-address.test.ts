@@ -8,7 +8,8 @@
  *
  * The agents are switched off (formation and autopilot disabled): the swarm
  * is made by hand with docker commands, so nothing but the engine acts.
- * About 1 min on 26.1 and on 20.10.
+ * About 1.5 min on 26.1; on 20.10, which pins, the whole window (150 s) and the
+ * cluster's start, about 3.5 min.
  */
 import t from 'tap';
 import { pinsJoinAddress } from '../../../agent/docker/engine-recovery.js';
@@ -16,9 +17,11 @@ import { sim, skipReason, startCluster, until } from '../helpers/cluster.js';
 import { nodeLs } from './swarm.js';
 
 const skip = await skipReason();
+/** How long a promoted worker may take to join Raft before it counts as pinned: several of the engine's own swarm restarts (its backoff grows to 30 s). */
+const PIN_WINDOW_MS = 150_000;
 const HANDS_OFF = { PISWARM_FORMATION_ENABLED: 'false', PISWARM_AUTOPILOT_ENABLED: 'false' };
 
-t.test('a worker promoted after the manager it joined through died: joins Raft, or pins the dead address', { skip, timeout: 600_000 }, async (t) => {
+t.test('a worker promoted after the manager it joined through died: joins Raft, or pins the dead address', { skip, timeout: 720_000 }, async (t) => {
   const c = await startCluster(t, { prefix: 'it-pin', nodes: 4, env: HANDS_OFF });
   const [m1, m2, m3, w] = c.nodes.map((n) => n.name) as [string, string, string, string];
   const ip1 = c.nodes[0]!.ip;
@@ -49,15 +52,28 @@ t.test('a worker promoted after the manager it joined through died: joins Raft, 
   await ex(m2, 'docker', 'node', 'promote', wId);
 
   // Joined Raft: the worker's engine serves the control API and the managers
-  // list it Reachable. Pinned: its engine reports the raft error instead.
-  const outcome = await until('the promoted worker to join Raft or report the raft error', async () => {
+  // list it Reachable. Pinned: it never does within the window. A fixed
+  // engine may fail once too: its first attempt can still dial the dead
+  // address, and only the swarm restart that follows forgets it (moby#47870:
+  // "erases config.joinAddr from the restart"), so one raft error decides
+  // nothing. CI saw 26.1.5 report the raft error first and was misled.
+  const promotedAt = Date.now();
+  const errors = new Set<string>();
+  const outcome = await until('the promoted worker to join Raft, or the window to pass', async () => {
     const info = await ex(w, 'docker', 'info', '--format', '{{.Swarm.ControlAvailable}}|{{.Swarm.Error}}').catch(() => '');
     const [control, error] = info.split('|');
-    if (/can't initialize raft node/i.test(error ?? '')) return { pinned: true, detail: error! };
+    if (/can't initialize raft node/i.test(error ?? '')) errors.add(error!.trim());
     const row = (await nodeLs(c.ref, [m2, m3]))?.find((x) => x.id === wId);
-    if (control === 'true' && (row?.manager === 'Reachable' || row?.manager === 'Leader')) return { pinned: false, detail: `ControlAvailable, ${row.manager}` };
+    const s = ((Date.now() - promotedAt) / 1000).toFixed(1);
+    if (control === 'true' && (row?.manager === 'Reachable' || row?.manager === 'Leader')) {
+      return { pinned: false, detail: `${row.manager} ${s} s after the promotion, after ${errors.size} distinct raft error(s)` };
+    }
+    if (Date.now() - promotedAt > PIN_WINDOW_MS) {
+      if (errors.size === 0) throw new Error(`neither joined Raft nor reported a raft error in ${s} s (last info: ${info})`);
+      return { pinned: true, detail: `not in Raft ${s} s after the promotion: ${[...errors].at(-1)}` };
+    }
     return null;
-  }, 120_000);
+  }, PIN_WINDOW_MS + 60_000);
   t.comment(`engine ${engine}: ${outcome.pinned ? 'pins the join address' : 'joins Raft through a live manager'} (${outcome.detail})`);
   t.equal(pinsJoinAddress(engine), outcome.pinned,
     `pinsJoinAddress('${engine}') matches what the engine did: ${outcome.pinned ? 'pinned to the dead manager' : 'joined Raft without leaving first'}`);
