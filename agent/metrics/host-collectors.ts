@@ -5,6 +5,7 @@ import type { FsSpace, HostReader, Uname } from '../host/reader.js';
 import type { HostInventory } from '../host/inventory.js';
 import { THROTTLE_CONDITIONS, type ThrottleState } from '../host/rpi.js';
 import { emptySnapshot, type ClockSync, type HostSnapshot } from '../host/types.js';
+import { readSelfProc, type SelfProc } from '../host/self-proc.js';
 import type { SampledCollector } from './sampler.js';
 import { extendedDiskFamilies, netdevFamilies } from './node/disk-net.js';
 import type { MetricFamily, MetricSample } from './types.js';
@@ -332,6 +333,7 @@ export function createHostCollectors(opts: HostCollectorOptions) {
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
   let proc = { cpuSeconds: 0, rss: 0, lagP50: 0, lagP99: 0, lagMax: 0 };
+  let self: SelfProc = { vsizeBytes: null, openFds: null, maxFds: null, maxAddressSpaceBytes: null };
   const startTime = (Date.now() - process.uptime() * 1000) / 1000;
   const processCollector: SampledCollector = {
     name: 'process',
@@ -343,11 +345,21 @@ export function createHostCollectors(opts: HostCollectorOptions) {
       const lag = (ns: number) => (loop.count > 0 ? Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1000) : 0);
       proc = { cpuSeconds: (u.user + u.system) / 1e6, rss: process.memoryUsage.rss(), lagP50: lag(loop.percentile(50)), lagP99: lag(loop.percentile(99)), lagMax: lag(loop.max) };
       loop.reset();
+      self = readSelfProc();
     },
     collect() {
+      const opt = (name: string, help: string, v: number | null) => (v === null ? [] : [gauge(name, help, [{ value: v }])]);
       return [
-        // The agent's own series carry our prefix (the contract), so they
-        // never mix with the process_* of node_exporter or dockerd on the same Pi.
+        // The exporter's own series, as every Prometheus client library names them (client_golang's process
+        // collector, which node_exporter serves and "Node Exporter Full" charts): here they describe the agent.
+        counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', [{ value: proc.cpuSeconds }]),
+        gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', [{ value: proc.rss }]),
+        gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', [{ value: Math.round(startTime * 1000) / 1000 }]),
+        ...opt('process_virtual_memory_bytes', 'Virtual memory size in bytes.', self.vsizeBytes),
+        ...opt('process_virtual_memory_max_bytes', 'Maximum amount of virtual memory available in bytes.', self.maxAddressSpaceBytes),
+        ...opt('process_open_fds', 'Number of open file descriptors.', self.openFds),
+        ...opt('process_max_fds', 'Maximum number of open file descriptors.', self.maxFds),
+        // The same figures under our prefix, kept for dashboards and alerts written against them.
         counter('piswarm_process_cpu_seconds_total', 'Total user and system CPU time of the agent in seconds.', [{ value: proc.cpuSeconds }]),
         gauge('piswarm_process_resident_memory_bytes', 'Resident memory size of the agent in bytes.', [{ value: proc.rss }]),
         gauge('piswarm_process_start_time_seconds', 'Start time of the agent since unix epoch in seconds.', [{ value: Math.round(startTime * 1000) / 1000 }]),

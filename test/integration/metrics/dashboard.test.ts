@@ -22,10 +22,6 @@ const RATE_INTERVAL = `${4 * SCRAPE_S}s`;
 const NOT_SERVED: ReadonlyArray<[RegExp, string]> = [
   [/node_timex_/, 'adjtimex(2) has no file in /proc or /sys and Node.js has no binding for the syscall'],
   [/node_textfile_scrape_error/, 'the textfile collector (metrics other programs drop in a directory) is not part of the agent'],
-  // A choice, not an impossibility: the exporter's own process panels. The agent serves the same
-  // figures as piswarm_process_* (host-metrics.test: 'no unprefixed process series').
-  [/\bprocess_(cpu_seconds_total|virtual_memory_bytes|virtual_memory_max_bytes|max_fds|open_fds|resident_memory_bytes|start_time_seconds)\b/,
-    'the exporter\'s own process series: the agent names its own piswarm_process_* so they never pass for another program\'s'],
 ];
 
 interface Panel { targets?: Array<{ expr?: string }>; panels?: Panel[] }
