@@ -43,6 +43,7 @@ export const ERROR_CODES = Object.freeze({
   // it), only loopback callers can start it, and "failed" alone helps nobody.
   PISWARM_ERR_DISK_BENCH: { status: 500, message: 'disk benchmark failed', expose: true },
   PISWARM_ERR_COLLECTOR: { status: 500, message: 'a metrics collector failed' },
+  PISWARM_ERR_TEXTFILE: { status: 500, message: 'a metrics text file (metrics.textfileDir) cannot be read or parsed; it is skipped' },
   PISWARM_ERR_SD_NOTIFY: { status: 500, message: 'a systemd notification could not be sent' },
   // autopilot
   PISWARM_ERR_AUTOPILOT_UNSAFE: { status: 409, message: 'the autopilot refused a step that is no longer safe' },

@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import { PiswarmError } from '../../shared/errors.js';
 import { createHostCollectors } from './host-collectors.js';
 import { createNodeCollectors } from './node/index.js';
+import { createTextfileCollector } from './textfile/collector.js';
 import { readInventory, type HostInventory } from '../host/inventory.js';
 import { createSampler, type SamplerClock } from './sampler.js';
 import type { Collector } from './types.js';
@@ -74,7 +75,11 @@ export function createHostMetrics(opts: HostMetricsOptions) {
   const host = createHostCollectors({ reader, inventory, timedated, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
   const bench = createDiskBenchCollector(opts.config.stateDir);
   const node = createNodeCollectors(opts.config.metrics.procRoot, opts.config.metrics.sysRoot);
-  const collectors = [...host.collectors, ...node, bench];
+  const own = [...host.collectors, ...node, bench];
+  // The names the agent's own collectors served in their last output (piswarm_* are all ours anyway).
+  const ownNames = () => new Set(own.flatMap((c) => c.collect().map((f) => f.name)));
+  const textfile = createTextfileCollector({ dir: opts.config.metrics.textfileDir, log: opts.log, ownNames });
+  const collectors = [...own, textfile];
   const sampler = createSampler({
     intervalMs: opts.config.metrics.intervalMs, log: opts.log, collectors, afterSample: host.sampled, ...(opts.clock ? { clock: opts.clock } : {}),
   });

@@ -21,7 +21,6 @@ const RATE_INTERVAL = `${4 * SCRAPE_S}s`;
 /** What node_exporter serves here that the agent cannot, and why. */
 const NOT_SERVED: ReadonlyArray<[RegExp, string]> = [
   [/node_timex_/, 'adjtimex(2) has no file in /proc or /sys and Node.js has no binding for the syscall'],
-  [/node_textfile_scrape_error/, 'the textfile collector (metrics other programs drop in a directory) is not part of the agent'],
 ];
 
 interface Panel { targets?: Array<{ expr?: string }>; panels?: Panel[] }

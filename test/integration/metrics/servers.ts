@@ -58,11 +58,11 @@ function started(t: TestLike, name: string, port: number, proc: ChildProcess, cl
 }
 
 /** The agent with formation off, sampling every second so its cached values lag node_exporter's by at most that. */
-export async function startAgent(t: TestLike, intervalMs = 1000): Promise<Server> {
+export async function startAgent(t: TestLike, intervalMs = 1000, extraArgs: readonly string[] = []): Promise<Server> {
   const port = await freePort();
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-metrics-'));
   const proc = spawn(process.execPath, [path.join(ROOT, 'dist/agent/main.js'), 'agent', '--http-host', '127.0.0.1', '--port', String(port),
-    '--state-dir', stateDir, '--formation-enabled', 'false', '--autopilot-enabled', 'false', '--log-level', 'warn', '--metrics-interval-ms', String(intervalMs)],
+    '--state-dir', stateDir, '--formation-enabled', 'false', '--autopilot-enabled', 'false', '--log-level', 'warn', '--metrics-interval-ms', String(intervalMs), ...extraArgs],
   { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.tmpdir() } });
   const s = started(t, 'piswarm', port, proc, () => fs.rmSync(stateDir, { recursive: true, force: true }));
   await waitHttp(s.url, proc, 'piswarm');
@@ -70,9 +70,9 @@ export async function startAgent(t: TestLike, intervalMs = 1000): Promise<Server
 }
 
 /** Debian's node_exporter with its default collectors. */
-export async function startNodeExporter(t: TestLike): Promise<Server> {
+export async function startNodeExporter(t: TestLike, extraArgs: readonly string[] = []): Promise<Server> {
   const port = await freePort();
-  const proc = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
+  const proc = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${port}`, ...extraArgs], { stdio: 'ignore' });
   const s = started(t, 'node_exporter', port, proc);
   await waitHttp(s.url, proc, 'node_exporter');
   return s;

@@ -60,7 +60,7 @@ async function scrape(t: { teardown(fn: () => void): void }, samples = 1): Promi
     },
   };
   const hm = createHostMetrics({
-    config: { metrics: { intervalMs: 5000, procRoot, sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    config: { metrics: { intervalMs: 5000, procRoot, sysRoot, textfileDir: '' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
     log: silent, clock, version: '9.9.9', ...seams,
   });
   t.teardown(() => hm.stop());

@@ -28,7 +28,7 @@ function hostMetrics(t: { teardown(fn: () => void): void }, host: HostName, stat
   const dir = stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-state-'));
   if (!stateDir) t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const hm = createHostMetrics({
-    config: { metrics: { intervalMs: 5000, procRoot, sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    config: { metrics: { intervalMs: 5000, procRoot, sysRoot, textfileDir: '' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
     log: silent, clock: c, version: '9.9.9', ...seams,
   });
   t.teardown(() => hm.stop());
@@ -130,7 +130,7 @@ t.test('a collector failing on a broken host file does not fail the scrape', asy
   fs.rmSync(path.join(dir, 'proc', 'loadavg'));
   const { sysRoot, procRoot: _p, ...seams } = fixtureReaderOptions('rpi4');
   const hm = createHostMetrics({
-    config: { metrics: { intervalMs: 5000, procRoot: path.join(dir, 'proc'), sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    config: { metrics: { intervalMs: 5000, procRoot: path.join(dir, 'proc'), sysRoot, textfileDir: '' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
     log: silent, clock, version: '1', ...seams,
   });
   t.teardown(() => hm.stop());
@@ -165,7 +165,7 @@ t.test('promtool accepts the whole scrape of both recorded hosts and of this mac
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-state-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const live = createHostMetrics({ config: { metrics: { intervalMs: 5000, procRoot: '/proc', sysRoot: '/sys' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir }, log: silent, clock });
+  const live = createHostMetrics({ config: { metrics: { intervalMs: 5000, procRoot: '/proc', sysRoot: '/sys', textfileDir: '' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir }, log: silent, clock });
   t.teardown(() => live.stop());
   await live.sampler.sampleOnce();
   texts.push(['live', live.render()]);
@@ -186,7 +186,7 @@ t.test('without timesyncd, timedated answers (chrony or ntpd hosts): again after
   let asked = 0;
   let now = 0;
   const hm = createHostMetrics({
-    config: { metrics: { intervalMs: 5000, procRoot, sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    config: { metrics: { intervalMs: 5000, procRoot, sysRoot, textfileDir: '' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
     log: silent, clock: { ...clock, now: () => now }, version: '1', ...seams,
     timesyncFile: path.join(dir, 'no-timesyncd/synchronized'),
     timedated: async () => {
@@ -231,7 +231,7 @@ t.test('the board inventory is sampled at start and every 6 h; a failed attempt 
   let calls = 0;
   let fail = true;
   const hm = createHostMetrics({
-    config: { metrics: { intervalMs: 5000, procRoot, sysRoot }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
+    config: { metrics: { intervalMs: 5000, procRoot, sysRoot, textfileDir: '' }, diskBench: { maxBytes: 1 << 20, maxSeconds: 1 }, stateDir: dir },
     log: silent, clock: moving, version: '9.9.9', ...seams,
     inventory: async () => {
       calls++;
