@@ -102,7 +102,7 @@ export function parseExposition(text: string): Omit<Scrape, 'at'> {
   return { types, series };
 }
 
-export async function scrape(s: Server): Promise<Scrape> {
+export async function scrape(s: Pick<Server, 'name' | 'url'>): Promise<Scrape> {
   const at = Date.now();
   const r = await fetch(s.url);
   if (!r.ok) throw new Error(`${s.name}: HTTP ${r.status}`);
