@@ -17,6 +17,7 @@ import type { Command, CommandContext } from './cli/command.js';
 import { localCommands } from './cli/status.js';
 import { createHostPort } from './host-port.js';
 import { agentSubsystems } from './subsystems.js';
+import { HARDWARE_OVERRIDE_ENV, parseHardwareOverride, type HardwareOverride } from './host/hardware.js';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 /** Shutdown must finish before systemd's TimeoutStopSec (20 s in our unit). */
@@ -35,12 +36,18 @@ const agentCommand: Command = {
       ctx.err(`unknown arguments: ${rest.join(' ')}\n\n${this.usage}`);
       return EXIT.USAGE;
     }
+    const hw = parseHardwareOverride(process.env[HARDWARE_OVERRIDE_ENV] ?? '');
+    if (!hw.ok) {
+      ctx.err(hw.message);
+      return EXIT.CONFIG;
+    }
     const log = createLogger({ level: config.log.level, journal: stdoutIsJournal(process.env, () => fstatSync(1)), write: (l) => process.stdout.write(l), base: { node: config.nodeName } });
-    return runAgent(config, file, log);
+    if (Object.keys(hw.value).length > 0) log.warn({ override: hw.value }, `hardware facts overridden by ${HARDWARE_OVERRIDE_ENV} (simulated Pi)`);
+    return runAgent(config, file, log, hw.value);
   },
 };
 
-async function runAgent(config: ReturnType<typeof load>['config'], file: string | null, log: Logger): Promise<number> {
+async function runAgent(config: ReturnType<typeof load>['config'], file: string | null, log: Logger, hardware: HardwareOverride): Promise<number> {
   const notifier = createNotifier({ env: process.env, pid: process.pid, log: log.child({ mod: 'systemd' }) });
   let stopping = false;
   process.on('uncaughtException', (err) => {
@@ -61,7 +68,10 @@ async function runAgent(config: ReturnType<typeof load>['config'], file: string 
     notifier,
     host,
     version: VERSION,
-    subsystems: (ctx) => agentSubsystems(config, { log, docker, monitor: ctx.monitor, facts: host.facts, version: VERSION, health: ctx.health, snapshot: host.snapshot }),
+    subsystems: (ctx) => agentSubsystems(config, {
+      log, docker, monitor: ctx.monitor, version: VERSION, health: ctx.health, snapshot: host.snapshot, hardwareOverride: hardware,
+      facts: hardware.diskBps === undefined ? host.facts : () => ({ ...host.facts(), diskBps: hardware.diskBps! }),
+    }),
   });
 
   const shutdown = async (signal: string) => {

@@ -11,6 +11,8 @@ import type { HealthDocument } from './health/aggregate.js';
 import type { HostSnapshot } from './host/types.js';
 import { clusterSubsystem } from './cluster/subsystem.js';
 import { dashboardSubsystem } from './dashboard/subsystem.js';
+import { labelsSubsystem } from './labels/subsystem.js';
+import type { HardwareOverride } from './host/hardware.js';
 
 export interface SubsystemDeps {
   log: Logger;
@@ -22,6 +24,8 @@ export interface SubsystemDeps {
   version?: string;
   health?: () => HealthDocument;
   snapshot?: () => HostSnapshot;
+  /** Hardware a simulated Pi claims (PISWARM_SIM_HARDWARE): published instead of what the host says. */
+  hardwareOverride?: HardwareOverride;
 }
 
 /**
@@ -44,6 +48,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     members: () => membership.members(),
     formation: () => formation.formation.status(),
     engineNodes: () => autopilotRef?.nodes() ?? null,
+    ...(deps.hardwareOverride ? { hardwareOverride: deps.hardwareOverride } : {}),
     ...(deps.docker.listServicesAndTasks ? { listServices: () => deps.docker.listServicesAndTasks!() } : {}),
     autopilot: () => {
       const a = autopilotRef;
@@ -61,6 +66,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   });
   parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir }), formation, membership);
   autopilotRef = createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership });
-  parts.push(autopilotRef, cluster, dashboardSubsystem({ log: deps.log, view: cluster.view }));
+  const labels = labelsSubsystem(config, { log: deps.log, docker: deps.docker, monitor: deps.monitor, members: () => membership.members() });
+  parts.push(autopilotRef, labels, cluster, dashboardSubsystem({ log: deps.log, view: cluster.view }));
   return parts;
 }

@@ -52,7 +52,7 @@ function synthetic(n: number): SimCluster {
   const sim = new SimCluster({ n, seed: n });
   sim.nodes.forEach((nd, i) => {
     const base = { hostname: `pi-rack-${String(i).padStart(3, '0')}`, role: i < 3 ? 'manager' : 'worker', swarmNodeId: `swarmnode${String(i).padStart(16, '0')}`, diskBps: 45_000_000, undervoltage: false, tempC: 48.2 };
-    const facts = { seq: 1, version: '0.1.0', health: 'warn' as const, checks: ['docker:ipvs'], cpuPct: 12, memPct: 41, load1: 0.42, throttledNow: false, rootFreePct: 71, uptimeS: 86_400, arch: 'arm64', model: 'Raspberry Pi 4 Model B Rev 1.4' };
+    const facts = { seq: 1, version: '0.1.0', health: 'warn' as const, checks: ['docker:ipvs'], cpuPct: 12, memPct: 41, load1: 0.42, throttledNow: false, rootFreePct: 71, uptimeS: 86_400, arch: 'arm64', model: 'Raspberry Pi 4 Model B Rev 1.4', rev: 'c03114', memMb: 3793, storage: 'sd' as const };
     nd.membership.updateMeta({ ...base, ...fitFacts(facts, MAX_META_BYTES - metaBytes(base) - 1) });
   });
   sim.runFor(Math.max(5000, n * 100));

@@ -124,6 +124,11 @@ export const ConfigSchema = Section(
         backoffMaxMs: Ms(300000, 'Autopilot: longest wait before retrying a refused step', 1000),
       },
     ),
+    labels: Section(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Keep the piswarm.arch, .model, .memory_gb, .storage and .disk_speed node labels in step with each node\'s published hardware facts (done by the agent on the Raft leader, every autopilot.intervalMs)' }),
+      },
+    ),
   },
 );
 

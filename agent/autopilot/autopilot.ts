@@ -3,6 +3,7 @@ import type { DockerEngine, SwarmNode } from '../docker/engine.js';
 import type { EngineMonitor } from '../docker/monitor.js';
 import type { CheckResult, HealthCheck } from '../health/types.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
+import { createTicker } from '../lifecycle/ticker.js';
 import type { Logger } from '../log/logger.js';
 import type { Membership } from '../membership/membership.js';
 import type { Collector, MetricFamily } from '../metrics/types.js';
@@ -84,9 +85,6 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
   const records: StepRecord[] = [];
   let state: AutopilotStatus = { role: 'unknown', assessment: null, quorumLost: false, lastPlan: null, lastStepAt: null };
   let lastWaitKey: string | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<void> | null = null;
-  let stopped = true;
 
   const counters = {
     promotions: new Map<string, number>(),
@@ -205,27 +203,16 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     await act(step);
   }
 
-  function tick(): Promise<void> {
-    if (!cfg.enabled) return Promise.resolve();
-    running ??= doTick()
-      .catch((err: unknown) => {
-        // A bug in a tick must not stop the next one (or the agent).
-        bump(counters.tickErrors, 'PISWARM_ERR_INTERNAL');
-        log.error({ err }, 'autopilot tick failed');
-      })
-      .finally(() => {
-        running = null;
-      });
-    return running;
-  }
-
-  function schedule(): void {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      void tick().finally(schedule);
-    }, cfg.intervalMs);
-    timer.unref();
-  }
+  const ticker = createTicker({
+    intervalMs: cfg.intervalMs,
+    run: doTick,
+    enabled: () => cfg.enabled,
+    onError: (err) => {
+      // A bug in a tick must not stop the next one (or the agent).
+      bump(counters.tickErrors, 'PISWARM_ERR_INTERNAL');
+      log.error({ err }, 'autopilot tick failed');
+    },
+  });
 
   const collector: Collector = {
     name: 'autopilot',
@@ -295,17 +282,11 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
         log.info('autopilot disabled by configuration');
         return;
       }
-      stopped = false;
       log.info({ intervalMs: cfg.intervalMs, stabilizationMs: cfg.stabilizationMs, deadManagerGraceMs: cfg.deadManagerGraceMs, deadNodeTtlMs: cfg.deadNodeTtlMs, managerAvailability: cfg.managerAvailability }, 'autopilot started');
-      schedule();
+      ticker.start();
     },
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = null;
-      await running;
-    },
-    tick,
+    stop: () => ticker.stop(),
+    tick: () => ticker.tick(),
     history: () => [...records],
     status: () => state,
     nodes: () => listed,

@@ -1,6 +1,7 @@
 import type { HealthDocument } from '../health/aggregate.js';
 import type { HealthStatus } from '../health/types.js';
 import type { HostSnapshot } from '../host/types.js';
+import type { StorageKind } from '../host/storage.js';
 import { metaBytes } from '../../shared/wire/gossip.js';
 
 /**
@@ -27,10 +28,40 @@ export interface NodeFacts {
   uptimeS: number | null;
   arch: string | null;
   model: string | null;
+  /** Raspberry Pi revision code (hex, agent/host/rpi-revision.ts); '' when known not to be a Pi. */
+  rev: string | null;
+  /** MemTotal, MiB. */
+  memMb: number | null;
+  /** The kind of the disk behind / (agent/host/storage.ts). */
+  storage: StorageKind | null;
 }
 
 /** The position of each fact in the published `x` array (kept short for the datagram). */
-const ORDER = ['seq', 'version', 'health', 'checks', 'cpuPct', 'memPct', 'load1', 'throttledNow', 'rootFreePct', 'uptimeS', 'arch', 'model'] as const;
+const ORDER = ['seq', 'version', 'health', 'checks', 'cpuPct', 'memPct', 'load1', 'throttledNow', 'rootFreePct', 'uptimeS', 'arch', 'model', 'hw', 'memMb'] as const;
+
+/**
+ * `hw`: the revision code and the storage kind in one string, the kind as its
+ * last letter, '?' for either when unknown: "d04170n" (a Pi 5 booting from
+ * NVMe), "o" (not a Pi, other disk), "?s". The largest metadata has a few
+ * bytes to spare, not more (test/unit/agent/labels/facts-encoding.test.ts).
+ */
+const STORAGE_CODE: Record<StorageKind, string> = { sd: 's', emmc: 'e', usb: 'u', nvme: 'n', other: 'o' };
+const STORAGE_OF = new Map(Object.entries(STORAGE_CODE).map(([k, v]) => [v, k as StorageKind]));
+
+function encodeHw(rev: string | null, storage: StorageKind | null): string | null {
+  if (rev === null && storage === null) return null;
+  return `${rev ?? '?'}${storage === null ? '?' : STORAGE_CODE[storage]}`;
+}
+
+function decodeHw(v: unknown): { rev: string | null; storage: StorageKind | null } {
+  const none = { rev: null, storage: null };
+  if (typeof v !== 'string' || v.length < 1 || v.length > 9) return none;
+  const last = v.slice(-1);
+  const storage = last === '?' ? null : STORAGE_OF.get(last);
+  const head = v.slice(0, -1);
+  if (storage === undefined || (head !== '?' && !/^[0-9a-f]{0,8}$/.test(head))) return none;
+  return { rev: head === '?' ? null : head, storage };
+}
 const HEALTH: Record<string, HealthStatus> = { p: 'pass', w: 'warn', f: 'fail' };
 
 export const META_FACTS_KEY = 'x';
@@ -50,6 +81,8 @@ export interface FactsInput {
   uptimeS: number;
   arch: string;
   model: string | null;
+  /** Read once from the host (agent/host/hardware.ts); absent: unknown. */
+  hardware?: { rev: string | null; storage: StorageKind | null };
 }
 
 /** Names of the checks that do not pass, failing ones first, each once. */
@@ -83,6 +116,9 @@ export function factsFrom(i: FactsInput): NodeFacts {
     uptimeS: Math.round(i.uptimeS),
     arch: i.arch,
     model: i.model,
+    rev: i.hardware?.rev ?? null,
+    memMb: mem ? Math.round(mem.totalBytes / 2 ** 20) : null,
+    storage: i.hardware?.storage ?? null,
   };
 }
 
@@ -91,6 +127,7 @@ export const SEQ_WRAP = 10_000;
 
 function encode(f: NodeFacts): unknown[] {
   const out = ORDER.map((k) => {
+    if (k === 'hw') return encodeHw(f.rev, f.storage);
     const v = f[k];
     if (k === 'seq') return (v as number) % SEQ_WRAP;
     if (k === 'health') return v === null ? null : String(v)[0];
@@ -106,8 +143,11 @@ const shortModel = (m: string): string => m.replace(/^Raspberry Pi /, 'Pi ').rep
 /**
  * The `x` entry for the metadata, made to fit `budget` bytes (what the rest of
  * the metadata leaves of MAX_META_BYTES): first the model name is shortened,
- * then check names are dropped from the end (replaced by "+N"), then the model
- * and the architecture go. Null when not even the figures fit.
+ * then check names are dropped from the end (replaced by "+N"), then the model,
+ * then the total memory of a Pi (its revision code says how much it has), then
+ * the other hardware facts, then the architecture. Dropped facts read as
+ * unknown, which never changes a node label (agent/labels). Null when not
+ * even the figures fit.
  */
 export function fitFacts(f: NodeFacts, budget: number): { [META_FACTS_KEY]: unknown[] } | null {
   const size = (x: NodeFacts) => metaBytes({ [META_FACTS_KEY]: encode(x) }) - 2; // the braces are the base's
@@ -120,12 +160,15 @@ export function fitFacts(f: NodeFacts, budget: number): { [META_FACTS_KEY]: unkn
     cur = { ...cur, checks: [...names.slice(0, keep), `+${names.length - keep}`] };
   }
   if (size(cur) > budget) cur = { ...cur, model: null };
+  if (size(cur) > budget && cur.rev) cur = { ...cur, memMb: null };
+  if (size(cur) > budget) cur = { ...cur, rev: null, memMb: null, storage: null };
   if (size(cur) > budget) cur = { ...cur, arch: null };
   return size(cur) <= budget ? { [META_FACTS_KEY]: encode(cur) } : null;
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const str = (v: unknown, max = 64): string | null => (typeof v === 'string' && v.length <= max ? v : null);
+const positive = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : null);
 
 /** Pure and total: whatever a peer published (or nothing) -> facts, unknown or malformed parts null. */
 export function readFacts(meta: Readonly<Record<string, unknown>>): NodeFacts | null {
@@ -147,5 +190,8 @@ export function readFacts(meta: Readonly<Record<string, unknown>>): NodeFacts | 
     uptimeS: num(at('uptimeS')),
     arch: str(at('arch'), 16),
     model: str(at('model')),
+    // Peers older than these publish a shorter array: null, unknown.
+    ...decodeHw(at('hw')),
+    memMb: positive(at('memMb')),
   };
 }

@@ -1,5 +1,6 @@
 import type { HealthDocument } from '../health/aggregate.js';
 import type { HostSnapshot } from '../host/types.js';
+import type { StorageKind } from '../host/storage.js';
 import { factsFrom, fitFacts, type NodeFacts } from './facts.js';
 
 export interface FactsPublisherDeps {
@@ -10,6 +11,8 @@ export interface FactsPublisherDeps {
   uptimeS: () => number;
   arch: string;
   model: () => string | null;
+  /** The board's revision code and root disk kind (agent/host/hardware.ts); absent: unknown. */
+  hardware?: () => { rev: string | null; storage: StorageKind | null };
   now: () => number;
   /** How often the figures are refreshed (and so re-gossiped); health changes go out at once. */
   periodMs: number;
@@ -37,10 +40,13 @@ export function createFactsPublisher(d: FactsPublisherDeps): FactsPublisher {
     meta(budget) {
       const t = d.now();
       const health = d.health();
-      // The board model is read once, shortly after start: publish it at once rather than a period later.
-      if (!facts || t - at >= d.periodMs || (facts.model === null && d.model() !== null)) {
+      const hw = d.hardware?.() ?? { rev: null, storage: null };
+      // The board model and hardware are read shortly after start: publish them at once rather than a period later
+      // (the node labels follow them, agent/labels).
+      const hwChanged = facts !== null && (facts.rev !== hw.rev || facts.storage !== hw.storage);
+      if (!facts || t - at >= d.periodMs || (facts.model === null && d.model() !== null) || hwChanged) {
         seq++;
-        facts = factsFrom({ seq, version: d.version, health, snapshot: d.snapshot(), cpuPct: d.cpuPct(), uptimeS: d.uptimeS(), arch: d.arch, model: d.model() });
+        facts = factsFrom({ seq, version: d.version, health, snapshot: d.snapshot(), cpuPct: d.cpuPct(), uptimeS: d.uptimeS(), arch: d.arch, model: d.model(), hardware: hw });
         at = t;
       } else {
         const fresh = factsFrom({ seq, version: d.version, health, snapshot: null, cpuPct: null, uptimeS: 0, arch: d.arch, model: null });

@@ -5,6 +5,8 @@ import type { SwarmNode } from '../docker/engine.js';
 import type { HealthDocument } from '../health/aggregate.js';
 import type { HostSnapshot } from '../host/types.js';
 import { readInventory } from '../host/inventory.js';
+import { readRevision, readStorageKind, type HardwareOverride } from '../host/hardware.js';
+import type { StorageKind } from '../host/storage.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
 import type { Logger } from '../log/logger.js';
 import type { Member } from '../membership/types.js';
@@ -38,6 +40,8 @@ export interface ClusterDeps {
   listServices?: () => Promise<{ services: unknown[]; tasks: unknown[] }>;
   /** The board model; default: systeminformation's, read once at start. */
   model?: () => Promise<string | null>;
+  /** Facts a simulated Pi claims instead of reading them (PISWARM_SIM_HARDWARE, agent/main.ts). */
+  hardwareOverride?: HardwareOverride;
 }
 
 export type ClusterSubsystem = Subsystem & { publisher: FactsPublisher; view(): ClusterDocument };
@@ -52,6 +56,17 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
   const monoNow = d.monoNow ?? (() => systemClock.now());
   const log = d.log.child({ mod: 'cluster' });
   let model: string | null = null;
+  let rev: string | null = null;
+  // The storage kind of the boot disk, read again only when the host sample names another disk.
+  let storage: { device: string; kind: StorageKind | null } | null = null;
+  const hardware = () => {
+    const o = d.hardwareOverride;
+    if (o?.storage) return { rev, storage: o.storage };
+    const dev = d.snapshot()?.bootDisk?.device ?? null;
+    if (dev === null) return { rev, storage: null };
+    if (storage?.device !== dev) storage = { device: dev, kind: readStorageKind(config.metrics.sysRoot, dev) };
+    return { rev, storage: storage.kind };
+  };
   const ledger = new FactsLedger();
   const publisher = createFactsPublisher({
     version: d.version,
@@ -61,6 +76,7 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
     uptimeS: uptime,
     arch: arch(),
     model: () => model,
+    hardware,
     now: monoNow,
     periodMs: FACTS_PERIOD_MS,
   });
@@ -121,6 +137,7 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
       timer = setInterval(() => ledger.observe(d.members(), monoNow()), 1000);
       timer.unref();
       refreshServices();
+      rev = d.hardwareOverride?.revision ?? readRevision(config.metrics.procRoot);
       servicesTimer = setInterval(refreshServices, SERVICES_EVERY_MS);
       servicesTimer.unref();
       // systeminformation spawns a few commands: not worth holding the start for.

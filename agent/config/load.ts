@@ -68,7 +68,9 @@ const CONFIG_ENV = 'PISWARM_CONFIG';
  * path (read here) and the build and simulator scripts' own knobs, which a
  * user may well have exported in the shell that runs `piswarm`.
  */
-const NON_SETTING_ENV = new Set([CONFIG_ENV, 'PISWARM_SIM_BASE', 'PISWARM_SIM_OS', 'PISWARM_ARM64_ROOT', 'PISWARM_BASE_IMAGE', 'PISWARM_DOCKERD_LOG', 'PISWARM_DOCKERD_WAIT_SECONDS']);
+const NON_SETTING_ENV = new Set([CONFIG_ENV, 'PISWARM_SIM_BASE', 'PISWARM_SIM_OS', 'PISWARM_ARM64_ROOT', 'PISWARM_BASE_IMAGE', 'PISWARM_DOCKERD_LOG', 'PISWARM_DOCKERD_WAIT_SECONDS',
+  // Read by agent/main.ts: the hardware facts a simulated Pi claims (agent/host/hardware.ts).
+  'PISWARM_SIM_HARDWARE']);
 
 type Coerced = { ok: true; value: unknown } | { ok: false; message: string };
 

@@ -67,6 +67,13 @@ export interface DockerEngine {
   swarmLeave(force: boolean): Promise<void>;
   listNodes(): Promise<SwarmNode[]>;
   updateNode(id: string, change: { role?: NodeRole; availability?: NodeAvailability; labels?: Record<string, string> }): Promise<void>;
+  /**
+   * Replaces the node's labels with `labels` (updateNode merges), as of the node
+   * object `version` a listing showed: the engine refuses ("update out of
+   * sequence") when the node changed since, so labels read at `version` are never
+   * written over newer ones.
+   */
+  setNodeLabels(id: string, version: number, labels: Record<string, string>): Promise<void>;
   removeNode(id: string, force: boolean): Promise<void>;
   /** Number of running tasks of user services scheduled on a node. */
   runningTasksOnNode(nodeId: string): Promise<number>;
@@ -196,6 +203,12 @@ export function createDockerEngine(opts: { socketPath: string; timeoutMs: number
         if (change.availability) spec.Availability = change.availability;
         if (change.labels) spec.Labels = { ...(spec.Labels ?? {}), ...change.labels };
         await node.update({ _query: { version: current.Version.Index }, _body: spec });
+      }),
+    setNodeLabels: (id, version, labels) =>
+      call('node update', async () => {
+        const node = docker.getNode(id);
+        const current: any = await node.inspect();
+        await node.update({ _query: { version }, _body: { ...current.Spec, Labels: { ...labels } } });
       }),
     removeNode: (id, force) => call('node rm', async () => { await docker.getNode(id).remove({ force }); }),
     runningTasksOnNode: (nodeId) =>

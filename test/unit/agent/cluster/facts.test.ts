@@ -26,12 +26,12 @@ const BASE = { hostname: 'pi-rack-02-shelf-3-node7', role: 'manager', swarmNodeI
 
 const full = (checks: string[]): NodeFacts => ({
   seq: 3456, version: '0.10.12', health: 'fail', checks, cpuPct: 100, memPct: 100, load1: 12.34, throttledNow: true,
-  rootFreePct: 100, uptimeS: 31536000, arch: 'arm64', model: 'Raspberry Pi Compute Module 4 Rev 1.0',
+  rootFreePct: 100, uptimeS: 31536000, arch: 'arm64', model: 'Raspberry Pi Compute Module 4 Rev 1.0', rev: 'b03140', memMb: 1849, storage: 'emmc',
 });
 
 t.test('facts from the host sample: percentages, load, throttling, failing checks first', async (t) => {
   const f = factsFrom({ seq: 3, version: '0.1.0', health: doc({ 'net:address': ['warn'], 'docker:engine': ['fail'], 'host:disk': ['pass'], 'a:b': ['warn', 'pass'] }), snapshot: snap, cpuPct: 12.6, uptimeS: 3600.4, arch: 'arm64', model: 'Raspberry Pi 4 Model B Rev 1.4' });
-  t.same(f, { seq: 3, version: '0.1.0', health: 'fail', checks: ['docker:engine', 'a:b', 'net:address'], cpuPct: 13, memPct: 75, load1: 0.52, throttledNow: true, rootFreePct: 25, uptimeS: 3600, arch: 'arm64', model: 'Raspberry Pi 4 Model B Rev 1.4' });
+  t.same(f, { seq: 3, version: '0.1.0', health: 'fail', checks: ['docker:engine', 'a:b', 'net:address'], cpuPct: 13, memPct: 75, load1: 0.52, throttledNow: true, rootFreePct: 25, uptimeS: 3600, arch: 'arm64', model: 'Raspberry Pi 4 Model B Rev 1.4', rev: null, memMb: 3815, storage: null });
   const none = factsFrom({ seq: 1, version: 'v', health: null, snapshot: null, cpuPct: null, uptimeS: 1, arch: 'x64', model: null });
   t.same([none.health, none.memPct, none.load1, none.throttledNow, none.rootFreePct, none.checks], [null, null, null, null, null, []]);
   t.same(troubledChecks(doc({ x: ['pass'] })), []);
@@ -43,7 +43,7 @@ t.test('published facts read back the same', async (t) => {
   t.ok(x);
   t.same(readFacts({ ...BASE, ...x! }), f);
   t.equal(readFacts(fitFacts({ ...f, seq: 10_007 }, 200)!)!.seq, 7, 'the counter wraps');
-  const bare = { ...f, arch: null, model: null };
+  const bare = { ...f, arch: null, model: null, rev: null, memMb: null, storage: null };
   t.same(readFacts(fitFacts(bare, 200)!), bare, 'a missing tail reads as null');
 });
 
@@ -74,7 +74,7 @@ t.test('whatever a peer publishes reads as facts or nulls, never throws', async 
   t.equal(readFacts({}), null);
   t.equal(readFacts({ x: 'nope' }), null);
   const r = readFacts({ x: [1, 5, 'z', [1, 'ok', 'x'.repeat(100)], 'hot', Infinity, null, 7, -1, 'up', 'a'.repeat(40), { m: 1 }] })!;
-  t.same(r, { seq: 1, version: null, health: null, checks: ['ok'], cpuPct: null, memPct: null, load1: null, throttledNow: null, rootFreePct: -1, uptimeS: null, arch: null, model: null });
+  t.same(r, { seq: 1, version: null, health: null, checks: ['ok'], cpuPct: null, memPct: null, load1: null, throttledNow: null, rootFreePct: -1, uptimeS: null, arch: null, model: null, rev: null, memMb: null, storage: null });
 });
 
 t.test('CPU busy share between two readings', async (t) => {

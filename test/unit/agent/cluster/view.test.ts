@@ -12,7 +12,7 @@ import { memoryLogger } from '../../../helpers/fakes.js';
 
 const facts = (i: number, seq = 1): NodeFacts => ({
   seq, version: '0.1.0', health: i === 1 ? 'warn' : 'pass', checks: i === 1 ? ['docker:ipvs'] : [], cpuPct: 10 + i, memPct: 40, load1: 0.5,
-  throttledNow: false, rootFreePct: 70, uptimeS: 1000, arch: 'arm64', model: 'Raspberry Pi 4 Model B Rev 1.4',
+  throttledNow: false, rootFreePct: 70, uptimeS: 1000, arch: 'arm64', model: 'Raspberry Pi 4 Model B Rev 1.4', rev: 'c03114', memMb: 3793, storage: 'sd',
 });
 
 const swarmNode = (id: string, hostname: string, role: 'manager' | 'worker', extra: Partial<SwarmNode> = {}): SwarmNode => ({
