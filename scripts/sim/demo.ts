@@ -14,7 +14,7 @@
 import { PiswarmError } from '../../shared/errors.js';
 import * as sim from './cluster.js';
 import { simOs, type SimOs } from './images.js';
-import { buildSimImage } from './registry.js';
+import { buildSimImage, httpText } from './registry.js';
 import { docker } from './run.js';
 
 export const DEMO_SERVICE = 'http-server';
@@ -112,15 +112,11 @@ export async function probeReplicas(ref: sim.ClusterRef, manager: string): Promi
   const ipOf = new Map(nodes.map((n) => [n.name, n.ip]));
   return Promise.all(tasks.map(async (t): Promise<ReplicaAnswer> => {
     const ip = ipOf.get(t.node);
-    const a: ReplicaAnswer = { task: t.id, node: t.node, state: t.state, url: ip ? `http://${ip}:${DEMO_PUBLISHED}/` : '', status: 0, ...(t.error ? { error: t.error } : {}) };
+    const a: ReplicaAnswer = { task: t.id, node: t.node, state: t.state, url: ip ? `http://${ip}${DEMO_PUBLISHED === 80 ? '' : `:${DEMO_PUBLISHED}`}/` : '', status: 0, ...(t.error ? { error: t.error } : {}) };
     if (!ip) return a;
-    try {
-      const res = await fetch(a.url, { signal: AbortSignal.timeout(2000) });
-      const container = pageContainer(await res.text());
-      return { ...a, status: res.status, ...(container ? { container } : {}) };
-    } catch (err) {
-      return { ...a, error: a.error ?? (err as Error).message };
-    }
+    const r = await httpText(a.url, 2000);
+    const container = pageContainer(r.text);
+    return { ...a, status: r.status, ...(container ? { container } : {}), ...(r.error && !a.error ? { error: r.error } : {}) };
   }));
 }
 

@@ -71,19 +71,33 @@ export async function findRegistry(cluster: string, prefix: string): Promise<Reg
   return { name, address: registryAddress(prefix), hostAddress: host };
 }
 
+/**
+ * GET from the host; the status and body, or the error. The deadline is a
+ * plain (ref'd) timer: AbortSignal.timeout's is unref'd, and a CLI process
+ * whose only pending work is a fetch to a port that accepted but does not
+ * answer yet exits with status 0 in the middle of its work.
+ */
+export async function httpText(url: string, timeoutMs: number): Promise<{ status: number; text: string; error?: string }> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    const res = await fetch(url, { signal: ac.signal });
+    return { status: res.status, text: await res.text() };
+  } catch (err) {
+    return { status: 0, text: '', error: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Waits until the registry answers its API's base endpoint (`GET /v2/` is 200). */
 async function waitForRegistry(info: RegistryInfo, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < end) {
-    try {
-      const res = await fetch(`http://${info.hostAddress}/v2/`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-      last = `HTTP ${res.status}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
+    const r = await httpText(`http://${info.hostAddress}/v2/`, 2000);
+    if (r.status === 200) return;
+    last = r.error ?? `HTTP ${r.status}`;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', `registry ${info.name} did not answer GET /v2/ within ${timeoutMs} ms (${last})`);

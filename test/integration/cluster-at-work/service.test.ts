@@ -1,0 +1,68 @@
+/**
+ * The walkthrough's service on a 5-node simulated cluster formed by the
+ * agents, deployed the way `npm run sim -- demo` does it (deployDemo: the
+ * image from the cluster's registry node, host-mode publish): tasks run only
+ * on active nodes (the managers the autopilot drained under
+ * managerAvailability=auto run none), every task answers from the host, and
+ * a worker's power cut has its task rescheduled and answering again.
+ */
+import t from 'tap';
+import { sim, skipReason, startCluster } from '../helpers/cluster.js';
+import { answered, deployDemo, demoTasks, describeMissing, probeReplicas, DEMO_SERVICE } from '../../../scripts/sim/demo.js';
+import { FAST_AUTOPILOT, nodeLs, until, type SwarmRow } from '../healing/swarm.js';
+
+const skip = await skipReason();
+
+/** A worker's power cut to its task answering again elsewhere: the bound this test holds the cluster to. */
+const RESCHEDULE_MS = 120_000;
+
+t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600_000 }, async (t) => {
+  const c = await startCluster(t, {
+    prefix: 'it-svc', nodes: 5,
+    env: { ...FAST_AUTOPILOT, PISWARM_FORMATION_EXPECT: '5', PISWARM_AUTOPILOT_MANAGER_AVAILABILITY: 'auto' },
+  });
+  const names = c.nodes.map((n) => n.name);
+  const formed = await until('5 Ready nodes, 3 managers drained by the autopilot, 2 active workers', async () => {
+    const l = await nodeLs(c.ref, names);
+    const managers = l?.filter((x) => x.manager !== '') ?? [];
+    const workers = l?.filter((x) => x.manager === '') ?? [];
+    return l && l.length === 5 && l.every((x) => x.status === 'Ready') && managers.length === 3 &&
+      managers.every((x) => x.availability === 'Drain') && workers.every((x) => x.availability === 'Active') && l;
+  }, 240_000);
+  const active = (l: SwarmRow[]) => l.filter((x) => x.status === 'Ready' && x.availability === 'Active').map((x) => x.hostname);
+  const workers = active(formed);
+  t.equal(workers.length, 2, `two active workers (${workers.join(', ')})`);
+
+  const demo = await deployDemo({ ...c.ref, timeoutMs: 180_000 });
+  t.comment(`${demo.command.slice(0, 3).join(' ')} ... ${demo.image}: ${demo.replicas} replicas answer ${(demo.readyMs / 1000).toFixed(1)} s after service create`);
+  t.equal(demo.replicas, 2, 'one replica per active node (port 80 is published on each host)');
+  t.same(demo.answers.map((a) => a.node).sort(), [...workers].sort(), 'tasks run on the active workers only, none on a drained manager');
+  t.ok(demo.answers.every(answered), 'every task answers with the demo page');
+  t.equal(new Set(demo.answers.map((a) => a.container)).size, 2, 'each replica names its own container');
+  t.match(demo.image, /^10\.231\.\d+\.250:5000\/piswarm-demo\/http-server:/, 'pulled from the cluster\'s registry node');
+
+  await t.test('a worker\'s power cut: its task is rescheduled and answers again', async (t) => {
+    const victim = demo.answers[0]!.node;
+    const t0 = Date.now();
+    await sim.kill(c.ref, victim);
+    const alive = names.filter((n) => n !== victim);
+    const manager = await until('a manager that answers', async () => {
+      const l = await nodeLs(c.ref, alive);
+      return l?.find((x) => x.manager === 'Leader')?.hostname;
+    }, 30_000);
+    let last: Awaited<ReturnType<typeof probeReplicas>> = [];
+    const back = await until(`2 replicas answering, none on ${victim}`, async () => {
+      last = await probeReplicas(c.ref, manager);
+      return last.length === 2 && last.every(answered) && !last.some((a) => a.node === victim) && last;
+    }, RESCHEDULE_MS).catch((err: Error) => {
+      throw new Error(`${err.message}\n  ${describeMissing(last, 2)}`);
+    });
+    const ms = Date.now() - t0;
+    t.comment(`power cut of ${victim} -> its task answering again on ${back.map((a) => a.node).filter((n) => n !== demo.answers[1]!.node).join(', ')}: ${(ms / 1000).toFixed(1)} s (bound ${RESCHEDULE_MS / 1000} s)`);
+    t.ok(ms < RESCHEDULE_MS, `rescheduled and answering within ${RESCHEDULE_MS / 1000} s`);
+    const l = (await nodeLs(c.ref, alive))!;
+    const placed = (await demoTasks(c.ref, manager)).map((x) => x.node);
+    t.ok(placed.every((n) => active(l).includes(n)), `tasks only on active nodes (${placed.join(', ')}; active: ${active(l).join(', ')})`);
+    t.comment(`${DEMO_SERVICE} after the power cut: ${back.map((a) => `${a.node} (${a.container})`).join(', ')}; availability: ${l.map((x) => `${x.hostname} ${x.status} ${x.availability}`).join(', ')}`);
+  });
+});
