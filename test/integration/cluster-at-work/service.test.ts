@@ -4,8 +4,12 @@
  * image from the cluster's registry node, host-mode publish): tasks run only
  * on active nodes (the managers the autopilot drained under
  * managerAvailability=auto run none), every task answers from the host, and
- * a worker's power cut has its task rescheduled and answering again.
+ * a worker's power cut has its task rescheduled and answering again. A
+ * `docker stack deploy` of scripts/sim/demo-image/stack.yml: a client service
+ * reaches the server by its name over an overlay network.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import { sim, skipReason, startCluster } from '../helpers/cluster.js';
 import { answered, deployDemo, demoTasks, describeMissing, probeReplicas, DEMO_SERVICE } from '../../../scripts/sim/demo.js';
@@ -22,6 +26,7 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
     env: { ...FAST_AUTOPILOT, PISWARM_FORMATION_EXPECT: '5', PISWARM_AUTOPILOT_MANAGER_AVAILABILITY: 'auto' },
   });
   const names = c.nodes.map((n) => n.name);
+  const t0 = Date.now();
   const formed = await until('5 Ready nodes, 3 managers drained by the autopilot, 2 active workers', async () => {
     const l = await nodeLs(c.ref, names);
     const managers = l?.filter((x) => x.manager !== '') ?? [];
@@ -31,6 +36,7 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
   }, 240_000);
   const active = (l: SwarmRow[]) => l.filter((x) => x.status === 'Ready' && x.availability === 'Active').map((x) => x.hostname);
   const workers = active(formed);
+  t.comment(`formed, managers drained: ${((Date.now() - t0) / 1000).toFixed(1)} s after the agents answered`);
   t.equal(workers.length, 2, `two active workers (${workers.join(', ')})`);
 
   const demo = await deployDemo({ ...c.ref, timeoutMs: 180_000 });
@@ -40,6 +46,23 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
   t.ok(demo.answers.every(answered), 'every task answers with the demo page');
   t.equal(new Set(demo.answers.map((a) => a.container)).size, 2, 'each replica names its own container');
   t.match(demo.image, /^10\.231\.\d+\.250:5000\/piswarm-demo\/http-server:/, 'pulled from the cluster\'s registry node');
+
+  await t.test('docker stack deploy: a client reaches the server by name over an overlay network', async (t) => {
+    const manager = demo.manager;
+    const stack = await readFile(join(sim.repoRoot(), 'scripts/sim/demo-image/stack.yml'), 'utf8');
+    const deploy = await sim.exec(c.ref, manager, ['env', `DEMO_IMAGE=${demo.image}`, 'docker', 'stack', 'deploy', '-c', '-', 'demo'], { input: stack, timeoutMs: 60_000 });
+    t.equal(deploy.code, 0, `docker stack deploy: ${(deploy.stderr || deploy.stdout).trim()}`);
+    const s0 = Date.now();
+    const line = await until('the client logging an answer from web', async () => {
+      const logs = await sim.exec(c.ref, manager, ['docker', 'service', 'logs', '--raw', 'demo_client'], { timeoutMs: 10_000 });
+      return /^web answered: ([0-9a-f]{12})$/m.exec(logs.stdout)?.[0];
+    }, 90_000);
+    const placed = await sim.exec(c.ref, manager, ['docker', 'stack', 'ps', 'demo', '--filter', 'desired-state=running', '--format', '{{.Name}} {{.Node}}']);
+    t.comment(`${line} (${((Date.now() - s0) / 1000).toFixed(1)} s after stack deploy); tasks: ${placed.stdout.trim().split('\n').join(', ')}`);
+    const driver = await sim.exec(c.ref, manager, ['docker', 'network', 'inspect', 'demo_backend', '--format', '{{.Driver}}']);
+    t.equal(driver.stdout.trim(), 'overlay', 'the services share an overlay network');
+    t.equal((await sim.exec(c.ref, manager, ['docker', 'stack', 'rm', 'demo'])).code, 0, 'docker stack rm');
+  });
 
   await t.test('a worker\'s power cut: its task is rescheduled and answers again', async (t) => {
     const victim = demo.answers[0]!.node;
