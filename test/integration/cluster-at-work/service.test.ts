@@ -4,16 +4,19 @@
  * image from the cluster's registry node, host-mode publish): tasks run only
  * on active nodes (the managers the autopilot drained under
  * managerAvailability=auto run none), every task answers from the host, and
- * a worker's power cut has its task rescheduled and answering again. A
+ * the leader's power cut leaves every replica answering throughout (sampled
+ * every second) while the autopilot restores three managers, and the desired
+ * replicas run; a worker's power cut has its task rescheduled and answering
+ * again. A
  * `docker stack deploy` of scripts/sim/demo-image/stack.yml: a client service
  * reaches the server by its name over an overlay network.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { sim, skipReason, startCluster } from '../helpers/cluster.js';
-import { answered, deployDemo, demoTasks, describeMissing, probeReplicas, DEMO_SERVICE } from '../../../scripts/sim/demo.js';
-import { FAST_AUTOPILOT, nodeLs, until, type SwarmRow } from '../healing/swarm.js';
+import { httpGet, sim, skipReason, startCluster } from '../helpers/cluster.js';
+import { answered, deployDemo, demoTasks, describeMissing, probeReplicas, waitForReplicas, DEMO_SERVICE } from '../../../scripts/sim/demo.js';
+import { FAST_AUTOPILOT, nodeLs, reachableManagers, until, type SwarmRow } from '../healing/swarm.js';
 
 const skip = await skipReason();
 
@@ -64,13 +67,56 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
     t.equal((await sim.exec(c.ref, manager, ['docker', 'stack', 'rm', 'demo'])).code, 0, 'docker stack rm');
   });
 
+  const dead: string[] = [];
+  const alive = () => names.filter((n) => !dead.includes(n));
+
+  await t.test('the leader\'s power cut: every replica answers throughout, 3 managers restored, the replicas run', async (t) => {
+    const leader = (await nodeLs(c.ref, names))!.find((x) => x.manager === 'Leader')!;
+    t.ok(leader, 'a leader');
+    let requests = 0;
+    const failures: string[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const tick = Date.now();
+        const rs = await Promise.all(demo.answers.map(async (a) => ({ a, r: await httpGet(a.url, 2000) })));
+        requests += rs.length;
+        for (const { a, r } of rs) if (r.status !== 200) failures.push(`${new Date().toISOString()} ${a.node}: ${r.status || r.text}`);
+        await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
+      }
+    })();
+    const t0 = Date.now();
+    let healed: SwarmRow[];
+    try {
+      await sim.kill(c.ref, leader.hostname);
+      dead.push(leader.hostname);
+      healed = await until('3 reachable managers without the dead leader', async () => {
+        const l = await nodeLs(c.ref, alive());
+        return l && reachableManagers(l) === 3 && !l.some((x) => x.id === leader.id && x.manager !== '') && l;
+      }, 180_000);
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    const ms = Date.now() - t0;
+    t.comment(`leader ${leader.hostname} power cut -> 3 reachable managers again: ${(ms / 1000).toFixed(1)} s; ${requests} requests to the ${demo.answers.length} replicas meanwhile (1 per replica per second), ${failures.length} failed`);
+    t.same(failures, [], 'no request failed while the managers healed');
+    const manager = healed.find((x) => x.manager === 'Leader')!.hostname;
+    const replicas = await waitForReplicas(c.ref, manager, demo.replicas, 60_000);
+    t.equal(replicas.length, demo.replicas, `the desired ${demo.replicas} replicas run and answer (${replicas.map((a) => a.node).join(', ')})`);
+  });
+
   await t.test('a worker\'s power cut: its task is rescheduled and answers again', async (t) => {
-    const victim = demo.answers[0]!.node;
+    const before = (await nodeLs(c.ref, alive()))!;
+    const manager0 = before.find((x) => x.manager === 'Leader')!.hostname;
+    const placed0 = (await demoTasks(c.ref, manager0)).map((x) => x.node);
+    const victim = before.find((x) => x.manager === '' && placed0.includes(x.hostname))?.hostname;
+    if (!victim) throw new Error(`no worker runs a task (tasks on ${placed0.join(', ')}; workers: ${before.filter((x) => x.manager === '').map((x) => x.hostname).join(', ')})`);
     const t0 = Date.now();
     await sim.kill(c.ref, victim);
-    const alive = names.filter((n) => n !== victim);
+    dead.push(victim);
     const manager = await until('a manager that answers', async () => {
-      const l = await nodeLs(c.ref, alive);
+      const l = await nodeLs(c.ref, alive());
       return l?.find((x) => x.manager === 'Leader')?.hostname;
     }, 30_000);
     let last: Awaited<ReturnType<typeof probeReplicas>> = [];
@@ -81,9 +127,9 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
       throw new Error(`${err.message}\n  ${describeMissing(last, 2)}`);
     });
     const ms = Date.now() - t0;
-    t.comment(`power cut of ${victim} -> its task answering again on ${back.map((a) => a.node).filter((n) => n !== demo.answers[1]!.node).join(', ')}: ${(ms / 1000).toFixed(1)} s (bound ${RESCHEDULE_MS / 1000} s)`);
+    t.comment(`power cut of ${victim} -> its task answering again on ${back.map((a) => a.node).filter((n) => !placed0.includes(n)).join(', ')}: ${(ms / 1000).toFixed(1)} s (bound ${RESCHEDULE_MS / 1000} s)`);
     t.ok(ms < RESCHEDULE_MS, `rescheduled and answering within ${RESCHEDULE_MS / 1000} s`);
-    const l = (await nodeLs(c.ref, alive))!;
+    const l = (await nodeLs(c.ref, alive()))!;
     const placed = (await demoTasks(c.ref, manager)).map((x) => x.node);
     t.ok(placed.every((n) => active(l).includes(n)), `tasks only on active nodes (${placed.join(', ')}; active: ${active(l).join(', ')})`);
     t.comment(`${DEMO_SERVICE} after the power cut: ${back.map((a) => `${a.node} (${a.container})`).join(', ')}; availability: ${l.map((x) => `${x.hostname} ${x.status} ${x.availability}`).join(', ')}`);
