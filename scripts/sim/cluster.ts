@@ -17,6 +17,7 @@ import { DEFAULT_HTTP_PORT } from '../../shared/constants.js';
 import { PiswarmError } from '../../shared/errors.js';
 import { NODE_FLAGS } from './node-flags.js';
 import { ensureImages, imageFacts, imagesFor, simOs, type ImageFacts, type ImageTimings, type SimOs } from './images.js';
+import { daemonJson, ensureRegistry, REGISTRY_OCTET, registryAddress, type RegistryInfo } from './registry.js';
 import { docker, run, type RunResult } from './run.js';
 import { tar, type TarEntry } from './tar.js';
 
@@ -207,8 +208,9 @@ interface Inspected {
   NetworkSettings: { Networks: Record<string, unknown> };
 }
 
+/** The nodes (containers with LABEL_NODE; not the cluster's registry) carrying a label. */
 async function inspectNodes(filterLabel: string): Promise<Inspected[]> {
-  const ids = (await docker(['ps', '-aq', '--filter', `label=${filterLabel}`])).split('\n').filter(Boolean);
+  const ids = (await docker(['ps', '-aq', '--filter', `label=${filterLabel}`, '--filter', `label=${LABEL_NODE}`])).split('\n').filter(Boolean);
   if (ids.length === 0) return [];
   return JSON.parse(await docker(['inspect', ...ids])) as Inspected[];
 }
@@ -281,7 +283,7 @@ interface ContainerSpec {
 async function createContainer(cluster: string, net: NetworkInfo, index: number, spec: ContainerSpec): Promise<string> {
   const name = nodeName(cluster, index);
   const ip = `${net.prefix}${10 + index}`;
-  if (10 + index > 254) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'a simulated cluster holds at most 244 nodes');
+  if (10 + index >= REGISTRY_OCTET) throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', `a simulated cluster holds at most ${REGISTRY_OCTET - 11} nodes`);
   const labels = [
     `${LABEL_CLUSTER}=${cluster}`, `${LABEL_NODE}=${name}`, `${LABEL_INDEX}=${index}`, `${LABEL_IP}=${ip}`, `${LABEL_PORT}=${spec.port}`,
     `${LABEL_OS}=${spec.os}`, ...(spec.engine ? [`${LABEL_ENGINE}=${spec.engine}`] : []),
@@ -315,6 +317,8 @@ async function createNode(cluster: string, net: NetworkInfo, index: number, key:
     { name: 'cluster.key', content: key + '\n', mode: 0o640, uid: 0, gid },
     { name: 'env', content: envFile(env), mode: 0o600, uid: 0, gid: 0 },
   ]);
+  // The engine pulls from the cluster's registry node over plain HTTP (registry.ts).
+  await copyInto(name, '/etc', [{ name: 'docker/daemon.json', content: daemonJson(registryAddress(net.prefix)), mode: 0o644, uid: 0, gid: 0 }]);
   return name;
 }
 
@@ -428,6 +432,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   const os = simOs(opts.os);
   const images = opts.skipImages ? undefined : await ensureImages({ root, log, os });
   const net = await ensureNetwork(cluster);
+  await ensureRegistry({ root, cluster, network: net.name, prefix: net.prefix, os, labels: [`${LABEL_CLUSTER}=${cluster}`], log });
   const key = opts.clusterKey ?? (await clusterKey({ ...opts, root }));
   const existing = await status(opts);
   const toStart = existing.filter((n) => !n.running).map((n) => n.name);
@@ -438,6 +443,20 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   log(`starting ${toStart.length} node(s) of cluster ${cluster} on ${net.subnet}`);
   const boot = await startNodes(opts, toStart, opts.timeoutMs ?? 120_000);
   return { cluster, network: net.name, subnet: net.subnet, nodes: await status(opts), started: toStart, images, ...boot };
+}
+
+/**
+ * The cluster's registry node (registry.ts), started again if it was stopped;
+ * `up` creates it. The OS of its image is that of the cluster's first node.
+ */
+export async function registry(ref: ClusterRef): Promise<RegistryInfo> {
+  const cluster = clusterName(ref);
+  const net = await findNetwork(cluster);
+  const nodes = await status(ref);
+  if (!net || nodes.length === 0) throw new PiswarmError('PISWARM_ERR_NOT_FOUND', `cluster "${cluster}" is not up (run \`npm run sim -- up --nodes N --name ${cluster}\` first)`);
+  return ensureRegistry({
+    root: ref.root ?? repoRoot(), cluster, network: net.name, prefix: net.prefix, os: simOs(nodes[0]!.os || undefined), labels: [`${LABEL_CLUSTER}=${cluster}`], log: ref.log,
+  });
 }
 
 /** Powers on one more node (e.g. with another cluster key, to test a stranger). */

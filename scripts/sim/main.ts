@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { EXIT } from '../../shared/constants.js';
 import { PiswarmError } from '../../shared/errors.js';
 import * as sim from './cluster.js';
+import { deployDemo, DEMO_SERVICE, removeDemo } from './demo.js';
 import { DEFAULT_OS, ensureImages, simOs, SIM_OSES, type SimOs } from './images.js';
 
 const USAGE = `usage: npm run sim -- <verb> [options]
@@ -23,10 +24,14 @@ const USAGE = `usage: npm run sim -- <verb> [options]
   exec NODE -- CMD...                                    run a command on a node
   logs NODE [-n LINES] [-f]                              the agent's journal on a node
   build [--os OS]                                        prepare the engine and images only
+  demo [--replicas N] [--remove]                         the walkthrough's http-server service: push the demo
+                                                         image to the cluster's registry, docker service create
+                                                         on a manager, wait until every replica answers
   down [--all]                                           remove the cluster (or every simulated cluster)
                                                          and its .sim/<name>/ state
 
   --name NAME   the cluster (default: piswarm, or the one NODE belongs to); several clusters coexist
+                (--cluster NAME says the same)
   --os OS       the simulated Pi's OS: ${SIM_OSES.join(' or ')} (default: PISWARM_SIM_OS, else ${DEFAULT_OS},
                 what Raspberry Pi OS is based on today)
 
@@ -44,6 +49,8 @@ interface Parsed {
   all: boolean;
   follow: boolean;
   noWait: boolean;
+  remove: boolean;
+  replicas?: number;
   lines?: number;
   rest: string[];
 }
@@ -69,7 +76,7 @@ function osOption(v: string): SimOs {
 }
 
 function parse(argv: string[]): Parsed {
-  const p: Parsed = { verb: argv[0] ?? '', env: {}, json: false, all: false, follow: false, noWait: false, rest: [] };
+  const p: Parsed = { verb: argv[0] ?? '', env: {}, json: false, all: false, follow: false, noWait: false, remove: false, rest: [] };
   const positional: string[] = [];
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
@@ -79,7 +86,9 @@ function parse(argv: string[]): Parsed {
       return v;
     };
     if (a === '--') { p.rest = argv.slice(i + 1); break; }
-    else if (a === '--name') p.name = value();
+    else if (a === '--name' || a === '--cluster') p.name = value();
+    else if (a === '--replicas') p.replicas = count(a, value());
+    else if (a === '--remove') p.remove = true;
     else if (a === '--nodes') p.nodes = count(a, value());
     else if (a === '--cluster-key') p.clusterKey = value();
     else if (a === '--os') p.os = osOption(value());
@@ -232,6 +241,17 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'build': {
       await ensureImages({ root: sim.repoRoot(), log, os: simOs(p.os) });
+      return EXIT.OK;
+    }
+    case 'demo': {
+      if (p.remove) {
+        log((await removeDemo(ref)) ? `removed the ${DEMO_SERVICE} service` : `no ${DEMO_SERVICE} service to remove`);
+        return EXIT.OK;
+      }
+      const r = await deployDemo({ ...ref, replicas: p.replicas });
+      log(`${r.replicas} replica(s) of ${DEMO_SERVICE} answer, ${(r.readyMs / 1000).toFixed(1)}s after docker service create:`);
+      for (const a of r.answers) process.stdout.write(`${a.url}  ${a.node}  container ${a.container}\n`);
+      process.stdout.write(`  try:    curl -s ${r.answers[0]!.url}\n  remove: npm run sim -- demo --remove${p.name ? ` --name ${p.name}` : ''}\n`);
       return EXIT.OK;
     }
     case 'down': {

@@ -275,7 +275,7 @@ t.test('the sim CLI, run as `npm run sim` runs it', { skip, timeout: 900_000 }, 
     t.ok(existsSync(dir), `${join('.sim', name)}/ exists before down`);
     const r = await cli(['down', '--name', name]);
     t.equal(r.code, 0, 'exit 0');
-    t.match(r.stderr, /removed 3 container\(s\), 3 volume\(s\), 1 network\(s\)/, 'says what it removed');
+    t.match(r.stderr, /removed 4 container\(s\), 3 volume\(s\), 1 network\(s\)/, 'says what it removed (three nodes and the registry node)');
     t.match(r.stderr, `removed ${join('.sim', name)}/`, 'including its state dir');
     t.same(await labelled(name), NOTHING, 'no container, volume or network with the cluster label is left');
     t.notOk(existsSync(dir), `${join('.sim', name)}/ is gone`);

@@ -76,7 +76,7 @@ t.test('a simulated cluster of two nodes beside a second cluster', { skip, timeo
     await run('docker', ['volume', 'create', '--label', `${LABEL_CLUSTER}=${keep}`, keep]);
     t.teardown(() => run('docker', ['volume', 'rm', keep]));
     const removed = await sim.down(a.ref);
-    t.same(removed, { containers: 2, volumes: 2, networks: 1 });
+    t.same(removed, { containers: 3, volumes: 2, networks: 1 }, 'two nodes and the registry node');
     t.same(await labelled(a.ref.name!), { containers: [], volumes: [], networks: [] }, 'no containers, volumes or networks left');
     t.equal((await labelled(keep)).volumes.length, 1, 'an unrelated volume survives');
     t.equal((await sim.status(b.ref)).filter((n) => n.running).length, 1, 'the other cluster still runs');

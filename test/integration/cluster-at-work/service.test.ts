@@ -1,0 +1,137 @@
+/**
+ * The walkthrough's service on a 5-node simulated cluster formed by the
+ * agents, deployed the way `npm run sim -- demo` does it (deployDemo: the
+ * image from the cluster's registry node, host-mode publish): tasks run only
+ * on active nodes (the managers the autopilot drained under
+ * managerAvailability=auto run none), every task answers from the host, and
+ * the leader's power cut leaves every replica answering throughout (sampled
+ * every second) while the autopilot restores three managers, and the desired
+ * replicas run; a worker's power cut has its task rescheduled and answering
+ * again. A
+ * `docker stack deploy` of scripts/sim/demo-image/stack.yml: a client service
+ * reaches the server by its name over an overlay network.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { httpGet, sim, skipReason, startCluster } from '../helpers/cluster.js';
+import { answered, deployDemo, demoTasks, describeMissing, probeReplicas, waitForReplicas, DEMO_SERVICE } from '../../../scripts/sim/demo.js';
+import { FAST_AUTOPILOT, nodeLs, reachableManagers, until, type SwarmRow } from '../healing/swarm.js';
+
+const skip = await skipReason();
+
+/** A worker's power cut to its task answering again elsewhere: the bound this test holds the cluster to. */
+const RESCHEDULE_MS = 120_000;
+
+t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600_000 }, async (t) => {
+  const c = await startCluster(t, {
+    prefix: 'it-svc', nodes: 5,
+    env: { ...FAST_AUTOPILOT, PISWARM_FORMATION_EXPECT: '5', PISWARM_AUTOPILOT_MANAGER_AVAILABILITY: 'auto' },
+  });
+  const names = c.nodes.map((n) => n.name);
+  const t0 = Date.now();
+  const formed = await until('5 Ready nodes, 3 managers drained by the autopilot, 2 active workers', async () => {
+    const l = await nodeLs(c.ref, names);
+    const managers = l?.filter((x) => x.manager !== '') ?? [];
+    const workers = l?.filter((x) => x.manager === '') ?? [];
+    return l && l.length === 5 && l.every((x) => x.status === 'Ready') && managers.length === 3 &&
+      managers.every((x) => x.availability === 'Drain') && workers.every((x) => x.availability === 'Active') && l;
+  }, 240_000);
+  const active = (l: SwarmRow[]) => l.filter((x) => x.status === 'Ready' && x.availability === 'Active').map((x) => x.hostname);
+  const workers = active(formed);
+  t.comment(`formed, managers drained: ${((Date.now() - t0) / 1000).toFixed(1)} s after the agents answered`);
+  t.equal(workers.length, 2, `two active workers (${workers.join(', ')})`);
+
+  const demo = await deployDemo({ ...c.ref, timeoutMs: 180_000 });
+  t.comment(`${demo.command.slice(0, 3).join(' ')} ... ${demo.image}: ${demo.replicas} replicas answer ${(demo.readyMs / 1000).toFixed(1)} s after service create`);
+  t.equal(demo.replicas, 2, 'one replica per active node (port 80 is published on each host)');
+  t.same(demo.answers.map((a) => a.node).sort(), [...workers].sort(), 'tasks run on the active workers only, none on a drained manager');
+  t.ok(demo.answers.every(answered), 'every task answers with the demo page');
+  t.equal(new Set(demo.answers.map((a) => a.container)).size, 2, 'each replica names its own container');
+  t.match(demo.image, /^10\.231\.\d+\.250:5000\/piswarm-demo\/http-server:/, 'pulled from the cluster\'s registry node');
+
+  await t.test('docker stack deploy: a client reaches the server by name over an overlay network', async (t) => {
+    const manager = demo.manager;
+    const stack = await readFile(join(sim.repoRoot(), 'scripts/sim/demo-image/stack.yml'), 'utf8');
+    const deploy = await sim.exec(c.ref, manager, ['env', `DEMO_IMAGE=${demo.image}`, 'docker', 'stack', 'deploy', '-c', '-', 'demo'], { input: stack, timeoutMs: 60_000 });
+    t.equal(deploy.code, 0, `docker stack deploy: ${(deploy.stderr || deploy.stdout).trim()}`);
+    const s0 = Date.now();
+    const line = await until('the client logging an answer from web', async () => {
+      const logs = await sim.exec(c.ref, manager, ['docker', 'service', 'logs', '--raw', 'demo_client'], { timeoutMs: 10_000 });
+      return /^web answered: ([0-9a-f]{12})$/m.exec(logs.stdout)?.[0];
+    }, 90_000);
+    const placed = await sim.exec(c.ref, manager, ['docker', 'stack', 'ps', 'demo', '--filter', 'desired-state=running', '--format', '{{.Name}} {{.Node}}']);
+    t.comment(`${line} (${((Date.now() - s0) / 1000).toFixed(1)} s after stack deploy); tasks: ${placed.stdout.trim().split('\n').join(', ')}`);
+    const driver = await sim.exec(c.ref, manager, ['docker', 'network', 'inspect', 'demo_backend', '--format', '{{.Driver}}']);
+    t.equal(driver.stdout.trim(), 'overlay', 'the services share an overlay network');
+    t.equal((await sim.exec(c.ref, manager, ['docker', 'stack', 'rm', 'demo'])).code, 0, 'docker stack rm');
+  });
+
+  const dead: string[] = [];
+  const alive = () => names.filter((n) => !dead.includes(n));
+
+  await t.test('the leader\'s power cut: every replica answers throughout, 3 managers restored, the replicas run', async (t) => {
+    const leader = (await nodeLs(c.ref, names))!.find((x) => x.manager === 'Leader')!;
+    t.ok(leader, 'a leader');
+    let requests = 0;
+    const failures: string[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const tick = Date.now();
+        const rs = await Promise.all(demo.answers.map(async (a) => ({ a, r: await httpGet(a.url, 2000) })));
+        requests += rs.length;
+        for (const { a, r } of rs) if (r.status !== 200) failures.push(`${new Date().toISOString()} ${a.node}: ${r.status || r.text}`);
+        await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
+      }
+    })();
+    const t0 = Date.now();
+    let healed: SwarmRow[];
+    try {
+      await sim.kill(c.ref, leader.hostname);
+      dead.push(leader.hostname);
+      healed = await until('3 reachable managers without the dead leader', async () => {
+        const l = await nodeLs(c.ref, alive());
+        return l && reachableManagers(l) === 3 && !l.some((x) => x.id === leader.id && x.manager !== '') && l;
+      }, 180_000);
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    const ms = Date.now() - t0;
+    t.comment(`leader ${leader.hostname} power cut -> 3 reachable managers again: ${(ms / 1000).toFixed(1)} s; ${requests} requests to the ${demo.answers.length} replicas meanwhile (1 per replica per second), ${failures.length} failed`);
+    t.same(failures, [], 'no request failed while the managers healed');
+    const manager = healed.find((x) => x.manager === 'Leader')!.hostname;
+    const replicas = await waitForReplicas(c.ref, manager, demo.replicas, 60_000);
+    t.equal(replicas.length, demo.replicas, `the desired ${demo.replicas} replicas run and answer (${replicas.map((a) => a.node).join(', ')})`);
+  });
+
+  await t.test('a worker\'s power cut: its task is rescheduled and answers again', async (t) => {
+    const before = (await nodeLs(c.ref, alive()))!;
+    const manager0 = before.find((x) => x.manager === 'Leader')!.hostname;
+    const placed0 = (await demoTasks(c.ref, manager0)).map((x) => x.node);
+    const victim = before.find((x) => x.manager === '' && placed0.includes(x.hostname))?.hostname;
+    if (!victim) throw new Error(`no worker runs a task (tasks on ${placed0.join(', ')}; workers: ${before.filter((x) => x.manager === '').map((x) => x.hostname).join(', ')})`);
+    const t0 = Date.now();
+    await sim.kill(c.ref, victim);
+    dead.push(victim);
+    const manager = await until('a manager that answers', async () => {
+      const l = await nodeLs(c.ref, alive());
+      return l?.find((x) => x.manager === 'Leader')?.hostname;
+    }, 30_000);
+    let last: Awaited<ReturnType<typeof probeReplicas>> = [];
+    const back = await until(`2 replicas answering, none on ${victim}`, async () => {
+      last = await probeReplicas(c.ref, manager);
+      return last.length === 2 && last.every(answered) && !last.some((a) => a.node === victim) && last;
+    }, RESCHEDULE_MS).catch((err: Error) => {
+      throw new Error(`${err.message}\n  ${describeMissing(last, 2)}`);
+    });
+    const ms = Date.now() - t0;
+    t.comment(`power cut of ${victim} -> its task answering again on ${back.map((a) => a.node).filter((n) => !placed0.includes(n)).join(', ')}: ${(ms / 1000).toFixed(1)} s (bound ${RESCHEDULE_MS / 1000} s)`);
+    t.ok(ms < RESCHEDULE_MS, `rescheduled and answering within ${RESCHEDULE_MS / 1000} s`);
+    const l = (await nodeLs(c.ref, alive()))!;
+    const placed = (await demoTasks(c.ref, manager)).map((x) => x.node);
+    t.ok(placed.every((n) => active(l).includes(n)), `tasks only on active nodes (${placed.join(', ')}; active: ${active(l).join(', ')})`);
+    t.comment(`${DEMO_SERVICE} after the power cut: ${back.map((a) => `${a.node} (${a.container})`).join(', ')}; availability: ${l.map((x) => `${x.hostname} ${x.status} ${x.availability}`).join(', ')}`);
+  });
+});
