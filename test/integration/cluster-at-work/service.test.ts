@@ -9,7 +9,11 @@
  * replicas run; a worker's power cut has its task rescheduled and answering
  * again. A
  * `docker stack deploy` of scripts/sim/demo-image/stack.yml: a client service
- * reaches the server by its name over an overlay network.
+ * reaches the server by its name over an overlay network. Hardware labels:
+ * the leader's agent labels every node, and a worker whose agent is
+ * restarted as an NVMe Pi 5 (PISWARM_SIM_HARDWARE) is labelled so within an
+ * interval, its user label kept, and a service constrained to
+ * node.labels.piswarm.storage==nvme runs only there.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -65,6 +69,56 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
     const driver = await sim.exec(c.ref, manager, ['docker', 'network', 'inspect', 'demo_backend', '--format', '{{.Driver}}']);
     t.equal(driver.stdout.trim(), 'overlay', 'the services share an overlay network');
     t.equal((await sim.exec(c.ref, manager, ['docker', 'stack', 'rm', 'demo'])).code, 0, 'docker stack rm');
+  });
+
+  await t.test('hardware labels: every node labelled; one made an NVMe Pi 5 gets those labels, a user label kept, and a constrained service lands only there', async (t) => {
+    const manager = demo.manager;
+    const labelsOf = async (): Promise<Map<string, Record<string, string>>> => {
+      const r = await sim.exec(c.ref, manager, ['docker', 'node', 'inspect', ...names, '--format', '{{.Description.Hostname}} {{json .Spec.Labels}}'], { timeoutMs: 15_000 });
+      if (r.code !== 0) return new Map();
+      return new Map(r.stdout.trim().split('\n').map((l) => {
+        const i = l.indexOf(' ');
+        return [l.slice(0, i), JSON.parse(l.slice(i + 1)) as Record<string, string>];
+      }));
+    };
+    const all = await until('piswarm.arch and piswarm.memory_gb on every node', async () => {
+      const m = await labelsOf();
+      return m.size === 5 && [...m.values()].every((l) => l['piswarm.arch'] && l['piswarm.memory_gb']) && m;
+    }, 60_000);
+    t.comment(`labels: ${[...all].map(([n, l]) => `${n} ${Object.entries(l).filter(([k]) => k.startsWith('piswarm.')).map(([k, v]) => `${k.slice(8)}=${v}`).join(',')}`).join('; ')}`);
+    t.notOk([...all.values()].some((l) => 'piswarm.model' in l), 'no piswarm.model on a machine that is not a Pi');
+
+    const w = workers[0]!;
+    t.equal((await sim.exec(c.ref, manager, ['docker', 'node', 'update', '--label-add', 'site=attic', w])).code, 0, 'a user label on the worker');
+    const hw = 'PISWARM_SIM_HARDWARE=revision=d04170,storage=nvme,diskBps=800000000';
+    const restart = await sim.exec(c.ref, w, ['sh', '-c', `echo ${hw} >> /etc/piswarm/env && systemctl restart piswarm`], { timeoutMs: 60_000 });
+    t.equal(restart.code, 0, `${w}: its agent restarted as an 8 GB Pi 5 on NVMe (${hw})`);
+    const t0 = Date.now();
+    const want = { 'piswarm.model': 'pi5', 'piswarm.memory_gb': '8', 'piswarm.storage': 'nvme', 'piswarm.disk_speed': 'fast' };
+    const after = await until(`${w}: the Pi 5 labels`, async () => {
+      const l = (await labelsOf()).get(w);
+      return l && Object.entries(want).every(([k, v]) => l[k] === v) && l;
+    }, 60_000);
+    t.comment(`${w}: labels followed its facts ${((Date.now() - t0) / 1000).toFixed(1)} s after its agent restarted`);
+    t.equal(after['site'], 'attic', 'the user\'s own label is untouched');
+    const leaderName = (await nodeLs(c.ref, names))?.find((x) => x.manager === 'Leader')?.hostname;
+    const metrics = await httpGet(`${c.nodes.find((n) => n.name === leaderName)?.apiUrl}/metrics`);
+    const updates = Number(/^piswarm_labels_updates_total\{result="ok"\} (\d+)$/m.exec(metrics.text)?.[1] ?? 0);
+    t.ok(updates >= 6, `the leader (${leaderName}) counts its label updates: ${updates} (5 nodes labelled, then ${w} again)`);
+    t.match(metrics.text, /^piswarm_labels_managed [1-9]\d*$/m, 'and the labels it manages');
+    const others = await labelsOf();
+    t.notOk(names.filter((n) => n !== w).some((n) => others.get(n)?.['piswarm.storage'] === 'nvme'), 'no other node is labelled nvme');
+
+    const create = await sim.exec(c.ref, manager, ['docker', 'service', 'create', '--detach', '--name', 'on-nvme', '--replicas', '2',
+      '--constraint', 'node.labels.piswarm.storage==nvme', demo.image, 'python3', '-m', 'http.server', '8001'], { timeoutMs: 30_000 });
+    t.equal(create.code, 0, `docker service create --constraint node.labels.piswarm.storage==nvme: ${create.stderr.trim()}`);
+    const placed = await until('2 running tasks of on-nvme', async () => {
+      const r = await sim.exec(c.ref, manager, ['docker', 'service', 'ps', 'on-nvme', '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}']);
+      const rows = r.stdout.trim().split('\n').filter((x) => x !== '');
+      return rows.length === 2 && rows.every((x) => / Running /.test(`${x} `)) && rows.map((x) => x.split(' ')[0]!);
+    }, 90_000);
+    t.same(placed, [w, w], `both tasks on ${w}, the only node labelled nvme`);
+    t.equal((await sim.exec(c.ref, manager, ['docker', 'service', 'rm', 'on-nvme'])).code, 0, 'docker service rm');
   });
 
   const dead: string[] = [];
