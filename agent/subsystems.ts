@@ -12,6 +12,7 @@ import type { HostSnapshot } from './host/types.js';
 import { clusterSubsystem } from './cluster/subsystem.js';
 import { dashboardSubsystem } from './dashboard/subsystem.js';
 import { labelsSubsystem } from './labels/subsystem.js';
+import { createNodeContext } from './identity/context.js';
 import type { HardwareOverride } from './host/hardware.js';
 
 export interface SubsystemDeps {
@@ -37,7 +38,8 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   if (!config.clusterKey) {
     deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
   }
-  const formation = formationSubsystem(config, deps);
+  const node = createNodeContext(config, deps.log);
+  const formation = formationSubsystem(config, { ...deps, node });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
   const cluster = clusterSubsystem(config, {
@@ -57,6 +59,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     },
   });
   const membership = membershipSubsystem(config, {
+    node,
     extraMeta: (budget) => cluster.publisher.meta(budget),
     log: deps.log,
     monitor: deps.monitor,

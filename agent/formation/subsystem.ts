@@ -1,13 +1,11 @@
 import type { Config } from '../../shared/config-schema.js';
-import { errFields } from '../../shared/errors.js';
 import type { DockerEngine } from '../docker/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
-import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
-import { deriveClusterKeys } from '../identity/keys.js';
+import type { NodeContext } from '../identity/context.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { createPeerClient } from '../peers/client.js';
-import { detectAdvertiseAddress, hostInterfaces } from '../net/address.js';
+import { hostInterfaces } from '../net/address.js';
 import { wallClock } from '../lifecycle/clock.js';
 import { createFormation, type Formation } from './controller.js';
 
@@ -15,26 +13,14 @@ import { createFormation, type Formation } from './controller.js';
  * Formation built from the real adapters, as one Subsystem for
  * agent/subsystems.ts:
  *
- *   const formation = formationSubsystem(config, deps);
+ *   const formation = formationSubsystem(config, { ...deps, node });
  *   parts.push(formation);
  *
  * Without a cluster key it still exists (routes answer NO_CLUSTER_KEY and
  * /health warns) but discovers and forms nothing.
  */
-export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger; docker: DockerEngine }): Subsystem & { formation: Formation } {
-  let identity: NodeIdentity;
-  let disabledReason: string | undefined;
-  try {
-    identity = loadOrCreateIdentity(config.stateDir, config.nodeName ?? 'piswarm');
-  } catch (err) {
-    // Without a stable identity a restart could look like a new node; better
-    // to form nothing and say so in /health than to crash-loop or duplicate.
-    const { code, detail } = errFields(err);
-    disabledReason = detail;
-    deps.log.error({ code, detail }, 'node identity unavailable: formation is off');
-    identity = { nodeId: '0'.repeat(24), name: config.nodeName ?? 'piswarm', createdAt: '' };
-  }
-  const keys = config.clusterKey && !disabledReason ? deriveClusterKeys(config.clusterKey) : null;
+export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger; docker: DockerEngine; node: NodeContext }): Subsystem & { formation: Formation } {
+  const { identity, keys, identityError } = deps.node;
   const now = wallClock.now;
   const formation = createFormation({
     config: config as Config,
@@ -48,9 +34,9 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
         ? createMdnsDiscovery({ keys, identity, log: deps.log, now, maxAgeMs: config.discovery.advertMaxAgeMs, republishMs: config.discovery.republishMs })
         : null,
     peerClient: keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null,
-    address: () => detectAdvertiseAddress(config),
+    address: deps.node.address,
     interfaces: hostInterfaces,
-    ...(disabledReason ? { disabledReason } : {}),
+    ...(identityError !== null ? { disabledReason: identityError } : {}),
   });
   return {
     name: 'formation',

@@ -20,15 +20,14 @@ export type { Clock } from '../lifecycle/clock.js';
 /**
  * What agent/formation/subsystem.ts wires:
  *
- *   const keys = config.clusterKey ? deriveClusterKeys(config.clusterKey) : null;
- *   const identity = loadOrCreateIdentity(config.stateDir, config.nodeName!);
+ *   const { identity, keys, address } = createNodeContext(config, log); // once, shared with gossip
  *   const formation = createFormation({
  *     config, log, docker, clock: { now: Date.now, setTimeout, clearTimeout }, identity,
  *     discovery: keys && config.discovery.mdns ? createMdnsDiscovery({ keys, identity, log, now: Date.now,
  *       maxAgeMs: config.discovery.advertMaxAgeMs, republishMs: config.discovery.republishMs }) : null,
  *     peerClient: keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs,
  *       windowMs: config.formation.authWindowMs }) : null,
- *     address: () => detectAdvertiseAddress(config),
+ *     address,
  *   });
  *   plugins: [formation.routes]; collectors: [formation.collector]; checks: formation.healthChecks;
  *   start: await formation.start() (returns at once; formation runs in the background);

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Config } from '../../shared/config-schema.js';
 import { PiswarmError } from '../../shared/errors.js';
-import { MAX_META_BYTES, deriveGossipKeys, isValidId, metaBytes } from '../../shared/wire/gossip.js';
+import { MAX_META_BYTES, deriveGossipKeys, isValidId, metaBytes, type GossipKeys } from '../../shared/wire/gossip.js';
 import { DEFAULT_OPTIONS, GossipCore, type JoinResult } from './core.js';
 import type {
   Clock,
@@ -28,7 +28,9 @@ export function membershipPort(config: Pick<Config, 'membership' | 'http'>): num
 export interface CreateMembershipArgs {
   /** The `membership` section of the config. */
   config: MembershipConfig;
-  clusterKey: string | Uint8Array;
+  /** The key the cluster shares, or what the agent already derived from it (agent/identity/context.ts). */
+  clusterKey?: string | Uint8Array;
+  keys?: GossipKeys;
   self: { id: string; addr: string; port: number; meta?: Meta };
   transport: Transport;
   clock: Clock;
@@ -87,6 +89,12 @@ export function parseSeed(seed: string | PeerAddress, defaultPort: number): Peer
   }
   if (!ADDR_RE.test(host) || !Number.isInteger(port) || port < 1 || port > 65535) return null;
   return { addr: host, port };
+}
+
+function gossipKeysOf(args: Pick<CreateMembershipArgs, 'clusterKey' | 'keys'>): GossipKeys {
+  if (args.keys) return args.keys;
+  if (args.clusterKey === undefined) throw new PiswarmError('PISWARM_ERR_CONFIG_INVALID', 'membership needs the cluster key or the keys derived from it');
+  return deriveGossipKeys(args.clusterKey);
 }
 
 function checkMeta(meta: Meta): void {
@@ -148,7 +156,7 @@ export function createMembership(args: CreateMembershipArgs): Membership {
   };
   const core = new GossipCore({
     options,
-    keys: deriveGossipKeys(args.clusterKey),
+    keys: gossipKeysOf(args),
     self: { id: self.id, addr: self.addr, port: self.port, meta },
     transport: args.transport,
     clock: args.clock,

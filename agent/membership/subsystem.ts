@@ -5,8 +5,7 @@ import type { Collector, MetricFamily } from '../metrics/types.js';
 import { counter } from '../metrics/families.js';
 import type { CheckResult, HealthCheck } from '../health/types.js';
 import type { EngineMonitor } from '../docker/monitor.js';
-import { loadOrCreateIdentity } from '../identity/identity.js';
-import { detectAdvertiseAddress } from '../net/address.js';
+import type { NodeContext } from '../identity/context.js';
 import { MAX_META_BYTES, metaBytes } from '../../shared/wire/gossip.js';
 import { createMembership, membershipPort, type Membership } from './membership.js';
 import { createUdpTransport, type UdpTransport } from './udp-transport.js';
@@ -29,6 +28,8 @@ export interface HostFacts {
 
 export interface MembershipDeps {
   log: Logger;
+  /** Identity, gossip keys and the advertise address, built once for the agent (agent/identity/context.ts). */
+  node: Pick<NodeContext, 'identity' | 'gossipKeys' | 'address'>;
   monitor: EngineMonitor;
   facts: () => HostFacts;
   /** Addresses of peers formation has confirmed over authenticated HTTP: gossip seeds. */
@@ -153,7 +154,7 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
     collectors: [collector],
     checks: [check],
     async start() {
-      if (!config.clusterKey) return;
+      if (!deps.node.gossipKeys) return;
       stopped = false;
       await startWhenAddressed();
     },
@@ -184,7 +185,7 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
     if (stopped) return;
     let address: string;
     try {
-      address = detectAdvertiseAddress(config).address;
+      address = deps.node.address().address;
     } catch (err) {
       if (!isPiswarmError(err) || err.code !== 'PISWARM_ERR_NO_ADDRESS') throw err;
       const delay = backoffMs(addressAttempts++, 500, ADDRESS_RETRY_MAX_MS, Math.random());
@@ -199,15 +200,14 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
   }
 
   async function startGossip(address: string): Promise<void> {
-    const clusterKey = config.clusterKey;
-    if (!clusterKey) return;
-    const identity = loadOrCreateIdentity(config.stateDir, config.nodeName ?? 'piswarm');
+    const { identity, gossipKeys } = deps.node;
+    if (!gossipKeys) return;
     transport = await createUdpTransport({
       host: '0.0.0.0',
       port,
       onError: (err, ctx) => log.debug({ code: err.code, op: ctx.op, to: ctx.to?.addr }, 'gossip socket error'),
     });
-    const m = createMembership({ config: { ...config.membership, port }, clusterKey, self: { id: identity.nodeId, addr: address, port, meta: meta() }, transport, clock: systemClock, random: systemRandom, log });
+    const m = createMembership({ config: { ...config.membership, port }, keys: gossipKeys, self: { id: identity.nodeId, addr: address, port, meta: meta() }, transport, clock: systemClock, random: systemRandom, log });
     lastMeta = JSON.stringify(meta());
     m.on('change', onEvent);
     m.start();

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { membershipSubsystem } from '../../../../agent/membership/subsystem.js';
+import { createNodeContext } from '../../../../agent/identity/context.js';
 import type { EngineMonitor } from '../../../../agent/docker/monitor.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
 import { KEY, freePort, testConfig } from '../formation/helpers.js';
@@ -20,7 +21,8 @@ async function subsystem(t: { teardown(fn: () => unknown): void }, advertiseAddr
   t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
   const config = testConfig({ clusterKey: KEY, nodeName: 'pi-1', stateDir, http: { port: await freePort() }, discovery: { advertiseAddress } });
   const { log, lines } = memoryLogger();
-  const m = membershipSubsystem(config, { log, monitor, facts: () => ({}), confirmedPeers: () => [], refreshMs: 60_000 });
+  const node = createNodeContext(config, log);
+  const m = membershipSubsystem(config, { log, node, monitor, facts: () => ({}), confirmedPeers: () => [], refreshMs: 60_000 });
   return { m, lines };
 }
 
