@@ -6,10 +6,11 @@ import type { Subsystem } from '../lifecycle/subsystem.js';
 import { loadOrCreateIdentity, type NodeIdentity } from '../identity/identity.js';
 import { deriveClusterKeys } from '../identity/keys.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
-import { createPeerClient } from '../peers/client.js';
+import { createPeerClient, type PeerClient, type PeerReadClient } from '../peers/client.js';
 import { detectAdvertiseAddress, hostInterfaces } from '../net/address.js';
 import { wallClock } from '../lifecycle/clock.js';
 import { createFormation, type Formation } from './controller.js';
+import type { FormationDeps } from './types.js';
 
 /**
  * Formation built from the real adapters, as one Subsystem for
@@ -21,7 +22,10 @@ import { createFormation, type Formation } from './controller.js';
  * Without a cluster key it still exists (routes answer NO_CLUSTER_KEY and
  * /health warns) but discovers and forms nothing.
  */
-export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger; docker: DockerEngine }): Subsystem & { formation: Formation } {
+export function formationSubsystem(
+  config: Readonly<Config>,
+  deps: { log: Logger; docker: DockerEngine; peerReads?: FormationDeps['peerReads'] },
+): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient) | null } {
   let identity: NodeIdentity;
   let disabledReason: string | undefined;
   try {
@@ -36,6 +40,8 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
   }
   const keys = config.clusterKey && !disabledReason ? deriveClusterKeys(config.clusterKey) : null;
   const now = wallClock.now;
+  // Shared with agent/cluster's on-demand reads; formation.stop() closes it (stopped after the cluster).
+  const peerClient = keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null;
   const formation = createFormation({
     config: config as Config,
     log: deps.log,
@@ -47,14 +53,16 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
       keys && config.discovery.mdns
         ? createMdnsDiscovery({ keys, identity, log: deps.log, now, maxAgeMs: config.discovery.advertMaxAgeMs, republishMs: config.discovery.republishMs })
         : null,
-    peerClient: keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null,
+    peerClient,
     address: () => detectAdvertiseAddress(config),
     interfaces: hostInterfaces,
     ...(disabledReason ? { disabledReason } : {}),
+    ...(deps.peerReads ? { peerReads: deps.peerReads } : {}),
   });
   return {
     name: 'formation',
     formation,
+    peerClient,
     start: () => formation.start(),
     stop: () => formation.stop(),
     collectors: [formation.collector],
