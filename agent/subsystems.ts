@@ -33,7 +33,8 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   if (!config.clusterKey) {
     deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
   }
-  const formation = formationSubsystem(config, deps);
+  // Peer reads are answered from the cluster view's data (bound late: the cluster is built next).
+  const formation = formationSubsystem(config, { ...deps, peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
   const cluster = clusterSubsystem(config, {
@@ -44,6 +45,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     members: () => membership.members(),
     formation: () => formation.formation.status(),
     engineNodes: () => autopilotRef?.nodes() ?? null,
+    peerClient: formation.peerClient,
     ...(deps.docker.listServicesAndTasks ? { listServices: () => deps.docker.listServicesAndTasks!() } : {}),
     autopilot: () => {
       const a = autopilotRef;
