@@ -54,7 +54,7 @@ const outputs = new Map();
 const asking = new Set();
 
 function troubled(n) {
-  return (n.health.status === 'warn' || n.health.status === 'fail') && n.gossip && (n.gossip.state === 'alive' || n.gossip.state === 'suspect');
+  return (n.health.status === 'warn' || n.health.status === 'fail') && n.gossip?.state === 'alive';
 }
 
 function askOutputs(nodes) {
