@@ -3,9 +3,10 @@
 // REFRESH_MS and /v1/cluster/history (the serving agent's last ten minutes)
 // less often. For a node whose health is warn or fail it also asks for the
 // checks' output (/v1/cluster/nodes/<name>/checks, fetched from that node by
-// the serving agent), at most every OUTPUT_EVERY_MS per node and only for
-// those nodes. Everything from the network is written with textContent, never
-// as HTML: hostnames and check names come from other nodes.
+// the serving agent), only for those nodes, every OUTPUT_EVERY_MS or when
+// gossip names other failing checks. Everything from the network is written
+// with textContent, never as HTML: hostnames and check names come from other
+// nodes.
 const REFRESH_MS = 2000;
 const HISTORY_EVERY = 5;
 const OUTPUT_EVERY_MS = 10000;
@@ -63,11 +64,13 @@ function askOutputs(nodes) {
   for (const n of nodes.filter(troubled)) {
     const o = outputs.get(n.id);
     if (asking.size >= OUTPUT_AT_ONCE) break;
-    if (asking.has(n.id) || (o && Date.now() - o.at < OUTPUT_EVERY_MS)) continue;
+    // Asked again when gossip names other checks than those fetched (the agent still caches 5 s).
+    const names = n.health.checks.join(',');
+    if (asking.has(n.id) || (o && o.names === names && Date.now() - o.at < OUTPUT_EVERY_MS)) continue;
     asking.add(n.id);
     get(`/v1/cluster/nodes/${encodeURIComponent(n.hostname)}/checks`)
-      .then((r) => outputs.set(n.id, { at: Date.now(), checks: r.checks, omitted: r.omitted }))
-      .catch((err) => outputs.set(n.id, { at: Date.now(), error: err.message }))
+      .then((r) => outputs.set(n.id, { at: Date.now(), names, checks: r.checks, omitted: r.omitted }))
+      .catch((err) => outputs.set(n.id, { at: Date.now(), names, error: err.message }))
       .finally(() => asking.delete(n.id));
   }
 }

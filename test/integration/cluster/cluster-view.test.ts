@@ -4,7 +4,9 @@
  * node's /v1/sd/prometheus, and a real browser (Debian's chromium driven by
  * playwright-core) on the dashboard of every node. One cluster serves all of
  * it: a node added appears, a worker's power cut shows on the open page and
- * drops out of Prometheus.
+ * drops out of Prometheus. A worker's page lists a service created on the
+ * manager (fetched from it over the peer API), and a node's warning shows
+ * its check's output (fetched from that node).
  */
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
