@@ -71,6 +71,10 @@ export function createRemoteReads(d: RemoteReadsDeps): RemoteReads {
   const services = new FetchCache<ServiceSummary[]>({ ttlMs: REMOTE_TTL_MS, maxInFlight: 1, maxEntries: 1, now: d.now });
   // After a manager fails to answer, the next fetch asks the next one.
   let turn = 0;
+  const lastWorkerServices = (): ServiceSummary[] | null => {
+    const last = services.last('services');
+    return last && d.now() - last.at <= SERVICES_KEEP_MS ? last.value : null;
+  };
 
   return {
     async nodeChecks(doc, name) {
@@ -98,12 +102,9 @@ export function createRemoteReads(d: RemoteReadsDeps): RemoteReads {
             d.onError('services', err);
           });
       }
-      return this.lastWorkerServices();
+      return lastWorkerServices();
     },
 
-    lastWorkerServices() {
-      const last = services.last('services');
-      return last && d.now() - last.at <= SERVICES_KEEP_MS ? last.value : null;
-    },
+    lastWorkerServices,
   };
 }
