@@ -39,7 +39,8 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
   }
   const node = createNodeContext(config, deps.log);
-  const formation = formationSubsystem(config, { ...deps, node });
+  // Peer reads are answered from the cluster view's data (bound late: the cluster is built next).
+  const formation = formationSubsystem(config, { ...deps, node, peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
   const cluster = clusterSubsystem(config, {
@@ -51,6 +52,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     formation: () => formation.formation.status(),
     engineNodes: () => autopilotRef?.nodes() ?? null,
     ...(deps.hardwareOverride ? { hardwareOverride: deps.hardwareOverride } : {}),
+    peerClient: formation.peerClient,
     ...(deps.docker.listServicesAndTasks ? { listServices: () => deps.docker.listServicesAndTasks!() } : {}),
     autopilot: () => {
       const a = autopilotRef;

@@ -17,8 +17,14 @@ import { FactsLedger } from './ledger.js';
 import { createFactsPublisher, type FactsPublisher } from './publisher.js';
 import { clusterRoutes } from './routes.js';
 import { buildClusterView, type StepInput } from './view.js';
-import { summariseServices } from '../dashboard/services.js';
+import { boundServices, summariseServices } from '../dashboard/services.js';
 import type { ServiceSummary } from '../../shared/wire/cluster.js';
+import { SERVICES_ANSWER_BYTES, SERVICES_MAX } from '../../shared/wire/peer.js';
+import { PiswarmError, errFields } from '../../shared/errors.js';
+import type { PeerReadClient } from '../peers/client.js';
+import type { PeerRouteContext } from '../peers/routes.js';
+import { nonPassingChecks } from './check-output.js';
+import { createRemoteReads } from './remote.js';
 
 /** Figures are re-gossiped this often (one alive update per node per period). */
 export const FACTS_PERIOD_MS = 15_000;
@@ -38,13 +44,21 @@ export interface ClusterDeps {
   monoNow?: () => number;
   /** Raw services and tasks from this engine (managers only; refreshed every SERVICES_EVERY_MS while it is one). */
   listServices?: () => Promise<{ services: unknown[]; tasks: unknown[] }>;
+  /** Signed reads from other members (check outputs; a worker's services); null without a cluster key. */
+  peerClient?: PeerReadClient | null;
   /** The board model; default: systeminformation's, read once at start. */
   model?: () => Promise<string | null>;
   /** Facts a simulated Pi claims instead of reading them (PISWARM_SIM_HARDWARE, agent/main.ts). */
   hardwareOverride?: HardwareOverride;
 }
 
-export type ClusterSubsystem = Subsystem & { publisher: FactsPublisher; view(): ClusterDocument };
+export type ClusterSubsystem = Subsystem & {
+  publisher: FactsPublisher;
+  /** `fetch`: a reader is looking, so a worker may ask a manager for services (cached, see remote.ts). */
+  view(opts?: { fetch?: boolean }): ClusterDocument;
+  /** What this node answers other members' on-demand reads with (agent/peers/routes.ts). */
+  peerReads: Pick<PeerRouteContext, 'checks' | 'services'>;
+};
 
 /**
  * The whole cluster as this node sees it: publishes this node's facts through
@@ -104,12 +118,26 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
       });
   };
 
-  const view = (): ClusterDocument => {
+  const localChecks = () => {
+    const h = d.health();
+    if (!h) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'health not evaluated yet');
+    return nonPassingChecks(h);
+  };
+  const remote = createRemoteReads({
+    client: d.peerClient ?? null,
+    port: config.http.port,
+    localChecks,
+    now,
+    onError: (what, err) => log.debug({ what, ...errFields(err) }, 'on-demand peer read failed'),
+  });
+
+  const view = (opts: { fetch?: boolean } = {}): ClusterDocument => {
     const members = d.members();
     const mono = monoNow();
     ledger.observe(members, mono);
     const f = d.formation();
-    return buildClusterView({
+    const engine = d.engineNodes();
+    const doc = buildClusterView({
       now: now(),
       monoNow: mono,
       clusterName: config.clusterName,
@@ -117,12 +145,15 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
       members,
       factsAgeMs: (id) => ledger.ageMs(id, mono),
       publishPeriodMs: FACTS_PERIOD_MS,
-      engine: d.engineNodes(),
+      engine,
       swarmId: f?.swarm?.id ?? null,
       election: f?.election ? { winner: f.election.winner, why: f.election.why, at: f.election.at } : null,
       autopilot: d.autopilot(),
-      services,
+      services: engine ? services : null,
     });
+    // A worker's engine cannot list services: a manager's answer, fetched only while someone reads.
+    if (!engine) doc.services = opts.fetch ? remote.workerServices(doc) : remote.lastWorkerServices();
+    return doc;
   };
 
   let timer: NodeJS.Timeout | null = null;
@@ -131,7 +162,15 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
     name: 'cluster',
     publisher,
     view,
-    routes: clusterRoutes({ view, port: config.http.port }),
+    peerReads: {
+      checks: localChecks,
+      services: () => {
+        if (!d.engineNodes()) throw new PiswarmError('PISWARM_ERR_NOT_MANAGER', 'this node is not a swarm manager');
+        if (!services) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'services not listed yet');
+        return boundServices(services, SERVICES_MAX, SERVICES_ANSWER_BYTES);
+      },
+    },
+    routes: clusterRoutes({ view, port: config.http.port, nodeChecks: (name) => remote.nodeChecks(view(), name) }),
     async start() {
       // Dating facts needs to see each new seq soon after it arrives, not only when someone asks.
       timer = setInterval(() => ledger.observe(d.members(), monoNow()), 1000);

@@ -27,3 +27,22 @@ export function summariseServices(services: readonly any[], tasks: readonly any[
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
+
+/**
+ * Pure: the summary as a manager hands it to a peer, bounded: at most `max`
+ * services (64 ports and 256 node names each), and only as many as fit
+ * `maxBytes` of JSON (long node lists of large clusters), the rest counted
+ * in `omitted`.
+ */
+export function boundServices(list: readonly ServiceSummary[], max: number, maxBytes: number): { services: ServiceSummary[]; omitted: number } {
+  const out: ServiceSummary[] = [];
+  let bytes = 2;
+  for (const full of list.slice(0, max)) {
+    const s = { ...full, ports: full.ports.slice(0, 64), nodes: full.nodes.slice(0, 256) };
+    const size = Buffer.byteLength(JSON.stringify(s)) + 1;
+    if (bytes + size > maxBytes) break;
+    bytes += size;
+    out.push(s);
+  }
+  return { services: out, omitted: list.length - out.length };
+}

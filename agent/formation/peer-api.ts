@@ -73,6 +73,10 @@ async function listSwarmNodes(ctx: FormationContext) {
   return (await ctx.docker.listNodes()).map((n) => ({ id: n.id, hostname: n.hostname, role: n.role, state: n.state, availability: n.availability, addr: n.addr, leader: n.leader, reachability: n.reachability }));
 }
 
+function unavailable(): never {
+  throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'on-demand reads are not wired on this node');
+}
+
 export function formationRoutes(ctx: FormationContext): FastifyPluginAsync {
   const { identity, config, clock, s } = ctx;
   return createPeerRoutes({
@@ -93,6 +97,8 @@ export function formationRoutes(ctx: FormationContext): FastifyPluginAsync {
     status: () => formationStatus(ctx),
     peers: () => [...s.peers.values()].map(peerView),
     nodes: () => listSwarmNodes(ctx),
+    checks: () => (ctx.deps.peerReads ?? unavailable()).checks(),
+    services: () => (ctx.deps.peerReads ?? unavailable()).services(),
     authFailure: (r) => bump(s.counters.authFailures, r),
     grantRefused: (r) => bump(s.counters.grantsRefused, r),
   });

@@ -4,10 +4,11 @@ import type { Logger } from '../log/logger.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
 import type { NodeContext } from '../identity/context.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
-import { createPeerClient } from '../peers/client.js';
+import { createPeerClient, type PeerClient, type PeerReadClient } from '../peers/client.js';
 import { hostInterfaces } from '../net/address.js';
 import { wallClock } from '../lifecycle/clock.js';
 import { createFormation, type Formation } from './controller.js';
+import type { FormationDeps } from './types.js';
 
 /**
  * Formation built from the real adapters, as one Subsystem for
@@ -19,9 +20,14 @@ import { createFormation, type Formation } from './controller.js';
  * Without a cluster key it still exists (routes answer NO_CLUSTER_KEY and
  * /health warns) but discovers and forms nothing.
  */
-export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger; docker: DockerEngine; node: NodeContext }): Subsystem & { formation: Formation } {
+export function formationSubsystem(
+  config: Readonly<Config>,
+  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads'] },
+): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient) | null } {
   const { identity, keys, identityError } = deps.node;
   const now = wallClock.now;
+  // Shared with agent/cluster's on-demand reads; formation.stop() closes it (stopped after the cluster).
+  const peerClient = keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null;
   const formation = createFormation({
     config: config as Config,
     log: deps.log,
@@ -33,14 +39,16 @@ export function formationSubsystem(config: Readonly<Config>, deps: { log: Logger
       keys && config.discovery.mdns
         ? createMdnsDiscovery({ keys, identity, log: deps.log, now, maxAgeMs: config.discovery.advertMaxAgeMs, republishMs: config.discovery.republishMs })
         : null,
-    peerClient: keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null,
+    peerClient,
     address: deps.node.address,
     interfaces: hostInterfaces,
     ...(identityError !== null ? { disabledReason: identityError } : {}),
+    ...(deps.peerReads ? { peerReads: deps.peerReads } : {}),
   });
   return {
     name: 'formation',
     formation,
+    peerClient,
     start: () => formation.start(),
     stop: () => formation.stop(),
     collectors: [formation.collector],

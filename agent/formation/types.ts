@@ -10,6 +10,7 @@ import type { ClusterKeys } from '../identity/keys.js';
 import type { AddressChoice, InterfaceTable } from '../net/address.js';
 import type { Discovery } from '../discovery/discovery.js';
 import type { PeerClient } from '../peers/client.js';
+import type { PeerRouteContext } from '../peers/routes.js';
 import type { FormationStore } from './store.js';
 import type { FormationState } from './state.js';
 import type { Clock } from '../lifecycle/clock.js';
@@ -59,6 +60,11 @@ export interface FormationDeps {
   keys?: ClusterKeys | null;
   /** Set when formation cannot run (e.g. no identity): /health says why. */
   disabledReason?: string;
+  /**
+   * What the peer routes answer to on-demand reads (agent/cluster supplies
+   * it); absent, POST /v1/peers/checks and /v1/peers/services answer UNAVAILABLE.
+   */
+  peerReads?: Pick<PeerRouteContext, 'checks' | 'services'>;
 }
 
 export interface Formation {

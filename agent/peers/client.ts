@@ -6,6 +6,8 @@ import {
   GrantResponse,
   HelloResponse,
   PEER_AUTH_HEADER,
+  PeerChecksResponse,
+  PeerServicesResponse,
   type GrantRequest,
   type HelloRequest,
 } from '../../shared/wire/peer.js';
@@ -44,6 +46,12 @@ export interface PeerClient {
   close(): Promise<void>;
 }
 
+/** On-demand reads (agent/cluster): answers verified, and from the node addressed. */
+export interface PeerReadClient {
+  checks(target: PeerTarget & { nodeId: string }, signal?: AbortSignal): Promise<PeerChecksResponse>;
+  services(target: PeerTarget & { nodeId: string }, signal?: AbortSignal): Promise<PeerServicesResponse>;
+}
+
 export interface PeerClientOptions {
   keys: ClusterKeys;
   identity: NodeIdentity;
@@ -64,7 +72,7 @@ const PASSED_THROUGH: ReadonlySet<string> = new Set<ErrorCode>(['PISWARM_ERR_NOT
  * per request, never undici's 300 s defaults. Every answer is verified
  * before anything in it is believed.
  */
-export function createPeerClient(opts: PeerClientOptions): PeerClient {
+export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerReadClient {
   const now = opts.now ?? Date.now;
   const nonce = opts.nonce ?? (() => randomBytes(16).toString('base64url'));
   const dispatcher = new Agent({
@@ -143,7 +151,17 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient {
     return v as T;
   }
 
+  /** A read answered by the node addressed, about itself (the body names the node the MAC proved). */
+  async function read<T extends { nodeId: string }>(target: PeerTarget & { nodeId: string }, path: string, schema: Parameters<typeof Value.Check>[0], signal?: AbortSignal): Promise<T> {
+    const r = await call(target, path, { v: 1 }, signal);
+    const answer = parse<T>(schema, r.body, target);
+    if (answer.nodeId !== r.nodeId) throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} names two node ids`);
+    return answer;
+  }
+
   return {
+    checks: (target, signal) => read<PeerChecksResponse>(target, '/v1/peers/checks', PeerChecksResponse, signal),
+    services: (target, signal) => read<PeerServicesResponse>(target, '/v1/peers/services', PeerServicesResponse, signal),
     async hello(target, body, signal) {
       const r = await call(target, '/v1/peers/hello', body, signal);
       const response = parse<HelloResponse>(HelloResponse, r.body, target);

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Value } from '@sinclair/typebox/value';
 import { PiswarmError, type ErrorCode } from '../../shared/errors.js';
 import {
@@ -7,15 +7,18 @@ import {
   HelloRequest,
   PEER_AUTH_HEADER,
   PEER_BODY_LIMIT,
+  PeerReadRequest,
   PeersResponse,
   type GrantResponse,
+  type PeerChecksResponse,
+  type PeerServicesResponse,
   type HelloResponse,
   type PeerView,
 } from '../../shared/wire/peer.js';
 import { errorBody } from '../http/errors.js';
 import type { ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
-import { AuthError, sealToken, signResponse, verifyRequest, type ReplayCache, type SelfAddressing } from './protocol.js';
+import { AuthError, sealToken, signResponse, verifyRequest, type AuthHeader, type ReplayCache, type SelfAddressing } from './protocol.js';
 
 export interface GrantSource {
   swarmId: string;
@@ -44,6 +47,10 @@ export interface PeerRouteContext {
   peers(): PeerView[];
   /** Swarm nodes as a manager's engine lists them; throws NOT_MANAGER elsewhere. */
   nodes(): Promise<unknown[]>;
+  /** This node's warn and fail checks with their output, bounded (agent/cluster/check-output.ts). */
+  checks(): Omit<PeerChecksResponse, 'v' | 'nodeId'>;
+  /** A manager's cached service summary, bounded; throws NOT_MANAGER elsewhere, UNAVAILABLE before the first listing. */
+  services(): Omit<PeerServicesResponse, 'v' | 'nodeId'>;
   authFailure(reason: string): void;
   /** A refused grant request, by reason (see grantRefusalReason). */
   grantRefused(reason: string): void;
@@ -81,7 +88,8 @@ export function grantRefusalReason(err: Error): string {
 }
 
 /**
- * Peer endpoints (POST /v1/peers/hello, POST /v1/grants) and the read-only
+ * Peer endpoints (POST /v1/peers/hello, POST /v1/grants, and the on-demand
+ * reads POST /v1/peers/checks and POST /v1/peers/services) and the read-only
  * formation views (GET /v1/formation, GET /v1/peers). Errors are thrown as
  * PiswarmError so the app's one error handler answers them with a stable
  * code; nothing here ever puts a token or key into an answer in clear.
@@ -132,6 +140,13 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
 
     const route = { bodyLimit: PEER_BODY_LIMIT, schema: { querystring: NO_QUERY } };
 
+    /** A 200 answer bound to the request it answers (its nonce and addressee). */
+    const signed = (reply: FastifyReply, auth: AuthHeader, payload: object, nonce = ctx.nonce()) => {
+      const answer = JSON.stringify(payload);
+      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, to: auth.to, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce });
+      return reply.code(200).header(PEER_AUTH_HEADER, header).type('application/json').send(answer);
+    };
+
     app.post('/v1/peers/hello', route, async (req, reply) => {
       const auth = authenticate(req, '/v1/peers/hello');
       const body = validate<HelloRequest>(HelloRequest, req.body, 'hello');
@@ -139,9 +154,7 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
         ctx.authFailure('malformed_body');
         throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'hello: nodeId differs from the signed node id');
       }
-      const answer = JSON.stringify(ctx.hello(body, req.socket.remoteAddress ?? ''));
-      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, to: auth.to, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce: ctx.nonce() });
-      return reply.code(200).header(PEER_AUTH_HEADER, header).type('application/json').send(answer);
+      return signed(reply, auth, ctx.hello(body, req.socket.remoteAddress ?? ''));
     });
 
     app.post('/v1/grants', route, async (req, reply) => {
@@ -157,10 +170,24 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
         ctx.iv(),
       );
       const grant: GrantResponse = { v: 1, swarmId: src.swarmId, createdAt: src.createdAt, managerNodeId: ctx.identity.nodeId, managerAddrs: src.managerAddrs, ...sealed };
-      const answer = JSON.stringify(grant);
-      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, to: auth.to, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce: responseNonce });
       ctx.onGrantIssued(joiner);
-      return reply.code(200).header(PEER_AUTH_HEADER, header).type('application/json').send(answer);
+      return signed(reply, auth, grant, responseNonce);
+    });
+
+    // Reads for the dashboard: answered from memory (health is evaluated over
+    // cached state, services are the manager's last listing), never an engine call.
+    app.post('/v1/peers/checks', route, async (req, reply) => {
+      const auth = authenticate(req, '/v1/peers/checks');
+      validate<PeerReadRequest>(PeerReadRequest, req.body, 'checks');
+      const answer: PeerChecksResponse = { v: 1, nodeId: ctx.identity.nodeId, ...ctx.checks() };
+      return signed(reply, auth, answer);
+    });
+
+    app.post('/v1/peers/services', route, async (req, reply) => {
+      const auth = authenticate(req, '/v1/peers/services');
+      validate<PeerReadRequest>(PeerReadRequest, req.body, 'services');
+      const answer: PeerServicesResponse = { v: 1, nodeId: ctx.identity.nodeId, ...ctx.services() };
+      return signed(reply, auth, answer);
     });
 
     app.get('/v1/formation', { schema: { querystring: NO_QUERY, response: { 200: FormationStatus } } }, async () => ctx.status());

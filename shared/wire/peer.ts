@@ -148,3 +148,73 @@ export type FormationStatus = Static<typeof FormationStatus>;
 
 export const PeersResponse = Type.Object({ peers: Type.Array(PeerView) });
 export type PeersResponse = Static<typeof PeersResponse>;
+
+/**
+ * On-demand reads between members (POST, signed like every peer request):
+ * what does not fit the gossip datagram. The request body is only `{"v":1}`;
+ * who asks and for whom is in the signed header.
+ */
+export const PeerReadRequest = Type.Object({ v: Type.Literal(1) }, { additionalProperties: false });
+export type PeerReadRequest = Static<typeof PeerReadRequest>;
+
+/** Bounds of a checks answer: output per check, checks per answer. */
+export const CHECK_OUTPUT_MAX = 512;
+export const CHECKS_MAX = 16;
+
+/** One non-passing health check result: no observed value, nothing but what explains the status. */
+export const PeerCheck = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    status: Type.Union([Type.Literal('warn'), Type.Literal('fail')]),
+    component: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]),
+    output: Type.String({ maxLength: CHECK_OUTPUT_MAX }),
+    observedAt: Type.Union([Type.String({ maxLength: 40 }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type PeerCheck = Static<typeof PeerCheck>;
+
+/** POST /v1/peers/checks: a member's warn and fail results with their output, worst first. */
+export const PeerChecksResponse = Type.Object(
+  {
+    v: Type.Literal(1),
+    nodeId: NodeId,
+    status: Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')]),
+    checks: Type.Array(PeerCheck, { maxItems: CHECKS_MAX }),
+    /** Non-passing results left out to stay within CHECKS_MAX. */
+    omitted: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type PeerChecksResponse = Static<typeof PeerChecksResponse>;
+
+/** Bounds of a services answer (the client reads at most 64 KiB of it). */
+export const SERVICES_MAX = 100;
+export const SERVICES_ANSWER_BYTES = 48 * 1024;
+
+/** shared/wire/cluster.ts ServiceSummary as a schema: a manager's answer is checked against it. */
+export const PeerServiceSummary = Type.Object(
+  {
+    name: Type.String({ maxLength: 256 }),
+    image: Type.String({ maxLength: 512 }),
+    mode: Type.Union([Type.Literal('replicated'), Type.Literal('global')]),
+    desired: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+    running: Type.Integer({ minimum: 0 }),
+    ports: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 }),
+    nodes: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 256 }),
+  },
+  { additionalProperties: false },
+);
+
+/** POST /v1/peers/services: a manager's service summary (names, images, replicas, ports, nodes). */
+export const PeerServicesResponse = Type.Object(
+  {
+    v: Type.Literal(1),
+    nodeId: NodeId,
+    services: Type.Array(PeerServiceSummary, { maxItems: SERVICES_MAX }),
+    /** Services left out to stay within SERVICES_MAX and SERVICES_ANSWER_BYTES. */
+    omitted: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type PeerServicesResponse = Static<typeof PeerServicesResponse>;

@@ -7,7 +7,7 @@ import { buildApp } from '../../../../agent/http/app.js';
 import type { HealthDocument } from '../../../../agent/health/aggregate.js';
 import { dashboardSubsystem, HISTORY_POINTS } from '../../../../agent/dashboard/subsystem.js';
 import { ClusterHistory } from '../../../../agent/dashboard/history.js';
-import { summariseServices } from '../../../../agent/dashboard/services.js';
+import { boundServices, summariseServices } from '../../../../agent/dashboard/services.js';
 import { ASSET_FILES } from '../../../../agent/dashboard/assets.js';
 import type { ClusterDocument, ClusterNode } from '../../../../shared/wire/cluster.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
@@ -100,4 +100,19 @@ t.test('files missing from the release: the JSON index still answers, /ui/ says 
   const r = await app.inject('/ui/');
   t.equal(r.statusCode, 503);
   t.equal(r.json().code, 'PISWARM_ERR_UNAVAILABLE');
+});
+
+t.test('services for a peer: at most max services and maxBytes of JSON, long lists cut, the rest counted', async (t) => {
+  const svc = (k: number, nodes = 1) => ({ name: `s${k}`, image: 'busybox', mode: 'replicated' as const, desired: 1, running: 1, ports: Array.from({ length: 70 }, (_, i) => `${i}:${i}/tcp`), nodes: Array.from({ length: nodes }, (_, i) => `pi-${i}`) });
+  const list = Array.from({ length: 10 }, (_, k) => svc(k));
+  const few = boundServices(list, 4, 1 << 20);
+  t.same(few.services.map((s) => s.name), ['s0', 's1', 's2', 's3']);
+  t.equal(few.omitted, 6);
+  t.equal(few.services[0]!.ports.length, 64, 'ports cut to 64');
+  t.equal(boundServices([svc(0, 300)], 4, 1 << 20).services[0]!.nodes.length, 256, 'nodes cut to 256');
+  const one = Buffer.byteLength(JSON.stringify(boundServices([svc(0)], 1, 1 << 20).services[0]));
+  const sized = boundServices(list, 100, 2 + 3 * (one + 1));
+  t.equal(sized.services.length, 3, 'as many as fit the byte budget');
+  t.equal(sized.omitted, 7);
+  t.ok(Buffer.byteLength(JSON.stringify(sized.services)) <= 2 + 3 * (one + 1));
 });

@@ -1,0 +1,77 @@
+import t from 'tap';
+import { clusterSubsystem, type ClusterDeps } from '../../../../agent/cluster/subsystem.js';
+import type { HealthDocument } from '../../../../agent/health/aggregate.js';
+import type { Member } from '../../../../agent/membership/types.js';
+import type { PeerReadClient } from '../../../../agent/peers/client.js';
+import type { SwarmNode } from '../../../../agent/docker/engine.js';
+import { memoryLogger } from '../../../helpers/fakes.js';
+import { testConfig } from '../formation/helpers.js';
+
+const SELF = 'a'.repeat(24);
+const MGR = 'b'.repeat(24);
+const member = (id: string, hostname: string, role: string, self = false): Member => ({ id, addr: self ? '10.0.0.1' : '10.0.0.2', port: 7946, incarnation: 1, state: 'alive', meta: { hostname, role }, stateChangedAt: 0, self });
+const health: HealthDocument = { status: 'warn', version: '1', releaseId: '1.0.0', serviceId: 'pi-1', description: 'x', checks: { 'disk:free': [{ status: 'warn', observedValue: 4, output: '4 % free' }], 'docker:engine': [{ status: 'pass' }] } };
+const flush = () => new Promise((r) => setImmediate(r));
+const notModelled = (what: string) => () => {
+  throw new Error(`Not implemented: ${what}`);
+};
+
+function build(o: { engine: { at: number; nodes: SwarmNode[] } | null; client?: PeerReadClient; listServices?: ClusterDeps['listServices'] }) {
+  const { log } = memoryLogger();
+  return clusterSubsystem(testConfig({ clusterKey: 'unit-test cluster key: 32 characters or more', nodeName: 'pi-1' }), {
+    log,
+    version: '1.0.0',
+    health: () => health,
+    snapshot: () => null,
+    members: () => [member(SELF, 'pi-1', o.engine ? 'manager' : 'worker', true), member(MGR, 'pi-2', 'manager')],
+    formation: () => null,
+    engineNodes: () => o.engine,
+    autopilot: () => null,
+    peerClient: o.client ?? { checks: notModelled('checks'), services: notModelled('services') },
+    ...(o.listServices ? { listServices: o.listServices } : {}),
+    model: async () => null,
+  });
+}
+
+t.test("a worker: services from a manager only when /v1/cluster is read, peers asked for services get NOT_MANAGER", async (t) => {
+  const asked: string[] = [];
+  const c = build({
+    engine: null,
+    client: {
+      checks: notModelled('checks'),
+      services: async (target) => {
+        asked.push(`${target.addr}:${target.port} ${target.nodeId}`);
+        return { v: 1, nodeId: MGR, services: [{ name: 'web', image: 'nginx:alpine', mode: 'replicated', desired: 1, running: 1, ports: [], nodes: ['pi-2'] }], omitted: 0 };
+      },
+    },
+  });
+  t.equal(c.view().services, null);
+  await flush();
+  t.same(asked, [], 'the history sampler and SD do not ask (no fetch flag)');
+  t.equal(c.view({ fetch: true }).services, null, 'the first read starts the fetch');
+  await flush();
+  t.same(asked, [`10.0.0.2:7070 ${MGR}`], 'the manager, on the HTTP port, by node id');
+  t.same(c.view().services?.map((s) => s.name), ['web'], 'then shown');
+  t.throws(() => c.peerReads.services(), { code: 'PISWARM_ERR_NOT_MANAGER' }, 'a worker never relays');
+  t.same(c.peerReads.checks(), { status: 'warn', checks: [{ name: 'disk:free', status: 'warn', component: null, output: '4 % free', observedAt: null }], omitted: 0 });
+});
+
+t.test('a manager: its own listing, bounded for peers; never asks a peer for services', async (t) => {
+  const node: SwarmNode = { id: 'n1', hostname: 'pi-1', role: 'manager', availability: 'active', state: 'ready', addr: '10.0.0.1', leader: true, reachability: 'reachable', labels: {}, createdAt: '', updatedAt: '', version: 1 };
+  const asked: string[] = [];
+  const c = build({
+    engine: { at: Date.now(), nodes: [node] },
+    client: { checks: notModelled('checks'), services: async (target) => { asked.push(target.nodeId); throw new Error('Not implemented: services'); } },
+    listServices: async () => ({ services: [{ ID: 's1', Spec: { Name: 'web', Mode: { Replicated: { Replicas: 1 } }, TaskTemplate: { ContainerSpec: { Image: 'nginx:alpine', Env: ['SECRET=x'] } } } }], tasks: [{ ServiceID: 's1', NodeID: 'n1', Status: { State: 'running' } }] }),
+  });
+  t.throws(() => c.peerReads.services(), { code: 'PISWARM_ERR_UNAVAILABLE' }, 'before the first listing');
+  await c.start!();
+  t.teardown(() => c.stop!());
+  await flush();
+  const r = c.peerReads.services();
+  t.same(r, { services: [{ name: 'web', image: 'nginx:alpine', mode: 'replicated', desired: 1, running: 1, ports: [], nodes: ['pi-1'] }], omitted: 0 });
+  t.notOk(JSON.stringify(r).includes('SECRET'));
+  t.same(c.view({ fetch: true }).services, r.services, 'the view shows the same');
+  await flush();
+  t.same(asked, [], 'no peer asked');
+});
