@@ -1,21 +1,26 @@
 import t, { type Test } from 'tap';
-import { buildApp } from '../../../../agent/http/app.js';
-import type { HealthDocument } from '../../../../agent/health/aggregate.js';
-import { deriveClusterKeys } from '../../../../agent/identity/keys.js';
-import type { NodeIdentity } from '../../../../agent/identity/identity.js';
-import { createPeerClient } from '../../../../agent/peers/client.js';
-import { createFormation, type Formation } from '../../../../agent/formation/controller.js';
-import { createMemoryFormationStore, type FormationStore } from '../../../../agent/formation/store.js';
-import { renderFamilies } from '../../../../agent/metrics/format.js';
-import { memoryLogger } from '../../../helpers/fakes.js';
-import { FakeLan, FakeWorld } from './fake-swarm.js';
-import { KEY, OTHER_KEY, freePort, testConfig } from './helpers.js';
+import { buildApp } from '../../../agent/http/app.js';
+import type { HealthDocument } from '../../../agent/health/aggregate.js';
+import { deriveClusterKeys } from '../../../agent/identity/keys.js';
+import type { NodeIdentity } from '../../../agent/identity/identity.js';
+import { createPeerClient } from '../../../agent/peers/client.js';
+import { createFormation, type Formation } from '../../../agent/formation/controller.js';
+import { createMemoryFormationStore, type FormationStore } from '../../../agent/formation/store.js';
+import { renderFamilies } from '../../../agent/metrics/format.js';
+import { memoryLogger } from '../../helpers/fakes.js';
+import { FakeLan, FakeWorld } from '../../unit/agent/formation/fake-swarm.js';
+import { KEY, OTHER_KEY, freePort, testConfig } from '../../unit/agent/formation/helpers.js';
 
 /**
  * Several formation controllers in one process, each with its own fake
  * engine (one shared world of swarms), talking real authenticated HTTP over
  * loopback addresses 127.0.0.x (one port, like a real cluster), and hearing
  * each other's signed adverts through the real verification.
+ *
+ * Multi-node behaviour on the wall clock (about 35 s), so it lives with the
+ * integration tests, not the unit tests (which drive one controller on the
+ * test's clock: test/unit/agent/formation/formation-lone and join). No Docker
+ * engine: the engines are FakeWorld's, which throw on anything they do not model.
  */
 const doc: HealthDocument = { status: 'pass', version: '0', releaseId: '0', serviceId: 'x', description: 'x', checks: {} };
 
