@@ -139,25 +139,23 @@ const configCommand: Command = {
 };
 
 async function loadExtraCommands(): Promise<Command[]> {
-  // Commands owned by other parts of the tree register here.
-  const found: Command[] = [];
-  const mods: Array<[string, string[]]> = [
-    ['./cli/peers.js', ['peersCommand']],
-    ['./cli/nodes.js', ['nodesCommand']],
-    ['./cli/cluster.js', ['clusterCreateCommand']],
-    ['./cli/cluster-status.js', ['clusterStatusCommand']],
-    ['./cli/flash.js', ['flashCommand']],
-    ['./cli/doctor.js', ['doctorCommand']],
+  // Commands owned by other parts of the tree register here. Literal import()s, so the
+  // release's one-file bundle (scripts/bundle) holds them too.
+  const mods: Array<[() => Promise<Record<string, unknown>>, string[]]> = [
+    [() => import('./cli/peers.js'), ['peersCommand']],
+    [() => import('./cli/nodes.js'), ['nodesCommand']],
+    [() => import('./cli/cluster.js'), ['clusterCreateCommand']],
+    [() => import('./cli/cluster-status.js'), ['clusterStatusCommand']],
+    [() => import('./cli/flash.js'), ['flashCommand']],
+    [() => import('./cli/doctor.js'), ['doctorCommand']],
   ];
-  for (const [path, names] of mods) {
-    let mod: Record<string, Command>;
-    try {
-      mod = (await import(path)) as Record<string, Command>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') continue;
-      throw err;
+  const found: Command[] = [];
+  for (const [load, names] of mods) {
+    const mod = (await load()) as Record<string, Command | undefined>;
+    for (const n of names) {
+      const c = mod[n];
+      if (c) found.push(c);
     }
-    for (const n of names) if (mod[n]) found.push(mod[n]);
   }
   return found;
 }

@@ -13,7 +13,6 @@
  * `npm run sim -- up --nodes 5`). Then the dashboard's files: bytes and gzip.
  */
 import { gzipSync } from 'node:zlib';
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { SimCluster, quantile } from '../agent/membership/sim/cluster.js';
@@ -22,7 +21,7 @@ import { FactsLedger } from '../agent/cluster/ledger.js';
 import { clusterRoutes } from '../agent/cluster/routes.js';
 import { buildClusterView } from '../agent/cluster/view.js';
 import { buildApp } from '../agent/http/app.js';
-import { ASSET_FILES, STATIC_DIR, loadAssets } from '../agent/dashboard/assets.js';
+import { loadAssets } from '../agent/dashboard/assets.js';
 import { ClusterHistory } from '../agent/dashboard/history.js';
 import { HISTORY_INTERVAL_S, HISTORY_MAX_NODES, HISTORY_POINTS } from '../agent/dashboard/subsystem.js';
 import { createLogger } from '../agent/log/logger.js';
@@ -113,9 +112,9 @@ if (values.url) {
 
 let raw = 0;
 let gz = 0;
-for (const f of Object.keys(ASSET_FILES)) {
-  const body = await readFile(new URL(f, STATIC_DIR));
+const files = await loadAssets();
+for (const { body } of files.values()) {
   raw += body.length;
   gz += gzipSync(body, { level: 9 }).length;
 }
-console.log(`dashboard page weight: ${Object.keys(ASSET_FILES).length} files, ${raw} bytes (${gz} gzipped); it then polls /v1/cluster every 2 s and /v1/cluster/history every 10 s`);
+console.log(`dashboard page weight: ${files.size} files, ${raw} bytes (${gz} gzipped); it then polls /v1/cluster every 2 s and /v1/cluster/history every 10 s`);

@@ -58,6 +58,8 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_IMAGE_LAYOUT: { status: 400, message: 'unknown disk image layout' },
   PISWARM_ERR_TOOL_MISSING: { status: 500, message: 'a required host tool is missing' },
   PISWARM_ERR_FLASH: { status: 500, message: 'writing the image or the boot files failed' },
+  // the release
+  PISWARM_ERR_NOT_BUNDLED: { status: 500, message: 'a module left out of the agent bundle was used (scripts/bundle)' },
 });
 
 export type ErrorCode = keyof typeof ERROR_CODES;

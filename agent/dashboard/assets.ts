@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 
@@ -14,10 +15,18 @@ export const ASSET_FILES: Readonly<Record<string, string>> = {
   'style.css': 'text/css; charset=utf-8',
 };
 
-/** The copies next to this module (npm run build puts them in dist/agent/dashboard/static). */
-export const STATIC_DIR = new URL('./static/', import.meta.url);
+/**
+ * Where the copies are: next to this module (tsc's dist/agent/dashboard/static), or, in the
+ * release's one-file bundle at dist/agent/main.js, in dashboard/static beside the bundle.
+ */
+export const STATIC_DIRS: readonly URL[] = [new URL('./static/', import.meta.url), new URL('./dashboard/static/', import.meta.url)];
 
-export async function loadAssets(dir: URL = STATIC_DIR): Promise<Map<string, Asset>> {
+export async function loadAssets(dir?: URL): Promise<Map<string, Asset>> {
+  if (!dir) {
+    const found = STATIC_DIRS.find((d) => existsSync(new URL('index.html', d)));
+    if (!found) throw new Error(`dashboard files not found in ${STATIC_DIRS.map((d) => d.pathname).join(' or ')}`);
+    dir = found;
+  }
   const out = new Map<string, Asset>();
   for (const [name, type] of Object.entries(ASSET_FILES)) {
     const body = await readFile(new URL(name, dir));
