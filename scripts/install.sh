@@ -72,7 +72,7 @@ elif [[ -d $release ]]; then
 else
   die "no release at $release"
 fi
-for f in dist/agent/main.js package.json node_modules systemd/piswarm.service; do
+for f in dist/agent/main.js package.json systemd/piswarm.service; do
   [[ -e $src/$f ]] || die "$src is not a built release: $f is missing (build one with 'npm run package')"
 done
 version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$src/package.json" | head -n1)
@@ -128,7 +128,9 @@ command -v dockerd >/dev/null || say "warning: dockerd not found; install Docker
 stage=$PREFIX.new.$$
 rm -rf "$stage"
 mkdir -p "$stage"
-cp -a "$src/dist" "$src/node_modules" "$src/package.json" "$src/systemd" "$stage/"
+cp -a "$src/dist" "$src/package.json" "$src/systemd" "$stage/"
+# Releases since the one-file bundle carry no node_modules; an older one still does.
+[[ -d $src/node_modules ]] && cp -a "$src/node_modules" "$stage/"
 [[ -d $src/scripts ]] && cp -a "$src/scripts" "$stage/"
 chown -R root:root "$stage"
 chmod -R u+rwX,go+rX,go-w "$stage"
