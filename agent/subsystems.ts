@@ -40,7 +40,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   }
   const node = createNodeContext(config, deps.log);
   // Peer reads are answered from the cluster view's data (bound late: the cluster is built next).
-  const formation = formationSubsystem(config, { ...deps, node, peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
+  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
   const cluster = clusterSubsystem(config, {

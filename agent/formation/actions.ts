@@ -66,7 +66,7 @@ async function initFailed(ctx: FormationContext, err: unknown): Promise<void> {
   const { code, detail } = errFields(err);
   ctx.log.warn({ code, detail, retryInMs: delay }, 'swarm init failed');
   setPhase(ctx, 'initialising', `swarm init failed (${code}); retrying in ${delay} ms while it is this node's turn`);
-  await readEngine(ctx);
+  await readEngine(ctx, true);
 }
 
 /** The swarm this engine just created: its real id (swarm inspect, else docker info), or null (the next tick's readEngine learns it). */

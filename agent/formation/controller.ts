@@ -136,11 +136,11 @@ async function act(ctx: FormationContext, d: Decision): Promise<void> {
       break;
     case 'init':
       await doInit(ctx, d);
-      await readEngine(ctx);
+      await readEngine(ctx, true);
       break;
     case 'join':
       await doJoin(ctx, d, ctx.clock.now());
-      await readEngine(ctx);
+      await readEngine(ctx, true);
       break;
   }
 }

@@ -11,15 +11,17 @@ const NODE_LIST_REFRESH_MS = 5_000;
 /** ...and answers `listsAsker` only from a list this fresh. */
 const NODE_LIST_FRESH_MS = 15_000;
 
-/** Reads `docker info` into the state: the engine, and the swarm this node is in (selfSwarm). */
-export async function readEngine(ctx: FormationContext): Promise<void> {
+/**
+ * Reads the engine into the state: `docker info`, and the swarm this node is
+ * in (selfSwarm). `fresh` after a step that changed the engine (init, join):
+ * the engine monitor's sample from before the step would be stale.
+ */
+export async function readEngine(ctx: FormationContext, fresh = false): Promise<void> {
   const s = ctx.s;
-  try {
-    s.info = await ctx.docker.info();
-    s.engineError = null;
-  } catch (err) {
-    s.info = null;
-    s.engineError = isPiswarmError(err) ? err.code : 'error';
+  const sample = await engineSample(ctx, fresh);
+  s.info = sample.info;
+  s.engineError = sample.errorCode;
+  if (!s.info) {
     s.selfSwarm = null;
     return;
   }
@@ -45,6 +47,21 @@ export async function readEngine(ctx: FormationContext): Promise<void> {
   await refreshListedIds(ctx, sw.isManager);
   s.selfSwarm = { id, createdAt, role: sw.isManager ? 'manager' : 'worker', nodes: sw.isManager ? sw.nodes : null, managerAddrs, runningTasks: s.selfSwarm?.id === id ? s.selfSwarm.runningTasks : null };
   rememberSwarm(ctx, id, createdAt, false);
+}
+
+/** The engine monitor's last sample when it is younger than half a tick (else a new one), or `docker info` when formation has no monitor. */
+async function engineSample(ctx: FormationContext, fresh: boolean): Promise<{ info: EngineInfo | null; errorCode: string | null }> {
+  const source = ctx.deps.engine;
+  if (!source) {
+    try {
+      return { info: await ctx.docker.info(), errorCode: null };
+    } catch (err) {
+      return { info: null, errorCode: isPiswarmError(err) ? err.code : 'error' };
+    }
+  }
+  if (fresh || ctx.clock.now() - source.last().at >= ctx.config.formation.tickMs / 2) await source.refresh();
+  const { info, errorCode } = source.last();
+  return info ? { info, errorCode: null } : { info: null, errorCode: errorCode ?? 'error' };
 }
 
 /**

@@ -22,7 +22,7 @@ import type { FormationDeps } from './types.js';
  */
 export function formationSubsystem(
   config: Readonly<Config>,
-  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads'] },
+  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine'] },
 ): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient) | null } {
   const { identity, keys, identityError } = deps.node;
   const now = wallClock.now;
@@ -44,6 +44,7 @@ export function formationSubsystem(
     interfaces: hostInterfaces,
     ...(identityError !== null ? { disabledReason: identityError } : {}),
     ...(deps.peerReads ? { peerReads: deps.peerReads } : {}),
+    ...(deps.engine ? { engine: deps.engine } : {}),
   });
   return {
     name: 'formation',

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Config } from '../../shared/config-schema.js';
 import type { FormationStatus } from '../../shared/wire/peer.js';
 import type { DockerEngine } from '../docker/engine.js';
+import type { EngineSample } from '../docker/monitor.js';
 import type { Logger } from '../log/logger.js';
 import type { Collector } from '../metrics/types.js';
 import type { HealthCheck } from '../health/types.js';
@@ -65,6 +66,20 @@ export interface FormationDeps {
    * it); absent, POST /v1/peers/checks and /v1/peers/services answer UNAVAILABLE.
    */
   peerReads?: Pick<PeerRouteContext, 'checks' | 'services'>;
+  /**
+   * The agent's engine monitor (agent/docker/monitor.ts): each tick reads its
+   * last sample, asking it for a new one when that is older than half a tick,
+   * so the agent makes one `docker info` call per tick, not one for formation
+   * and one for /metrics. Absent: formation calls `docker info` itself.
+   */
+  engine?: EngineSource;
+}
+
+/** What formation reads the engine through (EngineMonitor has it). */
+export interface EngineSource {
+  last(): EngineSample;
+  /** Samples now; never throws. */
+  refresh(): Promise<void>;
 }
 
 export interface Formation {

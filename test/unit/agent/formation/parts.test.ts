@@ -1,7 +1,10 @@
 import t from 'tap';
 import type { DockerEngine, SwarmNode } from '../../../../agent/docker/engine.js';
 import { createFormationContext } from '../../../../agent/formation/controller.js';
-import { listing, refreshListedIds } from '../../../../agent/formation/engine-view.js';
+import { listing, readEngine, refreshListedIds } from '../../../../agent/formation/engine-view.js';
+import type { EngineInfo } from '../../../../agent/docker/engine.js';
+import type { EngineSample } from '../../../../agent/docker/monitor.js';
+import type { EngineSource } from '../../../../agent/formation/types.js';
 import { setPhase } from '../../../../agent/formation/state.js';
 import { createMemoryFormationStore } from '../../../../agent/formation/store.js';
 import { formationHealthChecks } from '../../../../agent/formation/telemetry.js';
@@ -16,13 +19,14 @@ import { KEY, testConfig } from './helpers.js';
  */
 const noClient = { hello: async () => { throw new Error('Not implemented: hello'); }, grant: async () => { throw new Error('Not implemented: grant'); }, close: async () => undefined };
 
-function context(docker: DockerEngine) {
+function context(docker: DockerEngine, engine?: (clock: VirtualClock) => EngineSource) {
   const clock = new VirtualClock();
   const { log } = memoryLogger();
   const ctx = createFormationContext({
     config: testConfig({ clusterKey: KEY, nodeName: 'pi-1' }), log, docker, clock,
     identity: { nodeId: 'a'.repeat(24), name: 'pi-1', createdAt: '' }, discovery: null, peerClient: noClient,
     address: () => ({ address: '10.0.0.1', interface: 'eth0', reason: 'test' }), store: createMemoryFormationStore(),
+    ...(engine ? { engine: engine(clock) } : {}),
   });
   return { ctx, clock };
 }
@@ -61,4 +65,45 @@ t.test('telemetry reads the state only: swarm:formation warns once forming takes
   setPhase(ctx, 'member', 'in swarm x');
   t.match(check.run(), [{ status: 'pass', observedValue: 'member' }]);
   t.equal(ctx.s.timeline.length, 2, 'each phase change is on the timeline');
+});
+
+t.test('engine view: each tick reads the engine monitor\'s sample, asks it for a new one only when that is half a tick old or after a step', async (t) => {
+  const inactive: EngineInfo = { serverVersion: '26.1.5', swarm: { state: 'inactive', nodeId: null, nodeAddr: null, clusterId: null, isManager: false, managers: 0, nodes: 0, remoteManagers: [], error: null } };
+  let answer: EngineInfo | null = inactive;
+  let refreshes = 0;
+  let sample: EngineSample = { at: 0, info: null, errorCode: 'PISWARM_ERR_DOCKER_UNREACHABLE', latencySeconds: 0 };
+  // docker.info is not modelled: formation must not call it when it has the monitor.
+  const { ctx, clock } = context(fakeDocker({}), (c) => ({
+    last: () => sample,
+    refresh: async () => {
+      refreshes++;
+      sample = { at: c.now(), info: answer, errorCode: answer ? null : 'PISWARM_ERR_DOCKER_UNREACHABLE', latencySeconds: 0 };
+    },
+  }));
+  clock.runFor(10_000);
+  await readEngine(ctx);
+  t.equal(refreshes, 1, 'a sample older than half a tick (1000 ms) is renewed');
+  t.equal(ctx.s.info?.swarm.state, 'inactive');
+  t.equal(ctx.s.engineError, null);
+  clock.runFor(400);
+  await readEngine(ctx);
+  t.equal(refreshes, 1, 'a sample 400 ms old is used as it is: one docker info per tick for the agent');
+  await readEngine(ctx, true);
+  t.equal(refreshes, 2, 'after init or join the sample is renewed whatever its age');
+  answer = null;
+  clock.runFor(600);
+  await readEngine(ctx);
+  t.equal(refreshes, 3);
+  t.equal(ctx.s.info, null, 'an engine that does not answer: no info');
+  t.equal(ctx.s.engineError, 'PISWARM_ERR_DOCKER_UNREACHABLE', 'and the monitor\'s error code');
+  t.equal(ctx.s.selfSwarm, null);
+});
+
+t.test('engine view: without a monitor, formation reads docker info itself', async (t) => {
+  let calls = 0;
+  const { ctx } = context(fakeDocker({ info: async () => { calls++; throw Object.assign(new Error('down'), { code: 'PISWARM_ERR_DOCKER_UNREACHABLE' }); } }));
+  await readEngine(ctx);
+  t.equal(calls, 1);
+  t.equal(ctx.s.info, null);
+  t.equal(ctx.s.engineError, 'error', 'an error that is not a PiswarmError is reported as "error"');
 });
