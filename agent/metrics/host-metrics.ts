@@ -11,6 +11,7 @@ import { createHostCollectors } from './host-collectors.js';
 import { createNodeCollectors } from './node/index.js';
 import { createTextfileCollector } from './textfile/collector.js';
 import { readInventory, type HostInventory } from '../host/inventory.js';
+import { readTimex, type TimexReading } from '../host/node/timex.js';
 import { createSampler, type SamplerClock } from './sampler.js';
 import type { Collector } from './types.js';
 
@@ -29,6 +30,8 @@ export interface HostMetricsOptions {
   timedated?: (() => Promise<string>) | null;
   /** Board/OS inventory; null for none. Default: systeminformation when procRoot is /proc. */
   inventory?: (() => Promise<HostInventory>) | null;
+  /** Reads adjtimex(2) for the timex series; null for never. Default: through python3 when procRoot is /proc. */
+  timex?: (() => Promise<TimexReading | null>) | null;
 }
 
 const execFileP = promisify(execFile);
@@ -68,13 +71,14 @@ export function createHostMetrics(opts: HostMetricsOptions) {
     ...(opts.timesyncFile ? { timesyncFile: opts.timesyncFile } : {}),
     ...(opts.machine ? { machine: opts.machine } : {}),
   });
-  // systeminformation and timedatectl read the live host, not procRoot: only there.
+  // systeminformation, timedatectl and adjtimex read the live host, not procRoot: only there.
   const live = opts.config.metrics.procRoot === '/proc';
   const inventory = opts.inventory !== undefined ? opts.inventory ?? undefined : live ? readInventory : undefined;
   const timedated = opts.timedated !== undefined ? opts.timedated ?? undefined : live ? askTimedatectl : undefined;
   const host = createHostCollectors({ reader, inventory, timedated, configuredDiskDevice: opts.config.diskBench.device, version: opts.version ?? packageVersion() });
   const bench = createDiskBenchCollector(opts.config.stateDir);
-  const node = createNodeCollectors(opts.config.metrics.procRoot, opts.config.metrics.sysRoot);
+  const timex = opts.timex !== undefined ? opts.timex ?? undefined : live ? () => readTimex() : undefined;
+  const node = createNodeCollectors(opts.config.metrics.procRoot, opts.config.metrics.sysRoot, timex ? { timex } : {});
   const own = [...host.collectors, ...node, bench];
   // The names the agent's own collectors served in their last output (piswarm_* are all ours anyway).
   const ownNames = () => new Set(own.flatMap((c) => c.collect().map((f) => f.name)));
