@@ -29,7 +29,7 @@ ARG NODE_FILE=no-host-node
 # exactly as on a real Pi. Run it with the flags in scripts/sim/node-flags.ts
 # (a cgroup mount, capabilities, an anonymous /var/lib/docker volume).
 FROM ${BASE} AS pi
-ARG PI_PACKAGES="systemd systemd-sysv dbus docker.io iproute2 iputils-ping procps ca-certificates util-linux kmod iptables less"
+ARG PI_PACKAGES="systemd systemd-sysv dbus docker.io iproute2 iputils-ping procps ca-certificates util-linux kmod iptables less python3"
 # trixie: the docker CLI and the distribution's node; bookworm: none (pass it empty).
 ARG OS_PACKAGES="docker-cli nodejs"
 RUN set -eu; missing=; \

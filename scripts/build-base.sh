@@ -17,7 +17,9 @@ SUITE=${PISWARM_SIM_OS:-trixie}
 IMAGE=${PISWARM_BASE_IMAGE:-piswarm/base:$SUITE}
 # Keep in step with the Dockerfile's PI_PACKAGES and OS_PACKAGES: a package
 # missing here only costs an apt-get run at image build time, never a broken image.
-INCLUDE=systemd,systemd-sysv,dbus,docker.io,iproute2,iputils-ping,procps,ca-certificates,util-linux,kmod,iptables,tini,less
+# python3: Raspberry Pi OS ships it (and cloud-init needs it); the agent reads
+# adjtimex(2) through it for the timex series (agent/host/node/timex.ts).
+INCLUDE=systemd,systemd-sysv,dbus,docker.io,iproute2,iputils-ping,procps,ca-certificates,util-linux,kmod,iptables,tini,less,python3
 case $SUITE in
   # trixie: the docker CLI is its own package; nodejs 20.19 is new enough for the agent.
   trixie) INCLUDE=$INCLUDE,docker-cli,nodejs ;;
