@@ -18,9 +18,13 @@ const DASHBOARD = fileURLToPath(new URL('../../../../test/fixtures/dashboards/no
 const SCRAPE_S = 1;
 const RATE_INTERVAL = `${4 * SCRAPE_S}s`;
 
-/** What node_exporter serves here that the agent cannot, and why. */
-const NOT_SERVED: ReadonlyArray<[RegExp, string]> = [
-  [/node_timex_/, 'adjtimex(2) has no file in /proc or /sys and Node.js has no binding for the syscall'],
+/**
+ * What node_exporter serves here that the agent cannot, and why. The timex
+ * series come through the host's python3 (agent/host/node/timex.ts), which
+ * scripts/setup-host.sh installs, so in CI nothing is excused.
+ */
+const NOT_SERVED: ReadonlyArray<[RegExp, string]> = fs.existsSync('/usr/bin/python3') ? [] : [
+  [/node_timex_/, 'no /usr/bin/python3 on this host: the agent reads adjtimex(2) through it'],
 ];
 
 interface Panel { targets?: Array<{ expr?: string }>; panels?: Panel[] }
