@@ -14,6 +14,21 @@ export interface TapLike {
   teardown(fn: () => unknown): void;
   comment(...args: unknown[]): void;
   passing(): boolean;
+  /** tap's record of this test's failed points (tap >= 18). */
+  lists?: { fail: ReadonlyArray<{ name: string; diag?: unknown }> };
+}
+
+/**
+ * The failed points again, one line each, after the journals: CI keeps only
+ * the tail of a long log, and the journals would push the failure itself out.
+ */
+function repeatFailures(t: TapLike): void {
+  for (const f of t.lists?.fail ?? []) {
+    const d = (f.diag ?? {}) as { found?: unknown; wanted?: unknown; message?: unknown; cause?: { message?: unknown } };
+    const detail = [d.message, d.cause?.message, d.found !== undefined ? `found ${JSON.stringify(d.found)}` : undefined, d.wanted !== undefined ? `wanted ${JSON.stringify(d.wanted)}` : undefined]
+      .filter((x) => x !== undefined).map(String).join('; ');
+    t.comment(`FAILED: ${f.name}${detail ? ` (${detail.slice(0, 2000)})` : ''}`);
+  }
 }
 
 /**
@@ -69,7 +84,10 @@ export async function startCluster(
 ): Promise<StartedCluster> {
   const ref = { name: opts.name ?? uniqueName(opts.prefix), log: (m: string) => t.comment(`sim: ${m}`) };
   t.teardown(async () => {
-    if (!t.passing()) await dumpJournals(t, ref);
+    if (!t.passing()) {
+      await dumpJournals(t, ref);
+      repeatFailures(t);
+    }
     await sim.down(ref);
   });
   try {

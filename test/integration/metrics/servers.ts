@@ -104,7 +104,9 @@ export function parseExposition(text: string): Omit<Scrape, 'at'> {
 
 export async function scrape(s: Pick<Server, 'name' | 'url'>): Promise<Scrape> {
   const at = Date.now();
-  const r = await fetch(s.url);
-  if (!r.ok) throw new Error(`${s.name}: HTTP ${r.status}`);
+  const r = await fetch(s.url).catch((err: Error & { cause?: Error }) => {
+    throw new Error(`${s.name}: GET ${s.url} failed: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`);
+  });
+  if (!r.ok) throw new Error(`${s.name}: HTTP ${r.status} from ${s.url}: ${(await r.text()).slice(0, 300)}`);
   return { at, ...parseExposition(await r.text()) };
 }
