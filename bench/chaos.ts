@@ -3,6 +3,7 @@
  *
  *   node dist/bench/chaos.js [--minutes 30] [--seed N] [--nodes 5] [--ttl-ms 60000]
  *        [--grace-ms 15000] [--min-off-ms 5000] [--max-off-ms 2*ttl] [--long-share 0.3]
+ *        [--journals DIR]
  *
  * One fault at a time, chosen by bench/chaos/plan.ts from the seed: a power
  * cut of any node or of the leader, a reboot, a clean stop, a cable pull, or
@@ -14,8 +15,12 @@
  * throughout: never two swarms, no node up and not Ready for long (stuck),
  * no agent restart; at the end no join token and no cluster key in any
  * journal. It prints the seed, each fault, each recovery and every
- * violation; it asserts nothing (exit 0 either way).
+ * violation; it asserts nothing (exit 0 either way). With `--journals DIR`,
+ * a fault that never heals leaves each node's journal (agent and engine)
+ * and `docker info` in DIR before the cluster is removed.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as sim from '../scripts/sim/cluster.js';
 import { ensureImages } from '../scripts/sim/images.js';
@@ -35,6 +40,7 @@ const { values } = parseArgs({
     'long-share': { type: 'string', default: '0.3' },
     'settle-timeout-ms': { type: 'string', default: '300000' },
     'stuck-after-ms': { type: 'string', default: '240000' },
+    journals: { type: 'string' },
   },
 });
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
@@ -128,6 +134,17 @@ async function bringBack(f: Fault): Promise<void> {
   );
 }
 
+/** Each running node's journal and engine view, kept for a fault that never healed. */
+async function keepJournals(dir: string, names: readonly string[]): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const name of names.filter((x) => state.get(x)?.up)) {
+    const j = await sim.exec(ref, name, ['journalctl', '--no-pager', '-o', 'short-iso-precise', '-u', 'piswarm', '-u', 'docker'], { timeoutMs: 60_000 });
+    const info = await sim.exec(ref, name, ['docker', 'info', '--format', '{{json .Swarm}}'], { timeoutMs: 10_000 });
+    fs.writeFileSync(path.join(dir, `${name}.journal`), `${j.stdout}\n--- docker info .Swarm\n${info.stdout}${info.stderr}`);
+  }
+  console.log(`  journals of the running nodes in ${dir}`);
+}
+
 try {
   const up = await sim.up({ ...ref, nodes: n, skipImages: true, timeoutMs: 300_000, env });
   const names = up.nodes.map((x) => x.name);
@@ -159,6 +176,7 @@ try {
     console.log(row);
     if (!wholeAt) {
       note([`fault ${i} (${f.kind}): not whole within ${s(settleTimeout)} s of bringing the nodes back`]);
+      if (values.journals) await keepJournals(values.journals, names);
       break;
     }
   }
