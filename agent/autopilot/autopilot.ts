@@ -6,10 +6,11 @@ import type { Subsystem } from '../lifecycle/subsystem.js';
 import { createTicker } from '../lifecycle/ticker.js';
 import type { Logger } from '../log/logger.js';
 import type { Membership } from '../membership/membership.js';
+import type { Member } from '../membership/types.js';
 import type { Collector, MetricFamily } from '../metrics/types.js';
 import { RefusalBackoff, classifyRefusal, executeStep, type RefusalReason } from './executor.js';
-import { assess, plan, type ActionKind, type ActionStep, type Assessment, type Step } from './planner.js';
-import { buildView, observe, type AutopilotConfig, type Observation } from './view.js';
+import { assess, lossAfterStep, plan, type ActionKind, type ActionStep, type Assessment, type Step } from './planner.js';
+import { buildView, observe, type AutopilotConfig, type ClusterView, type Observation } from './view.js';
 
 export interface StepRecord {
   /** Clock time (ms) the step was taken. */
@@ -31,6 +32,8 @@ export interface CreateAutopilotArgs {
   monitor: Pick<EngineMonitor, 'last'>;
   /** Gossip members, when the membership subsystem runs: an extra opinion on node health and the source of score metadata. */
   membership?: Pick<Membership, 'members'> | null;
+  /** The membership's clock (its members' `stateChangedAt`): performance.now(), as agent/membership/clock.ts. */
+  memberClock?: () => number;
   now?: () => number;
   random?: () => number;
 }
@@ -96,16 +99,26 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 
-  // See ClusterView.managerLostAt: leadership moving here means the last leader was lost.
+  // See ClusterView.managerLostAt: leadership moving here from a follower stint means the last leader was lost.
   let managerLostAt = -Infinity;
+  const memberClock = args.memberClock ?? (() => performance.now());
 
-  function setRole(role: AutopilotStatus['role']): void {
-    if (role === state.role) return;
-    if (role === 'leader' && state.role === 'follower') managerLostAt = now();
+  /** Gossip members with `stateChangedAt` on this autopilot's clock. */
+  function membersAt(t: number): Member[] {
+    const list = args.membership?.members() ?? [];
+    const m = memberClock();
+    return list.map((x) => ({ ...x, stateChangedAt: t - (m - x.stateChangedAt) }));
+  }
+
+  /** Returns whether leadership just moved here from another manager. */
+  function setRole(role: AutopilotStatus['role']): boolean {
+    if (role === state.role) return false;
+    const tookOver = role === 'leader' && state.role === 'follower';
     if (role === 'leader') log.info({ from: state.role }, 'autopilot decides on this node (Raft leader)');
     else if (state.role === 'leader') log.info({ to: role }, 'autopilot idles: this node is no longer the Raft leader');
     else log.debug({ from: state.role, to: role }, 'autopilot role changed');
     state = { ...state, role };
+    return tookOver;
   }
 
   function record(r: StepRecord): void {
@@ -113,7 +126,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     if (records.length > HISTORY_MAX) records.splice(0, records.length - HISTORY_MAX);
   }
 
-  async function act(step: ActionStep): Promise<void> {
+  async function act(step: ActionStep, view: ClusterView): Promise<void> {
     const at = now();
     const fields = { step: step.kind, node: step.nodeId, hostname: step.hostname, reason: step.reason, detail: step.detail };
     try {
@@ -127,7 +140,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       return;
     }
     backoff.succeeded(step);
-    if ((step.kind === 'demote' || step.kind === 'remove') && (step.reason === 'dead-manager' || step.reason === 'reimaged')) managerLostAt = at;
+    managerLostAt = lossAfterStep(managerLostAt, step, view);
     if (step.kind === 'promote') bump(counters.promotions, step.reason);
     else if (step.kind === 'demote') bump(counters.demotions, step.reason);
     else if (step.kind === 'remove') bump(counters.removals, step.reason);
@@ -174,12 +187,12 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     }
     const t = now();
     listed = { at: t, nodes };
-    const members = args.membership?.members() ?? [];
+    const members = membersAt(t);
     tracker = observe(tracker, nodes, members, t);
     const self = nodes.find((n) => n.id === info.swarm.nodeId);
     if (!self) log.debug({ nodeId: info.swarm.nodeId }, 'own node id missing from the node list');
-    // Before the view: becoming leader after a follower stint marks a lost manager.
-    setRole(self?.leader ? 'leader' : 'follower');
+    const tookOver = setRole(self?.leader ? 'leader' : 'follower');
+    if (tookOver) managerLostAt = t;
     const view = buildView({ selfId: info.swarm.nodeId, nodes, members, tracker, blocked: backoff.blocked(t), managerLostAt, now: t });
     const assessment = assess(view, cfg, t);
     state = { ...state, assessment, quorumLost: false };
@@ -200,7 +213,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       return;
     }
     lastWaitKey = null;
-    await act(step);
+    await act(step, view);
   }
 
   const ticker = createTicker({

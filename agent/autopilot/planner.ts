@@ -102,6 +102,21 @@ export function assess(view: ClusterView, c: AutopilotConfig, now: number): Asse
 export const MANAGER_LOSS_SETTLE_MS = 20_000;
 
 /**
+ * When the last manager was lost, after `step` ran: demoting or removing a
+ * dead manager (or a re-imaged node's stale one) is no new loss, the loss was
+ * when it stopped answering (`reachSince`), or leadership moved, so the
+ * settle of plan() is not started over by the demotion itself. Before, a
+ * leader's power cut waited the settle again from the demotion: 20 s of the
+ * 41 s past the grace measured on Docker 26.1.
+ */
+export function lossAfterStep(prev: number, step: Step, view: ClusterView): number {
+  if ((step.kind !== 'demote' && step.kind !== 'remove') || (step.reason !== 'dead-manager' && step.reason !== 'reimaged')) return prev;
+  const n = view.nodes.find((x) => x.id === step.nodeId);
+  if (!n || n.role !== 'manager') return prev;
+  return Math.max(prev, n.reachSince);
+}
+
+/**
  * One step per tick, or null when the swarm is as it should be. Pure and
  * deterministic: the same view, config and time give the same step.
  *
@@ -182,7 +197,7 @@ export function plan(view: ClusterView, c: AutopilotConfig, now: number): Step |
   // An operator's drained worker is under maintenance: never promote it.
   // A superseded entry is never a candidate, even before the engine marks it down.
   const eligible = view.nodes
-    .filter((n) => n.role === 'worker' && stable(n) && !isSuperseded(n, view.nodes) && (n.availability === 'active' || (n.availability === 'drain' && n.autopilotDrained)));
+    .filter((n) => n.role === 'worker' && n.state === 'ready' && stable(n) && !isSuperseded(n, view.nodes) && (n.availability === 'active' || (n.availability === 'drain' && n.autopilotDrained)));
   const pinned = eligible.filter(pinnedAway);
   const candidates = eligible.filter((n) => !pinnedAway(n)).sort(byRank);
 

@@ -147,8 +147,14 @@ export function matchMember(node: SwarmNode, members: readonly Member[]): Member
 
 function isHealthy(node: SwarmNode, gossip: MemberState | null): boolean {
   // Suspect counts as unhealthy: it resets stabilisation, which is the point
-  // of stabilisation (a flapping node never qualifies).
-  return node.state === 'ready' && (gossip === null || gossip === 'alive');
+  // of stabilisation (a flapping node never qualifies). "unknown" with a live
+  // gossip member is not: a new Raft leader's dispatcher marks every node
+  // unknown until its session registers again (a few seconds), and counting
+  // that against every worker made a leader's loss cost a whole
+  // stabilisation period before any replacement. The planner still promotes
+  // only a node the engine says is ready.
+  const engineOk = node.state === 'ready' || (node.state === 'unknown' && gossip === 'alive');
+  return engineOk && (gossip === null || gossip === 'alive');
 }
 
 /**
@@ -168,11 +174,24 @@ export function observe(prev: Tracker, nodes: readonly SwarmNode[], members: rea
       healthy,
       since: p && p.healthy === healthy ? p.since : now,
       reachable,
-      reachSince: p && p.reachable === reachable && p.role === n.role ? p.reachSince : now,
+      reachSince: p && p.reachable === reachable && p.role === n.role ? p.reachSince : unreachableSince(n, member, now),
       role: n.role,
     });
   }
   return next;
+}
+
+/**
+ * When a manager the engine has just listed as unreachable stopped
+ * answering. Usually now; but a lost leader is first listed by the next
+ * leader, 10-20 s after the loss (no node list without a leader), while
+ * gossip declared its agent dead earlier: that is when it was lost. Only a
+ * dead or departed member counts, never a suspect one, and `members` must be
+ * on the caller's clock.
+ */
+function unreachableSince(n: SwarmNode, member: Member | null, now: number): number {
+  if (n.role !== 'manager' || n.reachability === 'reachable' || !member || (member.state !== 'dead' && member.state !== 'left')) return now;
+  return Math.min(now, member.stateChangedAt);
 }
 
 /** The planner's input: the node list joined with the observations. */
@@ -203,7 +222,7 @@ export function buildView(args: {
         leader: n.leader,
         reachable,
         raftMember: n.role === 'manager' && n.reachability !== null,
-        reachSince: o && o.reachable === reachable && o.role === n.role ? o.reachSince : args.now,
+        reachSince: o && o.reachable === reachable && o.role === n.role ? o.reachSince : unreachableSince(n, member, args.now),
         healthy,
         since: o && o.healthy === healthy ? o.since : args.now,
         gossip,

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { PiswarmError } from '../../../../shared/errors.js';
 import { createAutopilot } from '../../../../agent/autopilot/autopilot.js';
+import { MANAGER_LOSS_SETTLE_MS } from '../../../../agent/autopilot/planner.js';
 import { classifyRefusal, executeStep } from '../../../../agent/autopilot/executor.js';
 import type { EngineInfo } from '../../../../agent/docker/engine.js';
 import type { EngineSample } from '../../../../agent/docker/monitor.js';
@@ -94,6 +95,49 @@ t.test('the leader grows the swarm: steps logged with reasons, counted, recorded
   t.match(h.health(), { status: 'pass', observedValue: 3 });
   t.ok(h.lines().some((l) => l.msg === 'autopilot decides on this node (Raft leader)'));
   t.ok(h.lines().some((l) => l.msg === 'autopilot waits' && l.reason === 'waiting-candidates'), 'a wait is journalled with its reason');
+});
+
+t.test('a takeover after the leader\'s power cut: the grace runs from gossip\'s death (on its own clock), not from the takeover, whether the engine hung meanwhile or not', async (t) => {
+  for (const engineHangs of [true, false]) {
+    const sim = new SimSwarm();
+    const ids = ['pi1', 'pi2', 'pi3', 'pi4', 'pi5'].map((h, i) => sim.add(h, { role: i < 3 ? 'manager' : 'worker' }));
+    sim.advance(10 * 60_000); // every node long healthy, every manager in Raft
+    const oldLeader = sim.leaderId!;
+    const next = ids.filter((id) => id !== oldLeader && sim.nodes.get(id)!.role === 'manager').sort()[0]!;
+    const cfg = { ...BASE_CONFIG, intervalMs: 1000, deadManagerGraceMs: 15_000 };
+    const { log } = memoryLogger();
+    let memberNow = 5_000_000; // the membership's clock: another origin than sim.t
+    let deadAt: number | null = null;
+    const membership = {
+      members: () => ids.map((id) => ({ id: sim.nodes.get(id)!.hostname, addr: '10.0.0.1', port: 7946, incarnation: 1, state: id === oldLeader && deadAt !== null ? 'dead' as const : 'alive' as const, meta: { swarmNodeId: id }, stateChangedAt: id === oldLeader && deadAt !== null ? deadAt : 0, self: id === next })),
+    };
+    // A real swarm has no leader, so no node list, for 10-20 s after its leader
+    // is cut (20 s here); on Docker 26.1 the engine's whole API hangs meanwhile.
+    let leaderlessUntil = -Infinity;
+    const leaderless = () => sim.t < leaderlessUntil;
+    const docker = fakeDocker({ listNodes: async () => { if (leaderless()) throw new PiswarmError('PISWARM_ERR_DOCKER_UNREACHABLE', 'socket hang up'); return sim.list(); }, updateNode: async (id, change) => sim.updateNode(id, change), removeNode: async (id, force) => sim.removeNode(id, force) });
+    const monitor = { last: () => ({ at: 1, info: engineHangs && leaderless() ? null : info(next, true), errorCode: engineHangs && leaderless() ? 'PISWARM_ERR_DOCKER_UNREACHABLE' : null, latencySeconds: 0 }) };
+    const ap = createAutopilot({ config: { autopilot: cfg }, log, docker, monitor, membership, memberClock: () => memberNow, now: () => sim.t, random: () => 0.5 });
+    const step = async (ms: number) => { sim.advance(ms); memberNow += ms; await ap.tick(); };
+    await step(1000);
+    const cutAt = sim.t;
+    sim.set(oldLeader, { on: false });
+    leaderlessUntil = cutAt + 20_000;
+    await step(8000);
+    deadAt = memberNow; // gossip declares the old leader dead 8 s after the cut
+    await step(12_000);
+    t.equal(ap.status().role, 'leader', `engine ${engineHangs ? 'hung' : 'answered'} while leaderless: it takes over 20 s after the cut`);
+    let demotedAt: number | null = null;
+    for (let i = 0; i < 60 && sim.reachableManagers() < 3; i++) {
+      await step(1000);
+      if (demotedAt === null && sim.nodes.get(oldLeader)!.role === 'worker') demotedAt = sim.t;
+    }
+    t.equal(sim.reachableManagers(), 3, 'three reachable managers again');
+    t.ok(demotedAt !== null && demotedAt - cutAt <= 8_000 + cfg.deadManagerGraceMs + 2_000, `the dead leader demoted ${(demotedAt! - cutAt) / 1000} s after the cut: the grace ran from gossip's death at 8 s, not from the takeover at 20 s`);
+    // A follower that saw the takeover waits the settle from it; the demotion no longer starts it over.
+    const healedAfter = sim.t - cutAt;
+    t.ok(healedAfter <= 20_000 + MANAGER_LOSS_SETTLE_MS + sim.joinMs + 3_000, `healed ${healedAfter / 1000} s after the cut (the settle started over at the demotion before: about 56 s)`);
+  }
 });
 
 t.test('an engine refusal is logged with its reason, counted and retried only after backoff', async (t) => {

@@ -6,7 +6,7 @@
  * quorum away.
  */
 import { executeStep, RefusalBackoff, classifyRefusal } from '../../../../agent/autopilot/executor.js';
-import { plan, type ActionStep, type Step } from '../../../../agent/autopilot/planner.js';
+import { lossAfterStep, plan, type ActionStep, type Step } from '../../../../agent/autopilot/planner.js';
 import { buildView, observe, type AutopilotConfig, type Observation } from '../../../../agent/autopilot/view.js';
 import { fakeDocker } from '../../../helpers/fakes.js';
 import type { SimSwarm } from './sim-swarm.js';
@@ -71,9 +71,10 @@ export class Driver {
     for (const id of this.trackers.keys()) if (!sim.nodes.has(id)) this.trackers.delete(id);
     let step: Step | null = null;
     // As the facade does: leadership moving marks a lost manager.
-    if (sim.leaderId && this.lastLeader !== null && sim.leaderId !== this.lastLeader) this.managerLostAt = sim.t;
+    const tookOver = sim.leaderId !== null && this.lastLeader !== null && sim.leaderId !== this.lastLeader;
     this.lastLeader = sim.leaderId ?? this.lastLeader;
     if (sim.leaderId) {
+      if (tookOver) this.managerLostAt = sim.t;
       const view = buildView({ selfId: sim.leaderId, nodes, tracker: this.trackers.get(sim.leaderId)!, blocked: this.backoff.blocked(sim.t), managerLostAt: this.managerLostAt, now: sim.t });
       step = plan(view, this.cfg, sim.t);
       if (step && step.kind !== 'wait') {
@@ -82,7 +83,7 @@ export class Driver {
           await executeStep(this.docker, step);
           this.backoff.succeeded(step);
           this.taken.push({ t: sim.t, step, ok: true });
-          if ((step.kind === 'demote' || step.kind === 'remove') && (step.reason === 'dead-manager' || step.reason === 'reimaged')) this.managerLostAt = sim.t;
+          this.managerLostAt = lossAfterStep(this.managerLostAt, step, view);
         } catch (err) {
           this.backoff.refused(step, sim.t);
           this.taken.push({ t: sim.t, step, ok: false, refusal: classifyRefusal(err).reason });

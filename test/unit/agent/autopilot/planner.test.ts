@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PiswarmError } from '../../../../shared/errors.js';
-import { plan, quorum, targetManagers, assess, MANAGER_LOSS_SETTLE_MS } from '../../../../agent/autopilot/planner.js';
+import { plan, quorum, targetManagers, assess, lossAfterStep, MANAGER_LOSS_SETTLE_MS } from '../../../../agent/autopilot/planner.js';
 import { buildView, nodeScore, observe, LABEL_AUTOPILOT_DRAINED } from '../../../../agent/autopilot/view.js';
 import type { SwarmNode } from '../../../../agent/docker/engine.js';
 import type { Member } from '../../../../agent/membership/types.js';
@@ -101,6 +101,78 @@ t.test('leader power cut, 5 nodes / 3 managers: the dead one demoted first (a 4t
   t.notOk(sim.nodes.has(oldLeader), 'the dead node is pruned after its TTL');
   t.match(d.taken.at(-1)?.step, { kind: 'remove', reason: 'dead-node-ttl', nodeId: oldLeader });
   t.same(d.quorumViolations, []);
+});
+
+t.test('leader power cut: the settle counts from the loss, so the demotion of the dead leader does not start it over', async (t) => {
+  for (const grace of [60_000, 15_000]) {
+    const cfg = { ...BASE_CONFIG, deadManagerGraceMs: grace };
+    const { sim, d } = await settled(5, { cfg });
+    const before = d.taken.length;
+    const cutAt = sim.t;
+    sim.set(sim.leaderId!, { on: false });
+    await d.run(2 * MIN);
+    const [demote, promote] = d.taken.slice(before);
+    t.match([demote?.step, promote?.step], [{ kind: 'demote', reason: 'dead-manager' }, { kind: 'promote', reason: 'grow' }], `grace ${grace / 1000} s: demote, then promote`);
+    // Leadership moved on the first tick after the cut: that is the loss the settle counts from.
+    const wantPromoteBy = cutAt + Math.max(grace, MANAGER_LOSS_SETTLE_MS) + 2 * cfg.intervalMs;
+    t.ok(promote!.t <= wantPromoteBy, `grace ${grace / 1000} s: promoted ${(promote!.t - cutAt) / 1000} s after the cut (by ${(wantPromoteBy - cutAt) / 1000} s; it was the demotion + ${MANAGER_LOSS_SETTLE_MS / 1000} s before)`);
+    t.same(d.quorumViolations, []);
+  }
+});
+
+t.test('lossAfterStep: demoting or removing a dead manager dates the loss to when it stopped answering; other steps leave it', async (t) => {
+  const now = 10 * MIN;
+  const nodes: SwarmNode[] = [
+    { id: 'a', hostname: 'h-a', role: 'manager', availability: 'active', state: 'ready', addr: '', leader: true, reachability: 'reachable', labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1 },
+    { id: 'b', hostname: 'h-b', role: 'manager', availability: 'active', state: 'down', addr: '', leader: false, reachability: 'unreachable', labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1 },
+    { id: 'c', hostname: 'h-c', role: 'worker', availability: 'active', state: 'ready', addr: '', leader: false, reachability: null, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1 },
+  ];
+  const tracker = observe(new Map(), nodes, [], now - 70_000);
+  const view = buildView({ selfId: 'a', nodes, tracker, now });
+  const step = (kind: 'demote' | 'remove' | 'promote', nodeId: string, reason: string) => ({ kind, nodeId, hostname: `h-${nodeId}`, nodeState: 'down', reason, detail: '' }) as Parameters<typeof lossAfterStep>[1];
+  t.equal(lossAfterStep(-Infinity, step('demote', 'b', 'dead-manager'), view), now - 70_000, 'demote: when b went unreachable');
+  t.equal(lossAfterStep(now - 20_000, step('demote', 'b', 'dead-manager'), view), now - 20_000, 'a later loss (leadership moved) stays');
+  t.equal(lossAfterStep(-Infinity, step('remove', 'b', 'reimaged'), view), now - 70_000, 'remove of a stale manager entry too');
+  t.equal(lossAfterStep(5, step('promote', 'c', 'grow'), view), 5, 'a promotion is no loss');
+  t.equal(lossAfterStep(5, step('remove', 'c', 'dead-node-ttl'), view), 5, 'pruning a dead worker is no loss');
+});
+
+t.test('a new leader marks every node "unknown" until it registers: with gossip alive that is no loss of health, and only a ready worker is promoted', async (t) => {
+  const mk = (id: string, role: 'manager' | 'worker', state: string, leader = false): SwarmNode => ({
+    id, hostname: `h-${id}`, role, availability: 'active', state, addr: '', leader, reachability: role === 'manager' ? 'reachable' : null, labels: {}, createdAt: `2024-01-0${id.charCodeAt(0) - 96}T00:00:00Z`, updatedAt: '', version: 1,
+  });
+  const alive = (id: string): Member => ({ id: `h-${id}`, addr: '10.0.0.1', port: 7070, incarnation: 1, state: 'alive', meta: {}, stateChangedAt: 0, self: false });
+  const before = [mk('a', 'manager', 'ready', true), mk('b', 'worker', 'ready'), mk('c', 'worker', 'ready'), mk('d', 'worker', 'ready')];
+  // b (the oldest, the first choice) has not registered yet; c and d have.
+  const after = [mk('a', 'manager', 'ready', true), mk('b', 'worker', 'unknown'), mk('c', 'worker', 'ready'), mk('d', 'worker', 'ready')];
+  const members = ['b', 'c', 'd'].map(alive);
+  const now = 10 * MIN;
+  const withGossip = observe(observe(new Map(), before, members, 0), after, members, now);
+  t.equal(withGossip.get('b')!.since, 0, 'unknown with gossip alive: healthy since before');
+  const noGossip = observe(observe(new Map(), before, [], 0), after, [], now);
+  t.equal(noGossip.get('b')!.since, now, 'unknown without gossip: unhealthy from now (nothing else speaks for it)');
+  const view = buildView({ selfId: 'a', nodes: after, members, tracker: withGossip, now });
+  t.same(view.nodes.filter((n) => n.healthy).map((n) => n.id), ['a', 'b', 'c', 'd']);
+  const p = plan(view, BASE_CONFIG, now);
+  t.match(p, { kind: 'promote', nodeId: 'c' }, 'a ready worker is promoted; the one not yet registered with the leader is not');
+  const one = buildView({ selfId: 'a', nodes: after.map((n) => (n.id === 'c' ? { ...n, state: 'unknown' } : n)), members, tracker: withGossip, now });
+  t.match(plan(one, BASE_CONFIG, now), { kind: 'wait', reason: 'waiting-candidates' }, 'one ready worker is not two candidates: wait (no parking at 2 managers)');
+});
+
+t.test('a manager first listed unreachable is dated by gossip when gossip saw its agent dead first (never by a suspicion), so the grace runs from its death', async (t) => {
+  const mk = (id: string, reachability: 'reachable' | 'unreachable', leader = false): SwarmNode => ({
+    id, hostname: `h-${id}`, role: 'manager', availability: 'active', state: reachability === 'reachable' ? 'ready' : 'down', addr: '', leader, reachability, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1,
+  });
+  const member = (id: string, state: Member['state'], at: number): Member => ({ id: `h-${id}`, addr: '10.0.0.1', port: 7070, incarnation: 1, state, meta: {}, stateChangedAt: at, self: false });
+  const t0 = 10 * MIN;
+  const before = observe(new Map(), [mk('a', 'reachable', true), mk('b', 'reachable'), mk('c', 'reachable')], [], t0);
+  // 20 s later b leads and lists a unreachable; gossip had a dead since 12 s after t0.
+  const now = t0 + 20_000;
+  const after = [mk('a', 'unreachable'), mk('b', 'reachable', true), mk('c', 'reachable')];
+  t.equal(observe(before, after, [member('a', 'dead', t0 + 12_000)], now).get('a')!.reachSince, t0 + 12_000, 'dead in gossip: since then');
+  t.equal(observe(before, after, [member('a', 'suspect', t0 + 12_000)], now).get('a')!.reachSince, now, 'only suspect: from now');
+  t.equal(observe(before, after, [], now).get('a')!.reachSince, now, 'no gossip: from now');
+  t.equal(observe(before, after, [member('a', 'dead', now + 5_000)], now).get('a')!.reachSince, now, 'never in the future');
 });
 
 t.test('leader power cut among 5 managers (7 nodes): dead demoted, set shrinks to 3 for 6 nodes', async (t) => {
