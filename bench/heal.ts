@@ -2,8 +2,11 @@
  * Time from a Raft leader's power cut to three reachable managers again, on
  * simulated Pis (scripts/sim) running the autopilot:
  *
- *   node dist/bench/heal.js [--nodes 5] [--grace-ms 15000] [--rounds 1] [--os trixie,bookworm]
+ *   node dist/bench/heal.js [--nodes 5] [--grace-ms 15000] [--rounds 1] [--os trixie,bookworm] [--fast]
  *
+ * The autopilot runs at its default settings except the grace (issue 11's
+ * goal is stated so: 30 s stabilisation, a tick every 5 s); --fast uses the
+ * integration tests' short timers (test/integration/healing/swarm.ts) instead.
  * Each OS of --os in turn (default both: Docker 26.1 and 20.10 side by side).
  * leader   kill -> another node reports Leader in `docker node ls`
  * healed   kill -> 3 managers reachable and the dead one no longer a manager
@@ -21,6 +24,7 @@ const { values } = parseArgs({
     'grace-ms': { type: 'string', default: '15000' },
     rounds: { type: 'string', default: '1' },
     os: { type: 'string', default: SIM_OSES.join(',') },
+    fast: { type: 'boolean', default: false },
   },
 });
 const n = Number(values.nodes);
@@ -30,11 +34,12 @@ const s = (ms: number) => (ms / 1000).toFixed(1);
 const oses = values.os.split(',').map((o) => simOs(o));
 for (const os of oses) await ensureImages({ root: sim.repoRoot(), log: (m) => console.error(`images: ${m}`), os });
 
+console.log(`autopilot settings: ${values.fast ? 'the tests\' short timers (--fast)' : 'defaults'}, grace ${s(grace)} s`);
 console.log('os        engine          nodes  round  grace_s  leader_s  healed_s  healed-grace_s');
 for (const os of oses) for (let round = 1; round <= Number(values.rounds); round++) {
   const ref = { name: `bench-heal-${os}-${n}-${round}-${process.pid}` };
   try {
-    const env = { ...FAST_AUTOPILOT, PISWARM_AUTOPILOT_DEAD_MANAGER_GRACE_MS: String(grace), PISWARM_FORMATION_EXPECT: String(n) };
+    const env = { ...(values.fast ? FAST_AUTOPILOT : {}), PISWARM_AUTOPILOT_DEAD_MANAGER_GRACE_MS: String(grace), PISWARM_FORMATION_EXPECT: String(n) };
     const up = await sim.up({ ...ref, nodes: n, skipImages: true, timeoutMs: 300_000, env, os });
     const names = up.nodes.map((x) => x.name);
     const ls = await until('the swarm to settle with 3 reachable managers', async () => {
