@@ -160,12 +160,18 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
     t.equal(replicas.length, demo.replicas, `the desired ${demo.replicas} replicas run and answer (${replicas.map((a) => a.node).join(', ')})`);
   });
 
-  await t.test('a worker\'s power cut: its task is rescheduled and answers again', async (t) => {
+  await t.test('a power cut of a node that runs a task (a worker where one does): its task is rescheduled and answers again', async (t) => {
     const before = (await nodeLs(c.ref, alive()))!;
     const manager0 = before.find((x) => x.manager === 'Leader')!.hostname;
     const placed0 = (await demoTasks(c.ref, manager0)).map((x) => x.node);
-    const victim = before.find((x) => x.manager === '' && placed0.includes(x.hostname))?.hostname;
-    if (!victim) throw new Error(`no worker runs a task (tasks on ${placed0.join(', ')}; workers: ${before.filter((x) => x.manager === '').map((x) => x.hostname).join(', ')})`);
+    // After the leader's power cut the autopilot may have promoted the worker
+    // that ran a replica and made the drained managers active (too few
+    // workers left), so both replicas can run on managers (CI saw it once).
+    // A non-leader manager's power cut tests the same rescheduling; quorum
+    // holds with 2 of 3.
+    const victim = (before.find((x) => x.manager === '' && placed0.includes(x.hostname)) ?? before.find((x) => x.manager === 'Reachable' && placed0.includes(x.hostname)))?.hostname;
+    if (!victim) throw new Error(`no node but the leader runs a task (tasks on ${placed0.join(', ')}; leader: ${manager0})`);
+    t.comment(`taking out ${victim} (${before.find((x) => x.hostname === victim)!.manager === '' ? 'a worker' : 'a manager: no worker runs a task'}); tasks on ${placed0.join(', ')}`);
     const t0 = Date.now();
     await sim.kill(c.ref, victim);
     dead.push(victim);
