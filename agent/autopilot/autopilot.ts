@@ -6,6 +6,7 @@ import type { Subsystem } from '../lifecycle/subsystem.js';
 import { createTicker } from '../lifecycle/ticker.js';
 import type { Logger } from '../log/logger.js';
 import type { Membership } from '../membership/membership.js';
+import { systemClock } from '../membership/clock.js';
 import type { Member } from '../membership/types.js';
 import type { Collector, MetricFamily } from '../metrics/types.js';
 import { RefusalBackoff, classifyRefusal, executeStep, type RefusalReason } from './executor.js';
@@ -32,7 +33,7 @@ export interface CreateAutopilotArgs {
   monitor: Pick<EngineMonitor, 'last'>;
   /** Gossip members, when the membership subsystem runs: an extra opinion on node health and the source of score metadata. */
   membership?: Pick<Membership, 'members'> | null;
-  /** The membership's clock (its members' `stateChangedAt`): performance.now(), as agent/membership/clock.ts. */
+  /** The membership's clock (its members' `stateChangedAt`); default agent/membership/clock.ts's systemClock. */
   memberClock?: () => number;
   now?: () => number;
   random?: () => number;
@@ -99,9 +100,9 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
   };
   const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 
-  // See ClusterView.managerLostAt: leadership moving here from a follower stint means the last leader was lost.
+  // See ClusterView.managerLostAt: leadership moving here means the last leader was lost.
   let managerLostAt = -Infinity;
-  const memberClock = args.memberClock ?? (() => performance.now());
+  const memberClock = args.memberClock ?? systemClock.now;
 
   /** Gossip members with `stateChangedAt` on this autopilot's clock. */
   function membersAt(t: number): Member[] {
@@ -110,15 +111,13 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     return list.map((x) => ({ ...x, stateChangedAt: t - (m - x.stateChangedAt) }));
   }
 
-  /** Returns whether leadership just moved here from another manager. */
-  function setRole(role: AutopilotStatus['role']): boolean {
-    if (role === state.role) return false;
-    const tookOver = role === 'leader' && state.role === 'follower';
+  function setRole(role: AutopilotStatus['role']): void {
+    if (role === state.role) return;
+    if (role === 'leader' && state.role === 'follower') managerLostAt = now();
     if (role === 'leader') log.info({ from: state.role }, 'autopilot decides on this node (Raft leader)');
     else if (state.role === 'leader') log.info({ to: role }, 'autopilot idles: this node is no longer the Raft leader');
     else log.debug({ from: state.role, to: role }, 'autopilot role changed');
     state = { ...state, role };
-    return tookOver;
   }
 
   function record(r: StepRecord): void {
@@ -191,8 +190,8 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     tracker = observe(tracker, nodes, members, t);
     const self = nodes.find((n) => n.id === info.swarm.nodeId);
     if (!self) log.debug({ nodeId: info.swarm.nodeId }, 'own node id missing from the node list');
-    const tookOver = setRole(self?.leader ? 'leader' : 'follower');
-    if (tookOver) managerLostAt = t;
+    // Before the view: becoming leader after a follower stint marks a lost manager.
+    setRole(self?.leader ? 'leader' : 'follower');
     const view = buildView({ selfId: info.swarm.nodeId, nodes, members, tracker, blocked: backoff.blocked(t), managerLostAt, now: t });
     const assessment = assess(view, cfg, t);
     state = { ...state, assessment, quorumLost: false };

@@ -71,10 +71,9 @@ export class Driver {
     for (const id of this.trackers.keys()) if (!sim.nodes.has(id)) this.trackers.delete(id);
     let step: Step | null = null;
     // As the facade does: leadership moving marks a lost manager.
-    const tookOver = sim.leaderId !== null && this.lastLeader !== null && sim.leaderId !== this.lastLeader;
+    if (sim.leaderId && this.lastLeader !== null && sim.leaderId !== this.lastLeader) this.managerLostAt = sim.t;
     this.lastLeader = sim.leaderId ?? this.lastLeader;
     if (sim.leaderId) {
-      if (tookOver) this.managerLostAt = sim.t;
       const view = buildView({ selfId: sim.leaderId, nodes, tracker: this.trackers.get(sim.leaderId)!, blocked: this.backoff.blocked(sim.t), managerLostAt: this.managerLostAt, now: sim.t });
       step = plan(view, this.cfg, sim.t);
       if (step && step.kind !== 'wait') {
