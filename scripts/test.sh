@@ -18,6 +18,7 @@ log=$(mktemp)
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 summaries=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -n 1)
+failures=$(node scripts/tap-failures.mjs <"$log")
 
 # The scenarios whose behaviour depends on the simulated Pi's OS (its Docker
 # Engine, systemd, Node.js) run once more on the other one: the run above
@@ -34,6 +35,14 @@ if (($# == 0)); then
   rc2=${PIPESTATUS[0]}
   ((rc2 == 0)) || rc=$rc2
   summaries+=$'\n'$(grep -E '^# \{ total: [0-9]+' "$log" | tail -n 1)
+  more=$(node scripts/tap-failures.mjs <"$log" | sed "s/^FAILED: /FAILED ($other): /")
+  [[ -n $more ]] && failures+=$'\n'$more
+fi
+
+# CI keeps only the end of the log: name every failed assertion again here.
+if [[ -n ${failures//$'\n'/} ]]; then
+  echo "=== failed assertions (subtest path > assertion)"
+  grep -v '^$' <<<"$failures"
 fi
 
 node -e '
