@@ -52,6 +52,7 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_GOSSIP_BAD_ADDRESS: { status: 400, message: 'invalid gossip node id, address or seed' },
   PISWARM_ERR_GOSSIP_META_TOO_LARGE: { status: 400, message: 'member metadata exceeds the gossip size budget' },
   PISWARM_ERR_GOSSIP_MALFORMED: { status: 400, message: 'gossip datagram dropped: unauthenticated, malformed or oversized' },
+  PISWARM_ERR_GOSSIP_VERSION: { status: 400, message: 'gossip datagram of another wire version dropped (a node runs another piswarm release)' },
   // provisioning (cluster file, flasher) and doctor
   PISWARM_ERR_CLUSTER_FILE: { status: 500, message: 'cluster file cannot be read, written or is invalid' },
   PISWARM_ERR_FLASH_REFUSED: { status: 400, message: 'refused to write the target' },

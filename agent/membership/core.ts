@@ -29,7 +29,7 @@
  *   awarenessMaxMultiplier      8      Lifeguard local health: probe interval and timeout are scaled by
  *                                      score + 1; +1 per missed nack on a failed probe (+1 per failed probe
  *                                      when no nacks are expected), +1 per refutation, -1 per acked probe
- *   datagram budget          1400 B   header 12 + JSON payload + HMAC-SHA256 32; piggyback fills the rest
+ *   datagram budget          1400 B   header 12 + binary payload + HMAC-SHA256-128 16; piggyback fills the rest
  *   limits                             node id and address: 1-64 chars of [A-Za-z0-9._:%-]; meta: a JSON
  *                                      object of at most 256 bytes (MAX_META_BYTES)
  *
@@ -41,8 +41,11 @@ import {
   type GossipMessage,
   type Update,
   type DropReason,
+  GOSSIP_WIRE_VERSION,
   decodeMessage,
+  encodeUpdate,
   encodeWithUpdates,
+  type MessageHead,
   open,
   seal,
 } from '../../shared/wire/gossip.js';
@@ -94,13 +97,13 @@ interface MemberRec {
 }
 
 interface Encoded {
-  json: string;
+  bin: Buffer;
   bytes: number;
 }
 
-function encodeUpdate(u: Update): Encoded {
-  const json = JSON.stringify(u);
-  return { json, bytes: Buffer.byteLength(json, 'utf8') };
+function encoded(u: Update): Encoded {
+  const bin = encodeUpdate(u);
+  return { bin, bytes: bin.length };
 }
 
 /** memberlist's suspicionTimeout: mult * max(1, log10(max(1, n))) * interval. */
@@ -165,7 +168,7 @@ class BroadcastQueue {
   }
 
   set(memberId: string, u: Update): void {
-    this.entries.set(memberId, { enc: encodeUpdate(u), transmits: 0, order: this.order++ });
+    this.entries.set(memberId, { enc: encoded(u), transmits: 0, order: this.order++ });
   }
 
   has(memberId: string): boolean {
@@ -173,13 +176,13 @@ class BroadcastQueue {
   }
 
   /** Picks what fits into `base`; counts a transmit for each and retires those past `limit`. */
-  fill(base: Record<string, unknown>, limit: number, forced: Encoded | null, count = true): string | null {
+  fill(base: MessageHead, limit: number, forced: Encoded | null, count = true): Buffer | null {
     const sorted = [...this.entries.entries()].sort(
       (a, b) => a[1].transmits - b[1].transmits || b[1].order - a[1].order,
     );
     const items: Encoded[] = forced ? [forced] : [];
     for (const [, e] of sorted) items.push(e.enc);
-    const out = encodeWithUpdates(base, 'u', items);
+    const out = encodeWithUpdates(base, items);
     if (!out) return null;
     const offset = forced ? 1 : 0;
     if (!count) return out.payload;
@@ -259,6 +262,7 @@ export class GossipCore {
   private gossipTimer: TimerHandle | null = null;
   private pushPullTimer: TimerHandle | null = null;
   private readonly inflight = new Set<TimerHandle>();
+  private readonly versionWarned = new Set<string>();
 
   private readonly s: Omit<MembershipStats, 'healthScore' | 'incarnation' | 'members' | 'broadcastQueue'> = {
     probesSent: 0,
@@ -510,7 +514,7 @@ export class GossipCore {
     });
     this.s.probesSent++;
     // Lifeguard's buddy system: tell a suspect it is suspected so it refutes at once.
-    const forced = target.state === 'suspect' ? encodeUpdate(['s', target.id, target.incarnation, this.selfRec.id]) : null;
+    const forced = target.state === 'suspect' ? encoded(['s', target.id, target.incarnation, this.selfRec.id]) : null;
     this.sendWithPiggyback(target, { t: 'p', s: seq, f: this.selfRec.id, n: target.id }, forced);
 
     indirectTimer = this.later(() => {
@@ -601,12 +605,12 @@ export class GossipCore {
   private sendState(to: PeerAddress, kind: 'y' | 'Y', seq: number): void {
     const items: Encoded[] = [];
     // Self first: the first datagram always introduces us.
-    items.push(encodeUpdate(this.selfUpdate()));
-    for (const m of this.others) items.push(encodeUpdate(this.stateUpdate(m)));
+    items.push(encoded(this.selfUpdate()));
+    for (const m of this.others) items.push(encoded(this.stateUpdate(m)));
     let rest = items;
     let first = true;
     while (rest.length > 0) {
-      const out = encodeWithUpdates({ t: first ? kind : 'Y', s: seq, f: this.selfRec.id }, 'm', rest);
+      const out = encodeWithUpdates({ t: first ? kind : 'Y', s: seq, f: this.selfRec.id }, rest);
       if (!out || out.taken.length === 0) {
         this.s.dropped.unsendable += rest.length;
         return;
@@ -623,7 +627,10 @@ export class GossipCore {
   private receive(data: Uint8Array, from: PeerAddress): void {
     try {
       const opened = open(this.keys, data);
-      if (!opened.ok) return this.drop(opened.reason, from, data.length);
+      if (!opened.ok) {
+        if (opened.reason === 'version') this.warnVersion(data, from);
+        return this.drop(opened.reason, from, data.length);
+      }
       const msg = decodeMessage(opened.payload);
       if (!msg) return this.drop('malformed', from, data.length);
       // Our own datagram (a seed that resolves to us) or a node id clash.
@@ -637,6 +644,14 @@ export class GossipCore {
       this.s.dropped.malformed++;
       this.log.error({ err, peer: `${from.addr}:${from.port}`, code: 'PISWARM_ERR_GOSSIP_MALFORMED' }, 'gossip datagram handling failed');
     }
+  }
+
+  /** Once per sender address (a bounded set): an agent of another release speaks another wire version. */
+  private warnVersion(data: Uint8Array, from: PeerAddress): void {
+    const peer = `${from.addr}:${from.port}`;
+    if (this.versionWarned.has(peer) || this.versionWarned.size >= 64) return;
+    this.versionWarned.add(peer);
+    this.log.warn({ peer, code: 'PISWARM_ERR_GOSSIP_VERSION', theirs: data[2], ours: GOSSIP_WIRE_VERSION }, 'gossip datagrams of another wire version are dropped: run the same piswarm release on every node');
   }
 
   private drop(reason: keyof MembershipStats['dropped'], from: PeerAddress, bytes: number): void {
@@ -967,9 +982,9 @@ export class GossipCore {
     return out;
   }
 
-  private sendWithPiggyback(to: PeerAddress, base: Record<string, unknown>, forced: Encoded | null, count = true): void {
+  private sendWithPiggyback(to: PeerAddress, base: MessageHead, forced: Encoded | null, count = true): void {
     const limit = retransmitLimit(this.o.retransmitMult, this.liveCount());
-    const payload = this.queue.size > 0 || forced ? this.queue.fill(base, limit, forced, count) : JSON.stringify(base);
+    const payload = this.queue.size > 0 || forced ? this.queue.fill(base, limit, forced, count) : encodeWithUpdates(base, [])?.payload ?? null;
     if (payload === null) {
       this.s.dropped.unsendable++;
       return;
@@ -977,7 +992,7 @@ export class GossipCore {
     this.sendPayload(to, payload);
   }
 
-  private sendPayload(to: PeerAddress, payload: string): void {
+  private sendPayload(to: PeerAddress, payload: Buffer): void {
     const data = seal(this.keys, payload);
     if (!data) {
       this.s.dropped.unsendable++;

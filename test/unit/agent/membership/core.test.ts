@@ -1,10 +1,11 @@
+import { createHmac } from 'node:crypto';
 import t from 'tap';
 import { seededRandom } from '../../../../agent/membership/clock.js';
 import { createMembership, parseSeed } from '../../../../agent/membership/membership.js';
 import { DEFAULT_SIM_CONFIG, SimCluster } from '../../../../agent/membership/sim/cluster.js';
 import { VirtualClock } from '../../../../agent/membership/sim/virtual-clock.js';
 import { isPiswarmError } from '../../../../shared/errors.js';
-import { MAX_DATAGRAM_BYTES, deriveGossipKeys, seal, type Update } from '../../../../shared/wire/gossip.js';
+import { MAX_DATAGRAM_BYTES, MAX_PAYLOAD_BYTES, deriveGossipKeys, encodeMessage, seal, type Update } from '../../../../shared/wire/gossip.js';
 import { CaptureTransport, KEY, ackPings, addrOf, harness, silent } from './harness.js';
 
 const hasUpdate = (u: readonly Update[] | undefined, pred: (x: Update) => boolean) => (u ?? []).some(pred);
@@ -204,14 +205,14 @@ t.test('piggyback dissemination: a member learned from one peer is passed on', a
 
 t.test('bad datagrams are dropped and counted; nothing changes, nothing is answered', async (t) => {
   const h = harness(['n1', 'n2']);
-  const ping = JSON.stringify({ t: 'g', f: 'n1', u: [['d', 'n2', 5, 'n1'], ['s', 'n0', 0, 'n1']] });
+  const ping = encodeMessage({ t: 'g', f: 'n1', u: [['d', 'n2', 5, 'n1'], ['s', 'n0', 0, 'n1']] });
   const wrongKey = seal(deriveGossipKeys('some-other-cluster-key-0123456789abc'), ping)!;
   const good = seal(deriveGossipKeys(KEY), ping)!;
   const tampered = Buffer.from(good);
   tampered[20]! ^= 0x01;
   const oversize = Buffer.concat([good, Buffer.alloc(MAX_DATAGRAM_BYTES)]);
-  const badJson = seal(deriveGossipKeys(KEY), '{"t":"g","f":"n1","u":[["d","n2"')!;
-  const inputs = [wrongKey, tampered, good.subarray(0, 30), good.subarray(0, good.length - 5), oversize, Buffer.from('GET / HTTP/1.1\r\nHost: 10.0.0.0:7070\r\nAccept: */*\r\n\r\n'), new Uint8Array(0), badJson];
+  const badPayload = seal(deriveGossipKeys(KEY), ping.subarray(0, ping.length - 3))!; // authentic, but cut inside an update
+  const inputs = [wrongKey, tampered, good.subarray(0, 20), good.subarray(0, good.length - 5), oversize, Buffer.from('GET / HTTP/1.1\r\nHost: 10.0.0.0:7070\r\nAccept: */*\r\n\r\n'), new Uint8Array(0), badPayload];
   for (const d of inputs) h.deliverRaw(d);
   const st = h.m.stats();
   t.same(st.dropped, { oversize: 1, truncated: 2, version: 0, wrongCluster: 1, auth: 2, malformed: 2, misdirected: 0, unsendable: 0, rateLimited: 0 });
@@ -220,6 +221,25 @@ t.test('bad datagrams are dropped and counted; nothing changes, nothing is answe
   t.equal(h.m.member('n2')?.state, 'alive');
   t.same(h.events, []);
   t.equal(h.transport.sent.length, 0, 'nothing answered');
+});
+
+t.test('a node of the old wire version is refused as version, said once per sender, never misread', async (t) => {
+  const warned: Array<Record<string, unknown>> = [];
+  const fail = (level: string) => () => {
+    throw new Error(`unexpected ${level} log`);
+  };
+  const log = { debug: () => undefined, info: fail('info'), error: fail('error'), warn: (o: Record<string, unknown>) => void warned.push(o) };
+  const h = harness(['n1', 'n2'], { log });
+  const keys = deriveGossipKeys(KEY);
+  // Version 1 as it was: JSON payload, 32-byte HMAC-SHA256.
+  const head = Buffer.concat([Buffer.from('PG'), Buffer.from([1, 0]), keys.tag, Buffer.from(JSON.stringify({ t: 'g', f: 'n1', u: [['d', 'n2', 5, 'n1']] }))]);
+  const v1 = Buffer.concat([head, createHmac('sha256', keys.authKey).update(head).digest()]);
+  h.deliverRaw(v1);
+  h.deliverRaw(v1);
+  h.deliverRaw(v1, addrOf('n2'));
+  t.equal(h.m.stats().dropped.version, 3);
+  t.equal(h.m.member('n2')?.state, 'alive', 'its update was not read');
+  t.same(warned.map((w) => [w.peer, w.code, w.theirs, w.ours]), [['10.0.0.1:7070', 'PISWARM_ERR_GOSSIP_VERSION', 1, 2], ['10.0.0.2:7070', 'PISWARM_ERR_GOSSIP_VERSION', 1, 2]]);
 });
 
 t.test('every datagram fits the budget, however much is queued', async (t) => {
@@ -232,7 +252,8 @@ t.test('every datagram fits the budget, however much is queued', async (t) => {
   h.clock.runFor(10_000);
   const max = Math.max(...h.transport.sent.map((s) => s.bytes));
   t.ok(max <= MAX_DATAGRAM_BYTES, `largest datagram ${max} B`);
-  t.ok(max > 1000, 'piggyback fills the datagram');
+  const fullest = Math.max(...h.transport.sent.map((s) => s.payloadBytes));
+  t.ok(fullest > 1000 && fullest <= MAX_PAYLOAD_BYTES, `piggyback fills the payload budget (${fullest} B before compression)`);
   const chunks = h.sentOf('Y');
   t.ok(chunks.length >= 5, `full state split into ${chunks.length} datagrams`);
   const ids = new Set(chunks.flatMap((c) => (c.msg.t === 'Y' ? (c.msg.m ?? []).map((u) => u[1]) : [])));

@@ -3,7 +3,7 @@ import { createMembership, type Membership } from '../../../../agent/membership/
 import { DEFAULT_SIM_CONFIG } from '../../../../agent/membership/sim/cluster.js';
 import { VirtualClock } from '../../../../agent/membership/sim/virtual-clock.js';
 import type { MemberEvent, MembershipLog, PeerAddress, Transport } from '../../../../agent/membership/types.js';
-import { decodeMessage, deriveGossipKeys, open, seal, type GossipMessage } from '../../../../shared/wire/gossip.js';
+import { decodeMessage, deriveGossipKeys, encodeMessage, open, seal, type GossipMessage } from '../../../../shared/wire/gossip.js';
 
 export const KEY = 'unit-test-cluster-key-0123456789abcdef';
 export const keys = deriveGossipKeys(KEY);
@@ -15,6 +15,8 @@ export interface Sent {
   at: number;
   to: PeerAddress;
   bytes: number;
+  /** Before compression: what the payload budget limits. */
+  payloadBytes: number;
   msg: GossipMessage;
 }
 
@@ -28,8 +30,8 @@ export class CaptureTransport implements Transport {
     const o = open(keys, data);
     if (!o.ok) throw new Error(`node under test sent an unreadable datagram: ${o.reason}`);
     const msg = decodeMessage(o.payload);
-    if (!msg) throw new Error(`node under test sent an invalid message: ${o.payload}`);
-    const s = { at: this.clock.now(), to, bytes: data.length, msg };
+    if (!msg) throw new Error(`node under test sent an invalid message: ${o.payload.toString('hex')}`);
+    const s = { at: this.clock.now(), to, bytes: data.length, payloadBytes: o.payload.length, msg };
     this.sent.push(s);
     this.respond?.(s);
   }
@@ -49,7 +51,7 @@ export interface Harness {
   sentOf(t: GossipMessage['t']): Sent[];
 }
 
-export function harness(peers: string[], opts: { start?: boolean } = {}): Harness {
+export function harness(peers: string[], opts: { start?: boolean; log?: MembershipLog } = {}): Harness {
   const clock = new VirtualClock();
   const transport = new CaptureTransport(clock);
   const m = createMembership({
@@ -59,7 +61,7 @@ export function harness(peers: string[], opts: { start?: boolean } = {}): Harnes
     transport,
     clock,
     random: seededRandom(42),
-    log: silent,
+    log: opts.log ?? silent,
     tuning: { pushPullIntervalMs: 1e9 },
   });
   const events: MemberEvent[] = [];
@@ -74,7 +76,7 @@ export function harness(peers: string[], opts: { start?: boolean } = {}): Harnes
     events,
     deliverRaw,
     deliver(fromId, msg, delayMs = 0) {
-      const data = seal(keys, JSON.stringify({ f: fromId, ...msg }))!;
+      const data = seal(keys, encodeMessage({ f: fromId, ...msg } as GossipMessage))!;
       if (delayMs === 0) deliverRaw(data, addrOf(fromId));
       else clock.setTimeout(() => deliverRaw(data, addrOf(fromId)), delayMs);
     },
