@@ -6,7 +6,7 @@
  *
  *   node dist/bench/footprint.js [--settle-s 20] [--idle-s 60] [--scrape-every-s 15]
  *                                [--per-scrape 200] [--burst 2000] [--concurrency 8]
- *                                [--docker-socket PATH] [--agent PATH/main.js]
+ *                                [--docker-socket PATH] [--agent PATH/main.js] [--agent-env K=V,K=V]
  *
  * The real agent (`dist/agent/main.js agent`) runs on this host with the V8
  * flags of systemd/piswarm.service and every feature on: a cluster key, mDNS,
@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { cpuSeconds, rssKiB, sleep, unitNodeFlags, waitUp } from './lib/process.js';
+import { cpuSeconds, rssKiB, sleep, unitEnvironment, unitNodeFlags, waitUp } from './lib/process.js';
 
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -77,15 +77,18 @@ async function main(): Promise<void> {
   const concurrency = num('concurrency', 8);
   const ourPort = 19101 + Math.floor(Math.random() * 500);
   const nePort = ourPort + 1000;
-  const flags = unitNodeFlags(fs.readFileSync(path.join(ROOT, 'systemd/piswarm.service'), 'utf8'));
+  const unit = fs.readFileSync(path.join(ROOT, 'systemd/piswarm.service'), 'utf8');
+  const flags = unitNodeFlags(unit);
+  // The unit's Environment= lines, then --agent-env K=V,K=V (to try a setting before the unit gets it).
+  const agentEnv = { ...unitEnvironment(unit), ...Object.fromEntries(arg('agent-env', '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-footprint-'));
   const socket = arg('docker-socket', path.join(stateDir, 'no-docker.sock'));
   const agentMain = arg('agent', path.join(ROOT, 'dist/agent/main.js'));
   const ours = spawn(process.execPath, [...flags, agentMain, 'agent', '--http-host', '127.0.0.1', '--port', String(ourPort),
     '--state-dir', stateDir, '--docker-socket-path', socket, '--log-level', 'warn'],
-  { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PISWARM_CLUSTER_KEY: crypto.randomBytes(32).toString('hex') } });
+  { stdio: ['ignore', 'ignore', 'inherit'], env: { ...agentEnv, PATH: process.env.PATH ?? '/usr/bin:/bin', PISWARM_CLUSTER_KEY: crypto.randomBytes(32).toString('hex') } });
   const ne = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${nePort}`], { stdio: ['ignore', 'ignore', 'ignore'] });
-  const bare = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const bare = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', env: { ...agentEnv, PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   const pools: Pool[] = [];
   try {
     await Promise.all([waitUp(`http://127.0.0.1:${ourPort}/metrics`, ours, 'piswarm'), waitUp(`http://127.0.0.1:${nePort}/metrics`, ne, 'node_exporter')]);
@@ -128,7 +131,7 @@ async function main(): Promise<void> {
     const a = 0;
     const b = 1;
     const mib = (k: number) => (k / 1024).toFixed(1);
-    console.log(`footprint: ${os.cpus().length} CPUs, Node ${process.version}, agent flags ${flags.join(' ')}; every feature on (cluster key, mDNS, gossip, formation, autopilot), engine: ${arg('docker-socket', '') || 'none (socket absent)'}; agent ${agentMain}`);
+    console.log(`footprint: ${os.cpus().length} CPUs, Node ${process.version}, agent flags ${flags.join(' ')}, environment ${Object.entries(agentEnv).map(([k, v]) => `${k}=${v}`).join(' ')}; every feature on (cluster key, mDNS, gossip, formation, autopilot), engine: ${arg('docker-socket', '') || 'none (socket absent)'}; agent ${agentMain}`);
     console.log(`idle ${settleS} s after start; CPU over ${idleS} s at one gzip scrape per ${everyS} s; CPU per scrape over ${perScrape} sequential gzip scrapes; burst ${burstN} gzip scrapes, ${concurrency} concurrent\n`);
     const rows: Array<[string, string, string, string]> = [
       ['RSS idle MiB', mib(idle[a] as number), `${mib(idle[b] as number)} (bare node ${mib(bareIdle)})`, ((idle[a] as number) / (idle[b] as number)).toFixed(2)],

@@ -9,6 +9,18 @@ export function unitNodeFlags(unit: string): string[] {
   return line[2]!.split(/\s+/).filter((w) => w.startsWith('--'));
 }
 
+/** The unit's Environment= settings (not EnvironmentFile=), as the agent gets them. */
+export function unitEnvironment(unit: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of unit.matchAll(/^Environment=(.*)$/gm)) {
+    for (const pair of m[1]!.trim().split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1).replace(/^"(.*)"$/, '$1');
+    }
+  }
+  return env;
+}
+
 /** Resident and peak resident memory of a process, in KiB. */
 export function rssKiB(pid: number): { rss: number; hwm: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
