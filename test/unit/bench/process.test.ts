@@ -13,6 +13,7 @@ t.test('the shipped unit: flags and environment', async (t) => {
   t.ok(flags.length > 0 && flags.every((f) => f.startsWith('--')), flags.join(' '));
   const env = unitEnvironment(UNIT);
   t.equal(env.NODE_ENV, 'production');
+  t.equal(env.MALLOC_ARENA_MAX, '2', 'one glibc arena per two, not per thread (bench/footprint)');
   t.notOk(Object.keys(env).some((k) => k.startsWith('-')), 'no EnvironmentFile= path taken for a setting');
 });
 
