@@ -43,6 +43,7 @@ import {
   type DropReason,
   GOSSIP_WIRE_VERSION,
   decodeMessage,
+  encodeMessage,
   encodeUpdate,
   encodeWithUpdates,
   type MessageHead,
@@ -984,7 +985,7 @@ export class GossipCore {
 
   private sendWithPiggyback(to: PeerAddress, base: MessageHead, forced: Encoded | null, count = true): void {
     const limit = retransmitLimit(this.o.retransmitMult, this.liveCount());
-    const payload = this.queue.size > 0 || forced ? this.queue.fill(base, limit, forced, count) : encodeWithUpdates(base, [])?.payload ?? null;
+    const payload = this.queue.size > 0 || forced ? this.queue.fill(base, limit, forced, count) : encodeMessage(base);
     if (payload === null) {
       this.s.dropped.unsendable++;
       return;

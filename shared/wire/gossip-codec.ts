@@ -56,7 +56,7 @@ export class Writer {
     return this;
   }
 
-  /** A copy: the writer's buffer is reused by nobody, but it is oversized. */
+  /** A copy of the bytes written: queued updates are kept for many sends, and the buffer is oversized. */
   done(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.length));
   }
