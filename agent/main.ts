@@ -60,7 +60,7 @@ async function runAgent(config: ReturnType<typeof load>['config'], file: string 
     log.error({ err: reason, count: unhandled }, 'unhandled promise rejection');
   });
 
-  const docker = createDockerEngine({ socketPath: config.docker.socketPath, timeoutMs: config.docker.timeoutMs });
+  const docker = createDockerEngine({ socketPath: config.docker.socketPath, timeoutMs: config.docker.timeoutMs, swarmTimeoutMs: config.docker.swarmTimeoutMs });
   const host = createHostPort(config, log.child({ mod: 'host' }), VERSION);
   const agent = await buildAgent(config, {
     log,

@@ -39,6 +39,7 @@ export const ConfigSchema = Section(
       {
         socketPath: Type.String({ minLength: 1, default: DEFAULT_DOCKER_SOCKET, description: 'Docker Engine API socket' }),
         timeoutMs: Ms(5000, 'Deadline for one Docker API call', 100),
+        swarmTimeoutMs: Ms(60000, 'Deadline for swarm init, join and leave and for the engine read right before them (a manager removed while it was off answers docker info in about 12 s)', 1000),
       },
     ),
     metrics: Section(

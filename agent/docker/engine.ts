@@ -59,7 +59,12 @@ export interface SwarmNode {
 
 export interface DockerEngine {
   ping(): Promise<void>;
-  info(): Promise<EngineInfo>;
+  /**
+   * `patient`: the swarm deadline instead of the call deadline, for the last
+   * look before an irreversible step (a removed manager's engine answers in
+   * about 12 s; with the 5 s deadline the re-join never got past it).
+   */
+  info(opts?: { patient?: boolean }): Promise<EngineInfo>;
   swarmInit(addrs: SwarmAddresses): Promise<string>;
   swarmJoin(addrs: SwarmAddresses & { remoteAddrs: string[]; joinToken: string }): Promise<void>;
   swarmInspect(): Promise<SwarmDetails>;
@@ -155,8 +160,11 @@ export function toEngineInfo(info: any): EngineInfo {
   };
 }
 
-export function createDockerEngine(opts: { socketPath: string; timeoutMs: number }): DockerEngine {
+export function createDockerEngine(opts: { socketPath: string; timeoutMs: number; swarmTimeoutMs?: number }): DockerEngine {
   const docker = new Docker({ socketPath: opts.socketPath, timeout: opts.timeoutMs });
+  // docker-modem's deadline is per client: swarm init, join and leave (and the
+  // read right before them) get their own, longer one.
+  const patient = new Docker({ socketPath: opts.socketPath, timeout: Math.max(opts.timeoutMs, opts.swarmTimeoutMs ?? 60_000) });
   const call = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -168,15 +176,15 @@ export function createDockerEngine(opts: { socketPath: string; timeoutMs: number
 
   return {
     ping: () => call('ping', async () => { await docker.ping(); }),
-    info: () => call('info', async () => toEngineInfo(await docker.info())),
+    info: (o) => call('info', async () => toEngineInfo(await (o?.patient ? patient : docker).info())),
     swarmInit: (a) =>
       call('swarm init', async () => {
-        const id = await docker.swarmInit({ ListenAddr: a.listenAddr, AdvertiseAddr: a.advertiseAddr, DataPathAddr: a.dataPathAddr, ForceNewCluster: false });
+        const id = await patient.swarmInit({ ListenAddr: a.listenAddr, AdvertiseAddr: a.advertiseAddr, DataPathAddr: a.dataPathAddr, ForceNewCluster: false });
         return String(id).replace(/"/g, '').trim();
       }),
     swarmJoin: (a) =>
       call('swarm join', async () => {
-        await docker.swarmJoin({ ListenAddr: a.listenAddr, AdvertiseAddr: a.advertiseAddr, DataPathAddr: a.dataPathAddr, RemoteAddrs: a.remoteAddrs, JoinToken: a.joinToken });
+        await patient.swarmJoin({ ListenAddr: a.listenAddr, AdvertiseAddr: a.advertiseAddr, DataPathAddr: a.dataPathAddr, RemoteAddrs: a.remoteAddrs, JoinToken: a.joinToken });
       }),
     swarmInspect: async () => {
       const s = await inspectSwarm();
@@ -192,7 +200,7 @@ export function createDockerEngine(opts: { socketPath: string; timeoutMs: number
       const s = await inspectSwarm();
       await call('swarm update', () => docker.swarmUpdate({ _query: { version: s.Version.Index, rotateWorkerToken: true }, _body: s.Spec }));
     },
-    swarmLeave: (force) => call('swarm leave', async () => { await docker.swarmLeave({ force }); }),
+    swarmLeave: (force) => call('swarm leave', async () => { await patient.swarmLeave({ force }); }),
     listNodes: () => call('node ls', async () => (await docker.listNodes()).map(toSwarmNode)),
     updateNode: (id, change) =>
       call('node update', async () => {

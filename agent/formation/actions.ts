@@ -24,7 +24,7 @@ export async function doInit(ctx: FormationContext, d: Extract<Decision, { actio
   setPhase(ctx, 'initialising', d.reason);
   ctx.deps.discovery?.publish({ addr: s.address!.address, port: ctx.port, role: 'initialising', swarmId: null });
   // Last look before the irreversible step: a restart may have raced us.
-  const fresh = await docker.info();
+  const fresh = await docker.info({ patient: true });
   if (fresh.swarm.state !== 'inactive') {
     log.warn({ state: fresh.swarm.state }, 'engine already in a swarm: not initialising');
     return;
@@ -142,8 +142,11 @@ async function askGrant(ctx: FormationContext, d: JoinDecision, target: JoinTarg
 /** Leaves first when the rule says so, then joins: 'joined', 'next' (try the next manager) or 'stop' (back off). */
 async function joinThrough(ctx: FormationContext, d: JoinDecision, target: JoinTarget, remoteAddrs: string[], joinToken: string): Promise<'joined' | 'next' | 'stop'> {
   const { docker, log, s } = ctx;
+  // Until the leave went through, a pending or active engine is the old
+  // membership, not a join that reported an error.
+  let stale = d.leaveFirst;
   try {
-    const engineState = d.leaveFirst ? (await docker.info()).swarm.state : 'inactive';
+    const engineState = d.leaveFirst ? (await docker.info({ patient: true })).swarm.state : 'inactive';
     if (engineState === 'active' || engineState === 'pending') {
       if (d.rejoin) log.warn({ swarmId: d.swarmId, via: target.addr, why: d.reason }, 'leaving the swarm to join it again through a live manager');
       else log.warn({ from: s.selfSwarm?.id, to: d.swarmId }, 'leaving the losing swarm of a split');
@@ -151,12 +154,17 @@ async function joinThrough(ctx: FormationContext, d: JoinDecision, target: JoinT
       if (d.rejoin) bump(s.counters.rejoins, d.rejoin);
       else s.counters.leaves++;
     }
+    stale = false;
     await docker.swarmJoin({ ...swarmAddrs(ctx), remoteAddrs, joinToken });
     return 'joined';
   } catch (err) {
     // A join that timed out may still have succeeded: ask the engine
     // before trying again, or we would leave and re-join in a loop.
-    const state = (await docker.info().catch(() => null))?.swarm.state;
+    const state = stale ? undefined : (await docker.info({ patient: true }).catch(() => null))?.swarm.state;
+    if (stale) {
+      log.warn({ via: target.addr, ...errFields(err) }, 'could not leave the stale swarm state before joining; backing off');
+      return 'stop';
+    }
     if (state === undefined) {
       // The engine cannot say whether that join went through: asking the
       // next manager now would be retrying blind. Back off and ask again.

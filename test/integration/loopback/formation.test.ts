@@ -382,6 +382,20 @@ t.test('a manager demoted and removed while it was off (the creator, pending for
   t.match(renderFamilies(creator.formation.collector.collect()), /piswarm_formation_rejoins_total\{reason="pruned"\} 1\n/);
 });
 
+t.test('a removed manager whose engine answers docker info past the call deadline still leaves and joins again', async (t) => {
+  const { world, s, swarmId, creator, joiner } = await strandedWorld(t);
+  world.setRole(joiner.engine, (await joiner.engine.info()).swarm.nodeId!, 'manager');
+  const oldId = (await creator.engine.info()).swarm.nodeId!;
+  // As on Docker 26.1.5 after a manager's cable was pulled past the grace and
+  // it rebooted: docker info took 12.8 s, and the re-join's last look before
+  // leaving timed out at every attempt, for minutes (no leave was ever tried).
+  world.removeWhileAway(creator.engine, oldId, { slowInfo: true });
+  await until('the creator joined again', () => s.members.size === 2 && !s.members.has(oldId), 20_000);
+  t.same(creator.engine.state(), { swarmId, role: 'worker' }, 'a worker of the same swarm');
+  t.equal(world.count('leave'), 1, 'one leave');
+  t.match(renderFamilies(creator.formation.collector.collect()), /piswarm_formation_rejoins_total\{reason="pruned"\} 1\n/);
+});
+
 t.test('a pending engine whose managers still list it waits (a swarm powering on again), and never leaves', async (t) => {
   const { world, creator, joiner } = await strandedWorld(t);
   // Stranded, but its entry is still there: e.g. a Raft without a leader yet.

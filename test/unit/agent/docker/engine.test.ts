@@ -30,3 +30,32 @@ t.test('engine node objects map to the domain shape', async (t) => {
   t.equal(toSwarmNode({ ID: 'w', Spec: { Role: 'worker' }, Status: { State: 'down' } }).reachability, null);
   t.equal(toSwarmNode({ ID: 'w', Spec: { Role: 'worker' }, Status: { State: 'down' } }).managerAddr, null, 'a worker has no Raft address');
 });
+
+t.test('swarm init, join, leave and a patient info get the swarm deadline; other calls the call deadline', async (t) => {
+  const { createServer } = await import('node:http');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createDockerEngine } = await import('../../../../agent/docker/engine.js');
+  // An engine socket that answers as slowly as a removed manager's dockerd
+  // (docker info: 12.8 s on Docker 26.1.5), scaled down: 400 ms against a
+  // 150 ms call deadline. Anything it does not model is a 500.
+  const socketPath = join(mkdtempSync(join(tmpdir(), 'piswarm-engine-')), 'docker.sock');
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    seen.push(`${req.method} ${path}`);
+    const answer = (code: number, body: unknown) => setTimeout(() => { res.writeHead(code, { 'content-type': 'application/json' }); res.end(JSON.stringify(body)); }, 400);
+    if (req.method === 'GET' && path === '/info') return answer(200, { ServerVersion: '26.1.5', Swarm: { LocalNodeState: 'pending', NodeID: 'n1', ControlAvailable: true } });
+    if (req.method === 'POST' && path === '/swarm/leave') return answer(200, {});
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ message: `not modelled: ${req.method} ${path}` }));
+  });
+  await new Promise<void>((r) => server.listen(socketPath, r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const engine = createDockerEngine({ socketPath, timeoutMs: 150, swarmTimeoutMs: 2000 });
+  await t.rejects(engine.info(), { code: 'PISWARM_ERR_DOCKER_UNREACHABLE' }, 'an ordinary read gives up at the call deadline');
+  t.equal((await engine.info({ patient: true })).swarm.state, 'pending', 'a patient read waits for the answer');
+  await t.resolves(engine.swarmLeave(true), 'leave waits for the engine');
+  t.same(seen, ['GET /info', 'GET /info', 'POST /swarm/leave']);
+});

@@ -27,16 +27,27 @@ export class FakeWorld {
   private t = Date.parse('2026-01-01T00:00:00Z');
 
   /** `initError`: every swarm init on this engine fails with it (as dockerd's does on a bad address or a broken /var/lib/docker/swarm). */
-  engine(name: string, opts: { tasks?: number; version?: string; initError?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null }; strand(): void } {
+  engine(name: string, opts: { tasks?: number; version?: string; initError?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null }; strand(o?: { slowInfo?: boolean }): void } {
     let swarmId: string | null = null;
     let nodeId: string | null = null;
     let addr: string | null = null;
     /** Removed from its swarm while away: the engine is pending for good, as dockerd's is, until it leaves. */
     let stranded = false;
+    /**
+     * A removed manager's dockerd answers docker info in about 12 s (13 s by
+     * hand on Docker 26.1.5), so with the 5 s call deadline the agent saw it
+     * answer one read and time out the next: modelled as every other read
+     * timing out, except a patient one (the swarm deadline).
+     */
+    let slowInfo = false;
+    let reads = 0;
     const world = this;
     const mine = () => (swarmId ? world.swarms.get(swarmId) ?? null : null);
     const role = () => (nodeId ? mine()?.members.get(nodeId)?.role ?? null : null);
-    const info = async (): Promise<EngineInfo> => {
+    const info = async (o?: { patient?: boolean }): Promise<EngineInfo> => {
+      if (stranded && slowInfo && !o?.patient && ++reads % 2 === 0) {
+        throw new PiswarmError('PISWARM_ERR_DOCKER_UNREACHABLE', 'the Docker engine did not answer in time (info)');
+      }
       if (stranded) {
         return {
           serverVersion: opts.version ?? '20.10.24',
@@ -122,8 +133,9 @@ export class FakeWorld {
         return opts.tasks ?? 0;
       },
     });
-    const strand = () => {
+    const strand = (o: { slowInfo?: boolean } = {}) => {
       stranded = true;
+      slowInfo = o.slowInfo ?? false;
     };
     return Object.assign(e, { name, state: () => ({ swarmId: stranded ? null : swarmId, role: stranded ? null : role() }), strand });
   }
@@ -133,10 +145,10 @@ export class FakeWorld {
    * a manager, then `docker node rm`), seen from that node when it comes back:
    * its entry is gone and its engine stays pending.
    */
-  removeWhileAway(e: { info(): Promise<EngineInfo>; strand(): void; state(): { swarmId: string | null } }, nodeId: string): void {
+  removeWhileAway(e: { strand(o?: { slowInfo?: boolean }): void; state(): { swarmId: string | null } }, nodeId: string, o: { slowInfo?: boolean } = {}): void {
     const s = this.swarms.get(e.state().swarmId ?? '');
     if (!s?.members.delete(nodeId)) throw new Error(`FakeWorld.removeWhileAway: no node ${nodeId} in that swarm`);
-    e.strand();
+    e.strand(o);
   }
 
   /** What `docker node promote`/`demote` does to the node list, by engine. */
