@@ -160,11 +160,11 @@ export function toEngineInfo(info: any): EngineInfo {
   };
 }
 
-export function createDockerEngine(opts: { socketPath: string; timeoutMs: number; swarmTimeoutMs?: number }): DockerEngine {
+export function createDockerEngine(opts: { socketPath: string; timeoutMs: number; swarmTimeoutMs: number }): DockerEngine {
   const docker = new Docker({ socketPath: opts.socketPath, timeout: opts.timeoutMs });
   // docker-modem's deadline is per client: swarm init, join and leave (and the
   // read right before them) get their own, longer one.
-  const patient = new Docker({ socketPath: opts.socketPath, timeout: Math.max(opts.timeoutMs, opts.swarmTimeoutMs ?? 60_000) });
+  const patient = new Docker({ socketPath: opts.socketPath, timeout: Math.max(opts.timeoutMs, opts.swarmTimeoutMs) });
   const call = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();

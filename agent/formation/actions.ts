@@ -160,11 +160,11 @@ async function joinThrough(ctx: FormationContext, d: JoinDecision, target: JoinT
   } catch (err) {
     // A join that timed out may still have succeeded: ask the engine
     // before trying again, or we would leave and re-join in a loop.
-    const state = stale ? undefined : (await docker.info({ patient: true }).catch(() => null))?.swarm.state;
     if (stale) {
       log.warn({ via: target.addr, ...errFields(err) }, 'could not leave the stale swarm state before joining; backing off');
       return 'stop';
     }
+    const state = (await docker.info({ patient: true }).catch(() => null))?.swarm.state;
     if (state === undefined) {
       // The engine cannot say whether that join went through: asking the
       // next manager now would be retrying blind. Back off and ask again.

@@ -1,5 +1,9 @@
 import t from 'tap';
-import { toEngineInfo, toSwarmNode, translateDockerError } from '../../../../agent/docker/engine.js';
+import { createServer } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDockerEngine, toEngineInfo, toSwarmNode, translateDockerError } from '../../../../agent/docker/engine.js';
 
 t.test('engine errors become coded domain errors without secrets', async (t) => {
   const refused = translateDockerError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'info');
@@ -32,11 +36,6 @@ t.test('engine node objects map to the domain shape', async (t) => {
 });
 
 t.test('swarm init, join, leave and a patient info get the swarm deadline; other calls the call deadline', async (t) => {
-  const { createServer } = await import('node:http');
-  const { mkdtempSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { createDockerEngine } = await import('../../../../agent/docker/engine.js');
   // An engine socket that answers as slowly as a removed manager's dockerd
   // (docker info: 12.8 s on Docker 26.1.5), scaled down: 400 ms against a
   // 150 ms call deadline. Anything it does not model is a 500.

@@ -34,7 +34,7 @@ export class FakeWorld {
     /** Removed from its swarm while away: the engine is pending for good, as dockerd's is, until it leaves. */
     let stranded = false;
     /**
-     * A removed manager's dockerd answers docker info in about 12 s (13 s by
+     * A removed manager's dockerd answers docker info in about 12 s (12.8 s by
      * hand on Docker 26.1.5), so with the 5 s call deadline the agent saw it
      * answer one read and time out the next: modelled as every other read
      * timing out, except a patient one (the swarm deadline).
