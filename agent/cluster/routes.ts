@@ -7,6 +7,8 @@ const NO_QUERY = { type: 'object', properties: {}, additionalProperties: false }
 
 export interface ClusterRoutesDeps {
   view: (opts?: { fetch?: boolean }) => ClusterDocument;
+  /** Brings what /v1/cluster shows from this engine up to date (a manager's services), before view({ fetch: true }). */
+  fresh?: () => Promise<void>;
   /** A node's warn and fail checks with their output: its own, or fetched from it (cached, bounded). */
   nodeChecks?: (name: string) => Promise<NodeChecksAnswer>;
   /** The HTTP port every agent serves /metrics on. */
@@ -22,7 +24,10 @@ const NODE_PARAMS = { type: 'object', properties: { name: { type: 'string', minL
  */
 export function clusterRoutes(d: ClusterRoutesDeps): FastifyPluginAsync {
   return async (app) => {
-    app.get('/v1/cluster', { schema: { querystring: NO_QUERY } }, async (_req, reply) => reply.header('cache-control', 'no-store').send(d.view({ fetch: true })));
+    app.get('/v1/cluster', { schema: { querystring: NO_QUERY } }, async (_req, reply) => {
+      await d.fresh?.();
+      return reply.header('cache-control', 'no-store').send(d.view({ fetch: true }));
+    });
     const nodeChecks = d.nodeChecks;
     if (nodeChecks) {
       app.get<{ Params: { name: string } }>('/v1/cluster/nodes/:name/checks', { schema: { querystring: NO_QUERY, params: NODE_PARAMS } }, async (req, reply) =>

@@ -42,7 +42,7 @@ export interface ClusterDeps {
   autopilot: () => { role: string; target: number | null; steps: readonly StepInput[] } | null;
   now?: () => number;
   monoNow?: () => number;
-  /** Raw services and tasks from this engine (managers only; refreshed every SERVICES_EVERY_MS while it is one). */
+  /** Raw services and tasks from this engine (managers only; listed when read, at most every SERVICES_EVERY_MS). */
   listServices?: () => Promise<{ services: unknown[]; tasks: unknown[] }>;
   /** Signed reads from other members (check outputs; a worker's services); null without a cluster key. */
   peerClient?: PeerReadClient | null;
@@ -96,26 +96,33 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
   });
 
   let services: ServiceSummary[] | null = null;
-  let servicesBusy = false;
-  const refreshServices = () => {
+  let servicesAt = -Infinity;
+  let listing: Promise<void> | null = null;
+  /**
+   * A manager lists services only when someone reads them (the page, a
+   * peer, `piswarm cluster`), at most once per SERVICES_EVERY_MS: an idle
+   * Pi asks its engine nothing for them.
+   */
+  const freshServices = (): Promise<void> => {
     const list = d.engineNodes();
     if (!list || !d.listServices) {
       services = null;
-      return;
+      return Promise.resolve();
     }
-    if (servicesBusy) return;
-    servicesBusy = true;
-    d.listServices()
+    if (monoNow() - servicesAt < SERVICES_EVERY_MS) return Promise.resolve();
+    listing ??= d.listServices()
       .then((r) => {
         services = summariseServices(r.services, r.tasks, new Map(list.nodes.map((n) => [n.id, n.hostname])));
+        servicesAt = monoNow();
       })
       .catch((err: unknown) => {
         services = null;
         log.debug({ code: (err as { code?: string }).code, err: (err as Error).message }, 'cannot list services');
       })
       .finally(() => {
-        servicesBusy = false;
+        listing = null;
       });
+    return listing;
   };
 
   const localChecks = () => {
@@ -157,28 +164,25 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
   };
 
   let timer: NodeJS.Timeout | null = null;
-  let servicesTimer: NodeJS.Timeout | null = null;
   return {
     name: 'cluster',
     publisher,
     view,
     peerReads: {
       checks: localChecks,
-      services: () => {
+      services: async () => {
         if (!d.engineNodes()) throw new PiswarmError('PISWARM_ERR_NOT_MANAGER', 'this node is not a swarm manager');
-        if (!services) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'services not listed yet');
+        await freshServices();
+        if (!services) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'this manager cannot list services now');
         return boundServices(services, SERVICES_MAX, SERVICES_ANSWER_BYTES);
       },
     },
-    routes: clusterRoutes({ view, port: config.http.port, nodeChecks: (name) => remote.nodeChecks(view(), name) }),
+    routes: clusterRoutes({ view, fresh: freshServices, port: config.http.port, nodeChecks: (name) => remote.nodeChecks(view(), name) }),
     async start() {
       // Dating facts needs to see each new seq soon after it arrives, not only when someone asks.
       timer = setInterval(() => ledger.observe(d.members(), monoNow()), 1000);
       timer.unref();
-      refreshServices();
       rev = d.hardwareOverride?.revision ?? readRevision(config.metrics.procRoot);
-      servicesTimer = setInterval(refreshServices, SERVICES_EVERY_MS);
-      servicesTimer.unref();
       // systeminformation spawns a few commands: not worth holding the start for.
       void (d.model ?? (async () => (await readInventory()).model || null))().then(
         (m) => {
@@ -189,9 +193,7 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
     },
     async stop() {
       if (timer) clearInterval(timer);
-      if (servicesTimer) clearInterval(servicesTimer);
       timer = null;
-      servicesTimer = null;
     },
   };
 }

@@ -50,7 +50,7 @@ export interface PeerRouteContext {
   /** This node's warn and fail checks with their output, bounded (agent/cluster/check-output.ts). */
   checks(): Omit<PeerChecksResponse, 'v' | 'nodeId'>;
   /** A manager's cached service summary, bounded; throws NOT_MANAGER elsewhere, UNAVAILABLE before the first listing. */
-  services(): Omit<PeerServicesResponse, 'v' | 'nodeId'>;
+  services(): Promise<Omit<PeerServicesResponse, 'v' | 'nodeId'>>;
   authFailure(reason: string): void;
   /** A refused grant request, by reason (see grantRefusalReason). */
   grantRefused(reason: string): void;
@@ -186,7 +186,7 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
     app.post('/v1/peers/services', route, async (req, reply) => {
       const auth = authenticate(req, '/v1/peers/services');
       validate<PeerReadRequest>(PeerReadRequest, req.body, 'services');
-      const answer: PeerServicesResponse = { v: 1, nodeId: ctx.identity.nodeId, ...ctx.services() };
+      const answer: PeerServicesResponse = { v: 1, nodeId: ctx.identity.nodeId, ...(await ctx.services()) };
       return signed(reply, auth, answer);
     });
 

@@ -52,26 +52,49 @@ t.test("a worker: services from a manager only when /v1/cluster is read, peers a
   await flush();
   t.same(asked, [`10.0.0.2:7070 ${MGR}`], 'the manager, on the HTTP port, by node id');
   t.same(c.view().services?.map((s) => s.name), ['web'], 'then shown');
-  t.throws(() => c.peerReads.services(), { code: 'PISWARM_ERR_NOT_MANAGER' }, 'a worker never relays');
+  await t.rejects(c.peerReads.services(), { code: 'PISWARM_ERR_NOT_MANAGER' }, 'a worker never relays');
   t.same(c.peerReads.checks(), { status: 'warn', checks: [{ name: 'disk:free', status: 'warn', component: null, output: '4 % free', observedAt: null }], omitted: 0 });
 });
 
-t.test('a manager: its own listing, bounded for peers; never asks a peer for services', async (t) => {
+t.test('a manager: its own listing, only when read and at most every SERVICES_EVERY_MS, bounded for peers; never asks a peer for services', async (t) => {
   const node: SwarmNode = { id: 'n1', hostname: 'pi-1', role: 'manager', availability: 'active', state: 'ready', addr: '10.0.0.1', leader: true, reachability: 'reachable', labels: {}, createdAt: '', updatedAt: '', version: 1 };
   const asked: string[] = [];
+  let listings = 0;
   const c = build({
     engine: { at: Date.now(), nodes: [node] },
     client: { checks: notModelled('checks'), services: async (target) => { asked.push(target.nodeId); throw new Error('Not implemented: services'); } },
-    listServices: async () => ({ services: [{ ID: 's1', Spec: { Name: 'web', Mode: { Replicated: { Replicas: 1 } }, TaskTemplate: { ContainerSpec: { Image: 'nginx:alpine', Env: ['SECRET=x'] } } } }], tasks: [{ ServiceID: 's1', NodeID: 'n1', Status: { State: 'running' } }] }),
+    listServices: async () => {
+      listings++;
+      return { services: [{ ID: 's1', Spec: { Name: 'web', Mode: { Replicated: { Replicas: 1 } }, TaskTemplate: { ContainerSpec: { Image: 'nginx:alpine', Env: ['SECRET=x'] } } } }], tasks: [{ ServiceID: 's1', NodeID: 'n1', Status: { State: 'running' } }] };
+    },
   });
-  t.throws(() => c.peerReads.services(), { code: 'PISWARM_ERR_UNAVAILABLE' }, 'before the first listing');
   await c.start!();
   t.teardown(() => c.stop!());
-  await flush();
-  const r = c.peerReads.services();
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(listings, 0, 'nobody read: the engine is not asked');
+  const [r, again] = await Promise.all([c.peerReads.services(), c.peerReads.services()]);
+  t.equal(listings, 1, 'two peers reading at once: one listing');
   t.same(r, { services: [{ name: 'web', image: 'nginx:alpine', mode: 'replicated', desired: 1, running: 1, ports: [], nodes: ['pi-1'] }], omitted: 0 });
+  t.same(again, r);
   t.notOk(JSON.stringify(r).includes('SECRET'));
   t.same(c.view({ fetch: true }).services, r.services, 'the view shows the same');
+  await c.peerReads.services();
+  t.equal(listings, 1, 'a listing younger than SERVICES_EVERY_MS is reused');
   await flush();
   t.same(asked, [], 'no peer asked');
+});
+
+t.test('a manager whose engine cannot list services says so to the peer that asks', async (t) => {
+  const node: SwarmNode = { id: 'n1', hostname: 'pi-1', role: 'manager', availability: 'active', state: 'ready', addr: '10.0.0.1', leader: true, reachability: 'reachable', labels: {}, createdAt: '', updatedAt: '', version: 1 };
+  let listings = 0;
+  const c = build({
+    engine: { at: Date.now(), nodes: [node] },
+    listServices: async () => {
+      listings++;
+      throw Object.assign(new Error('engine down'), { code: 'PISWARM_ERR_DOCKER_UNREACHABLE' });
+    },
+  });
+  await t.rejects(c.peerReads.services(), { code: 'PISWARM_ERR_UNAVAILABLE' });
+  await t.rejects(c.peerReads.services(), { code: 'PISWARM_ERR_UNAVAILABLE' });
+  t.equal(listings, 2, 'a failed listing is not kept: the next read asks again');
 });

@@ -39,7 +39,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, o: { manager: boo
     peers: notModelled('peers'),
     nodes: notModelled('nodes'),
     checks: () => ({ status: 'warn', checks: [{ name: 'disk:free', status: 'warn', component: '/', output: '4 % free', observedAt: null }], omitted: 0 }),
-    services: () => {
+    services: async () => {
       if (!o.manager) throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
       return { services: [{ name: 'web', image: 'nginx:alpine', mode: 'replicated', desired: 2, running: 2, ports: ['80:80/tcp'], nodes: ['pi-1', 'pi-2'] }], omitted: 0 };
     },
