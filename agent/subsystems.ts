@@ -40,9 +40,15 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   }
   const node = createNodeContext(config, deps.log);
   // Peer reads are answered from the cluster view's data (bound late: the cluster is built next).
-  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
+  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, recentNodes: () => recentNodes(), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
+  /** The autopilot's last node list, unless one of its steps changed the swarm since (formation and labels list less). */
+  const recentNodes = () => {
+    const l = autopilotRef?.nodes() ?? null;
+    const stepAt = autopilotRef?.status().lastStepAt ?? null;
+    return l && (stepAt === null || stepAt < l.at) ? l : null;
+  };
   const cluster = clusterSubsystem(config, {
     log: deps.log,
     version: deps.version ?? '',
@@ -71,7 +77,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   });
   parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir }), formation, membership);
   autopilotRef = createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership });
-  const labels = labelsSubsystem(config, { log: deps.log, docker: deps.docker, monitor: deps.monitor, members: () => membership.members() });
+  const labels = labelsSubsystem(config, { log: deps.log, docker: deps.docker, monitor: deps.monitor, members: () => membership.members(), recentNodes });
   parts.push(autopilotRef, labels, cluster, dashboardSubsystem({ log: deps.log, view: cluster.view }));
   return parts;
 }

@@ -44,7 +44,7 @@ export const ConfigSchema = Section(
     ),
     metrics: Section(
       {
-        intervalMs: Ms(5000, 'Minimum age of the host sample: a scrape or health request samples again only when the last sample is older (no timer)', 500),
+        intervalMs: Ms(5000, 'Minimum age of the host sample: a scrape or health request samples again only when the last sample is older (no timer). Also the engine monitor\'s period (docker info), which a settled member\'s formation takes instead of a read per tick', 500),
         procRoot: Type.String({ default: '/proc', description: 'procfs root (tests point it at recorded samples)' }),
         sysRoot: Type.String({ default: '/sys', description: 'sysfs root (tests point it at recorded samples)' }),
         textfileDir: Type.String({ default: '', description: 'Directory of *.prom files served with the metrics, as node_exporter\'s textfile collector (e.g. /var/lib/prometheus/node-exporter); empty: none' }),

@@ -2,6 +2,7 @@ import { errFields } from '../../shared/errors.js';
 import { deriveClusterKeys } from '../identity/keys.js';
 import { doInit, doJoin, endInitTurn, managerDuties } from './actions.js';
 import { advertiseAddress } from './address.js';
+import { nextQuiet } from './cadence.js';
 import { countUserTasks, pinnedJoinAddr, readEngine } from './engine-view.js';
 import { electionInput } from './input.js';
 import { formationRoutes, formationStatus } from './peer-api.js';
@@ -88,6 +89,7 @@ async function runTick(ctx: FormationContext): Promise<void> {
   if (!address) return;
   await readEngine(ctx);
   if (!s.info) {
+    s.quiet = nextQuiet(s.quiet, s, now);
     setPhase(ctx, 'degraded', `the Docker engine does not answer (${s.engineError})`);
     return;
   }
@@ -99,6 +101,7 @@ async function runTick(ctx: FormationContext): Promise<void> {
   noteDecision(ctx, d);
   await act(ctx, d);
   if (s.selfSwarm) ctx.deps.discovery?.publish({ addr: address.address, port, role: advertRole(ctx), swarmId: s.selfSwarm.id });
+  s.quiet = nextQuiet(s.quiet, s, clock.now());
   // Kept once the swarm exists (while electing, `why` changes every tick: no card writes for that).
   if (s.selfSwarm && s.lastElection && JSON.stringify(s.persisted.election ?? null) !== JSON.stringify(s.lastElection)) {
     s.persisted.election = s.lastElection;

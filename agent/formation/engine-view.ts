@@ -1,8 +1,9 @@
 import { errCode, isPiswarmError } from '../../shared/errors.js';
 import type { HelloResponse } from '../../shared/wire/peer.js';
-import type { EngineInfo } from '../docker/engine.js';
+import type { EngineInfo, SwarmNode } from '../docker/engine.js';
 import { pinsJoinAddress } from '../docker/engine-recovery.js';
 import { hostOf, joinHostPort } from '../net/address.js';
+import { engineMaxAgeMs } from './cadence.js';
 import { rememberSwarm } from './state.js';
 import { SWARM_PORT, type FormationContext } from './types.js';
 
@@ -49,7 +50,11 @@ export async function readEngine(ctx: FormationContext, fresh = false): Promise<
   rememberSwarm(ctx, id, createdAt, false);
 }
 
-/** The engine monitor's last sample when it is younger than half a tick (else a new one), or `docker info` when formation has no monitor. */
+/**
+ * The engine monitor's last sample when it is younger than half a tick, or
+ * than the monitor's own period once this node is settled (cadence.ts), else
+ * a new one; `docker info` when formation has no monitor.
+ */
 async function engineSample(ctx: FormationContext, fresh: boolean): Promise<{ info: EngineInfo | null; errorCode: string | null }> {
   const source = ctx.deps.engine;
   if (!source) {
@@ -59,7 +64,9 @@ async function engineSample(ctx: FormationContext, fresh: boolean): Promise<{ in
       return { info: null, errorCode: isPiswarmError(err) ? err.code : 'error' };
     }
   }
-  if (fresh || ctx.clock.now() - source.last().at >= ctx.config.formation.tickMs / 2) await source.refresh();
+  const now = ctx.clock.now();
+  const maxAge = engineMaxAgeMs(ctx.s.quiet, now, ctx.config.formation.tickMs, ctx.config.metrics.intervalMs);
+  if (fresh || now - source.last().at >= maxAge) await source.refresh();
   const { info, errorCode } = source.last();
   return info ? { info, errorCode: null } : { info: null, errorCode: errorCode ?? 'error' };
 }
@@ -160,14 +167,21 @@ export async function refreshListedIds(ctx: FormationContext, isManager: boolean
   const missPending = [...s.missedAt.values()].some((t) => s.listedIds === null || t >= s.listedIds.at);
   if (s.listedIds !== null && ctx.clock.now() - s.listedIds.at < NODE_LIST_REFRESH_MS && !missPending) return;
   try {
-    const nodes = await ctx.docker.listNodes();
+    const recent = missPending ? null : newerList(ctx);
+    const nodes = recent?.nodes ?? (await ctx.docker.listNodes());
     const ids = new Set(nodes.map((n) => n.id));
     if (s.listedIds !== null && [...ids].some((id) => !s.listedIds!.ids.has(id))) s.lastJoinSeenAt = ctx.clock.now();
-    s.listedIds = { at: ctx.clock.now(), ids };
+    s.listedIds = { at: recent?.at ?? ctx.clock.now(), ids };
     s.selfLeader = nodes.some((n) => n.leader && n.id === s.info?.swarm.nodeId);
   } catch (err) {
     ctx.log.debug({ code: errCode(err) }, 'node list for hello answers failed');
   }
+}
+
+/** The autopilot's list when newer than ours and younger than NODE_LIST_REFRESH_MS (a pending miss always lists afresh). */
+function newerList(ctx: FormationContext): { at: number; nodes: readonly SwarmNode[] } | null {
+  const r = ctx.deps.recentNodes?.() ?? null;
+  return r && r.at > (ctx.s.listedIds?.at ?? -Infinity) && ctx.clock.now() - r.at < NODE_LIST_REFRESH_MS ? r : null;
 }
 
 /**

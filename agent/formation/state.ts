@@ -5,6 +5,7 @@ import type { Candidate } from '../discovery/discovery.js';
 import type { Decision } from './rule.js';
 import type { PersistedFormation } from './store.js';
 import type { FormationContext } from './types.js';
+import type { Quiet } from './cadence.js';
 
 /** A peer confirmed over authenticated HTTP (its signed hello answer). */
 export interface PeerRecord {
@@ -88,6 +89,8 @@ export interface FormationState {
   listedIds: { at: number; ids: Set<string> } | null;
   /** Swarm node ids that asked and were not in the node list, and when first missed. */
   missedAt: Map<string, number>;
+  /** Whether anything moved lately (cadence.ts): a settled member reads the engine less often. */
+  quiet: Quiet;
   counters: FormationCounters;
 }
 
@@ -126,6 +129,7 @@ export function createFormationState(persisted: PersistedFormation, phase: Forma
     removedSince: null,
     listedIds: null,
     missedAt: new Map(),
+    quiet: { key: '', since: null },
     counters: {
       elections: 0, inits: 0, initFailures: 0, joins: 0, joinFailures: 0, leaves: 0, rejoins: new Map(),
       grantsIssued: 0, rotations: 0, splits: 0, grantsRefused: new Map(), authFailures: new Map(), helloFailures: 0, addressLosses: 0,

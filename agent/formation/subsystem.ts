@@ -22,7 +22,7 @@ import type { FormationDeps } from './types.js';
  */
 export function formationSubsystem(
   config: Readonly<Config>,
-  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine'] },
+  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine']; recentNodes?: FormationDeps['recentNodes'] },
 ): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient) | null } {
   const { identity, keys, identityError } = deps.node;
   const now = wallClock.now;
@@ -45,6 +45,7 @@ export function formationSubsystem(
     ...(identityError !== null ? { disabledReason: identityError } : {}),
     ...(deps.peerReads ? { peerReads: deps.peerReads } : {}),
     ...(deps.engine ? { engine: deps.engine } : {}),
+    ...(deps.recentNodes ? { recentNodes: deps.recentNodes } : {}),
   });
   return {
     name: 'formation',

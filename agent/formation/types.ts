@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Config } from '../../shared/config-schema.js';
 import type { FormationStatus } from '../../shared/wire/peer.js';
-import type { DockerEngine } from '../docker/engine.js';
+import type { DockerEngine, SwarmNode } from '../docker/engine.js';
 import type { EngineSample } from '../docker/monitor.js';
 import type { Logger } from '../log/logger.js';
 import type { Collector } from '../metrics/types.js';
@@ -73,6 +73,13 @@ export interface FormationDeps {
    * and one for /metrics. Absent: formation calls `docker info` itself.
    */
   engine?: EngineSource;
+  /**
+   * The autopilot's node list (taken every autopilot.intervalMs on every
+   * manager, `at` in wall-clock ms): a manager's list for hello answers is
+   * taken from it when it is newer than the last one, instead of listing
+   * again. Absent: formation lists the nodes itself.
+   */
+  recentNodes?: () => { at: number; nodes: readonly SwarmNode[] } | null;
 }
 
 /** What formation reads the engine through (EngineMonitor has it). */

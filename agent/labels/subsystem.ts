@@ -18,6 +18,12 @@ export interface LabelsDeps {
   monitor: Pick<EngineMonitor, 'last'>;
   /** Gossip members (their published facts); [] without the membership. */
   members: () => readonly Member[];
+  /**
+   * The autopilot's node list (taken on the same interval, on every manager)
+   * when no autopilot step changed the swarm since; null: list afresh. Saves
+   * one node listing per tick on every manager.
+   */
+  recentNodes?: () => { at: number; nodes: readonly SwarmNode[] } | null;
   random?: () => number;
   now?: () => number;
 }
@@ -51,6 +57,7 @@ export function labelsSubsystem(config: Readonly<LabelsConfig>, d: LabelsDeps): 
   const results = { ok: 0, error: 0 };
   let managed = 0;
   let leader = false;
+  let lastWriteAt = -Infinity;
 
   function setLeader(is: boolean): void {
     if (is === leader) return;
@@ -64,6 +71,7 @@ export function labelsSubsystem(config: Readonly<LabelsConfig>, d: LabelsDeps): 
 
   async function apply(u: LabelUpdate): Promise<boolean> {
     const fields = { node: u.nodeId, hostname: u.hostname, version: u.version, set: u.set, removed: u.removed };
+    lastWriteAt = now();
     try {
       await d.docker.setNodeLabels(u.nodeId, u.version, u.labels);
     } catch (err) {
@@ -83,12 +91,24 @@ export function labelsSubsystem(config: Readonly<LabelsConfig>, d: LabelsDeps): 
     return true;
   }
 
+  /**
+   * The autopilot's list when taken this tick or the one before (both tickers
+   * start together, so the autopilot's listing of this tick is often still
+   * under way) and after this agent's last label write (whose node versions it
+   * would not know). A list that is stale all the same (a user's `docker node
+   * update`) only makes the engine refuse the update as out of sequence.
+   */
+  function recentList(): readonly SwarmNode[] | null {
+    const r = d.recentNodes?.();
+    return r && now() - r.at < 2 * intervalMs && r.at > lastWriteAt ? r.nodes : null;
+  }
+
   async function doTick(): Promise<void> {
     const sw = d.monitor.last().info?.swarm;
     if (!sw || sw.state !== 'active' || !sw.isManager || !sw.nodeId) return setLeader(false);
-    let nodes: SwarmNode[];
+    let nodes: readonly SwarmNode[];
     try {
-      nodes = await d.docker.listNodes();
+      nodes = recentList() ?? (await d.docker.listNodes());
     } catch (err) {
       log.debug({ code: isPiswarmError(err) ? err.code : 'PISWARM_ERR_INTERNAL' }, 'cannot list nodes for labels');
       return setLeader(false);

@@ -4,7 +4,7 @@ import { createFormationContext } from '../../../../agent/formation/controller.j
 import { listing, readEngine, refreshListedIds } from '../../../../agent/formation/engine-view.js';
 import type { EngineInfo } from '../../../../agent/docker/engine.js';
 import type { EngineSample } from '../../../../agent/docker/monitor.js';
-import type { EngineSource } from '../../../../agent/formation/types.js';
+import type { EngineSource, FormationDeps } from '../../../../agent/formation/types.js';
 import { setPhase } from '../../../../agent/formation/state.js';
 import { createMemoryFormationStore } from '../../../../agent/formation/store.js';
 import { formationHealthChecks } from '../../../../agent/formation/telemetry.js';
@@ -19,7 +19,7 @@ import { KEY, testConfig } from './helpers.js';
  */
 const noClient = { hello: async () => { throw new Error('Not implemented: hello'); }, grant: async () => { throw new Error('Not implemented: grant'); }, close: async () => undefined };
 
-function context(docker: DockerEngine, engine?: (clock: VirtualClock) => EngineSource) {
+function context(docker: DockerEngine, engine?: (clock: VirtualClock) => EngineSource, recentNodes?: (clock: VirtualClock) => FormationDeps['recentNodes']) {
   const clock = new VirtualClock();
   const { log } = memoryLogger();
   const ctx = createFormationContext({
@@ -27,6 +27,7 @@ function context(docker: DockerEngine, engine?: (clock: VirtualClock) => EngineS
     identity: { nodeId: 'a'.repeat(24), name: 'pi-1', createdAt: '' }, discovery: null, peerClient: noClient,
     address: () => ({ address: '10.0.0.1', interface: 'eth0', reason: 'test' }), store: createMemoryFormationStore(),
     ...(engine ? { engine: engine(clock) } : {}),
+    ...(recentNodes ? { recentNodes: recentNodes(clock) } : {}),
   });
   return { ctx, clock };
 }
@@ -53,6 +54,25 @@ t.test('engine view: a manager says "not listed" only from a node list read afte
   t.same(listing(ctx, 'w1'), {}, 'a list older than NODE_LIST_FRESH_MS answers nothing');
   await refreshListedIds(ctx, false);
   t.same(listing(ctx, 'w1'), {}, 'a worker never answers');
+});
+
+t.test('engine view: a manager takes the autopilot\'s newer node list for hello answers, and lists afresh after a miss', async (t) => {
+  let reads = 0;
+  let recent: { at: number; nodes: SwarmNode[] } | null = null;
+  const { ctx, clock } = context(fakeDocker({ listNodes: async () => (reads++, ['self', 'w1'].map(node)) }), undefined, () => () => recent);
+  recent = { at: clock.now(), nodes: ['self', 'w1', 'w2'].map(node) };
+  await refreshListedIds(ctx, true);
+  t.equal(reads, 0, 'the autopilot listed this instant: no listing of its own');
+  t.same(listing(ctx, 'w2'), { listsAsker: true });
+  clock.runFor(6_000);
+  await refreshListedIds(ctx, true);
+  t.equal(reads, 1, 'the autopilot\'s list is not newer than ours (and 6 s old): listed');
+  t.same(listing(ctx, 'w2'), {}, 'first miss');
+  recent = { at: clock.now(), nodes: ['self', 'w1'].map(node) };
+  clock.runFor(500);
+  await refreshListedIds(ctx, true);
+  t.equal(reads, 2, 'a pending miss lists afresh even with a newer autopilot list: only a list read after the miss may say "no"');
+  t.same(listing(ctx, 'w2'), { listsAsker: false });
 });
 
 t.test('telemetry reads the state only: swarm:formation warns once forming takes over 120 s, passes as a member', async (t) => {

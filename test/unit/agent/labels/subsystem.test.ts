@@ -20,7 +20,7 @@ const swarmNode = (id: string, leader: boolean, labels: Record<string, string> =
 const member = (swarmNodeId: string, extra: Record<string, unknown> = {}): Member =>
   ({ id: `m-${swarmNodeId}`, addr: '10.0.0.2', port: 7070, incarnation: 1, state: 'alive', meta: { swarmNodeId, x: X_PI4, diskBps: 42e6, ...extra }, stateChangedAt: 0, self: false });
 
-function harness(opts: { self?: string; isManager?: boolean; enabled?: boolean } = {}) {
+function harness(opts: { self?: string; isManager?: boolean; enabled?: boolean; recent?: () => { at: number; nodes: readonly SwarmNode[] } | null } = {}) {
   const { log, lines } = memoryLogger();
   let nodes = [swarmNode('n1', true), swarmNode('n2', false, { team: 'db' })];
   let members = [member('n1'), member('n2')];
@@ -41,6 +41,7 @@ function harness(opts: { self?: string; isManager?: boolean; enabled?: boolean }
   });
   const sub = labelsSubsystem({ ...CONFIG, labels: { enabled: opts.enabled ?? true } }, {
     log, docker, monitor: { last: () => sample(opts.self ?? 'n1', opts.isManager ?? true) }, members: () => members, random: () => 0, now: () => clock,
+    ...(opts.recent ? { recentNodes: opts.recent } : {}),
   });
   const metric = (name: string, result?: string) => sub.collectors![0]!.collect().find((f) => f.name === name)!.samples.find((s) => !result || s.labels?.result === result)!.value;
   return {
@@ -119,4 +120,37 @@ t.test('a refused update is counted and retried after a backoff, not every tick'
   await h.sub.tick();
   t.equal(h.calls.length, 4, 'retried once the backoff ran out');
   t.equal(h.metric('piswarm_labels_updates_total', 'ok'), 2);
+});
+
+t.test('the autopilot\'s recent node list saves a listing, unless older than a tick or taken before this agent\'s own label write', async (t) => {
+  let recent: { at: number; nodes: readonly SwarmNode[] } | null = null;
+  const h = harness({ recent: () => recent });
+  const take = () => {
+    recent = { at: 1_000_000 + took, nodes: h.nodes().map((n) => ({ ...n, labels: { ...n.labels } })) };
+  };
+  let took = 0;
+  take();
+  await h.sub.tick();
+  t.equal(h.lists(), 0, 'a list taken this tick by the autopilot: no listing of its own');
+  t.same(h.calls.map((c) => [c.id, c.version]), [['n1', 5], ['n2', 5]], 'the updates use its versions');
+  h.advance(1_000);
+  await h.sub.tick();
+  t.equal(h.lists(), 1, 'the autopilot\'s list predates the writes just made: listed afresh');
+  t.equal(h.calls.length, 2, 'and nothing to do');
+  h.advance(4_000);
+  took = 4_500;
+  take();
+  await h.sub.tick();
+  t.equal(h.lists(), 1, 'a list taken after the writes is used');
+  t.equal(h.calls.length, 2);
+  h.advance(5_000);
+  await h.sub.tick();
+  t.equal(h.lists(), 1, 'one from the tick before (5.5 s old) is used too: the autopilot may be listing this very moment');
+  h.advance(5_000);
+  await h.sub.tick();
+  t.equal(h.lists(), 2, 'one two ticks old (10.5 s) is not');
+  recent = null;
+  h.advance(5_000);
+  await h.sub.tick();
+  t.equal(h.lists(), 3, 'none (a step since, or no listing yet): listed afresh');
 });
