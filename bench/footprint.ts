@@ -13,7 +13,11 @@
  * gossip (its UDP port, probe and gossip timers; no peer), formation and the
  * autopilot. No Docker Engine is given to it by default (a socket path that
  * does not exist): formation on the host's engine would create a swarm there,
- * so the engine side is the "engine down" path. Pass --docker-socket to use one.
+ * so the engine side is the "engine down" path. Pass --docker-socket to use one:
+ * it must be in no swarm (the bench refuses otherwise), the agent creates one
+ * there as a Pi's first agent would, and the bench leaves it at the end. With
+ * an engine it also prints dockerd's CPU over the idle window (what the
+ * agent's engine calls cost the Pi besides the agent's own CPU).
  * Every scrape asks for gzip, as Prometheus does. --agent runs another build
  * (e.g. an older commit's dist/agent/main.js) to measure a change.
  */
@@ -84,6 +88,12 @@ async function main(): Promise<void> {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-footprint-'));
   const socket = arg('docker-socket', path.join(stateDir, 'no-docker.sock'));
   const agentMain = arg('agent', path.join(ROOT, 'dist/agent/main.js'));
+  const engine = arg('docker-socket', '') ? await engineSwarmState(socket) : null;
+  if (engine !== null && engine !== 'inactive') {
+    console.error(`footprint: the engine at ${socket} is in a swarm already (${engine}); the agent would act on it. Leave it (docker swarm leave --force) or give another engine.`);
+    process.exitCode = 2;
+    return;
+  }
   const ours = spawn(process.execPath, [...flags, agentMain, 'agent', '--http-host', '127.0.0.1', '--port', String(ourPort),
     '--state-dir', stateDir, '--docker-socket-path', socket, '--log-level', 'warn'],
   { stdio: ['ignore', 'ignore', 'inherit'], env: { ...agentEnv, PATH: process.env.PATH ?? '/usr/bin:/bin', PISWARM_CLUSTER_KEY: crypto.randomBytes(32).toString('hex') } });
@@ -105,6 +115,8 @@ async function main(): Promise<void> {
     // Idle CPU: both scraped once per `everyS`, over `idleS`.
     const cpu0 = targets.map((t) => cpuSeconds(t.pid));
     const bareCpu0 = cpuSeconds(bare.pid as number);
+    const dockerd = engine !== null ? onlyDockerd() : null;
+    const dockerd0 = dockerd !== null ? cpuSeconds(dockerd) : 0;
     const t0 = Date.now();
     while (Date.now() - t0 < idleS * 1000) {
       await Promise.all(targets.map((t) => scrape(t.pool)));
@@ -113,6 +125,7 @@ async function main(): Promise<void> {
     const minutes = (Date.now() - t0) / 60_000;
     const idleCpu = targets.map((t, i) => (cpuSeconds(t.pid) - (cpu0[i] as number)) / minutes);
     const bareCpu = (cpuSeconds(bare.pid as number) - bareCpu0) / minutes;
+    const dockerdCpu = dockerd !== null ? (cpuSeconds(dockerd) - dockerd0) / minutes : null;
 
     // Bytes on the wire and CPU per scrape, gzip asked for, one scrape at a time.
     const wire = await Promise.all(targets.map((t) => scrape(t.pool)));
@@ -142,6 +155,8 @@ async function main(): Promise<void> {
       ['CPU ms per gzip scrape', (perScrapeMs[a] as number).toFixed(2), (perScrapeMs[b] as number).toFixed(2), ((perScrapeMs[a] as number) / (perScrapeMs[b] as number)).toFixed(2)],
       ['burst p50 / p99 ms', `${lat[a]!.p50.toFixed(2)} / ${lat[a]!.p99.toFixed(2)}`, `${lat[b]!.p50.toFixed(2)} / ${lat[b]!.p99.toFixed(2)}`, `${(lat[a]!.p50 / lat[b]!.p50).toFixed(2)} / ${(lat[a]!.p99 / lat[b]!.p99).toFixed(2)}`],
     ];
+    // What the agent's engine calls cost the Pi besides its own CPU (node_exporter asks dockerd nothing).
+    if (engine !== null) rows.push(['dockerd CPU-s per minute', dockerdCpu !== null ? dockerdCpu.toFixed(3) : 'not measured (not exactly one dockerd here)', '', '']);
     const w = [28, 22, 34, 12];
     const line = (cells: string[]) => console.log(cells.map((c, i) => c.padEnd(w[i] as number)).join(' '));
     line(['', 'piswarm', 'node_exporter', 'ratio']);
@@ -150,6 +165,44 @@ async function main(): Promise<void> {
     await Promise.all(pools.map((p) => p.close()));
     for (const c of [ours, ne, bare]) c.kill('SIGTERM');
     fs.rmSync(stateDir, { recursive: true, force: true });
+    if (engine !== null) await leaveSwarm(socket);
+  }
+}
+
+/** The pid of the one dockerd on this host (its engine is the one given), or null when there are none or several (simulated Pis run theirs). */
+function onlyDockerd(): number | null {
+  const pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      return fs.readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'dockerd';
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+  return pids.length === 1 ? Number(pids[0]) : null;
+}
+
+/** The engine's LocalNodeState: with an engine the agent (formation.expect 1) creates a swarm on it. */
+async function engineSwarmState(socket: string): Promise<string> {
+  const pool = new Pool('http://docker', { socketPath: socket });
+  try {
+    const r = await pool.request({ path: '/info', method: 'GET' });
+    const info = (await r.body.json()) as { Swarm?: { LocalNodeState?: string } };
+    return info.Swarm?.LocalNodeState ?? 'unknown';
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Leaves the swarm the agent created on an engine that was in none before the run. */
+async function leaveSwarm(socket: string): Promise<void> {
+  const pool = new Pool('http://docker', { socketPath: socket });
+  try {
+    const r = await pool.request({ path: '/swarm/leave?force=true', method: 'POST' });
+    await r.body.dump();
+    if (r.statusCode === 200) console.log(`footprint: left the swarm the agent created on ${socket}`);
+    else if (r.statusCode !== 503) console.error(`footprint: could not leave the swarm on ${socket} (HTTP ${r.statusCode}): docker swarm leave --force`);
+  } finally {
+    await pool.close();
   }
 }
 
