@@ -1,5 +1,5 @@
 import { isPiswarmError } from '../../shared/errors.js';
-import type { DockerEngine, SwarmNode } from '../docker/engine.js';
+import type { DockerEngine, SwarmNode, NodeListing } from '../docker/engine.js';
 import type { EngineMonitor } from '../docker/monitor.js';
 import type { CheckResult, HealthCheck } from '../health/types.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
@@ -47,7 +47,7 @@ export type Autopilot = Subsystem & {
   /** What the last tick saw (null before the first listing as a manager). */
   status(): AutopilotStatus;
   /** The engine's node list as the last tick took it (`at`: wall-clock ms); null when this node is not a manager that could list. */
-  nodes(): { at: number; nodes: readonly SwarmNode[] } | null;
+  nodes(): NodeListing | null;
 };
 
 export interface AutopilotStatus {
@@ -85,7 +85,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
   const backoff = new RefusalBackoff(cfg.backoffBaseMs, cfg.backoffMaxMs, args.random);
 
   let tracker = new Map<string, Observation>();
-  let listed: { at: number; nodes: readonly SwarmNode[] } | null = null;
+  let listed: NodeListing | null = null;
   const records: StepRecord[] = [];
   let state: AutopilotStatus = { role: 'unknown', assessment: null, quorumLost: false, lastPlan: null, lastStepAt: null };
   let lastWaitKey: string | null = null;

@@ -1,7 +1,7 @@
 import { arch, uptime } from 'node:os';
 import type { Config } from '../../shared/config-schema.js';
 import type { ClusterDocument } from '../../shared/wire/cluster.js';
-import type { SwarmNode } from '../docker/engine.js';
+import type { NodeListing } from '../docker/engine.js';
 import type { HealthDocument } from '../health/aggregate.js';
 import type { HostSnapshot } from '../host/types.js';
 import { readInventory } from '../host/inventory.js';
@@ -38,7 +38,7 @@ export interface ClusterDeps {
   members: () => Member[];
   formation: () => FormationStatus | null;
   /** A manager's cached engine node list (the autopilot's last listing); null elsewhere. */
-  engineNodes: () => { at: number; nodes: readonly SwarmNode[] } | null;
+  engineNodes: () => NodeListing | null;
   autopilot: () => { role: string; target: number | null; steps: readonly StepInput[] } | null;
   now?: () => number;
   monoNow?: () => number;

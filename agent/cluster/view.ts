@@ -1,4 +1,4 @@
-import type { SwarmNode } from '../docker/engine.js';
+import type { SwarmNode, NodeListing } from '../docker/engine.js';
 import type { Member } from '../membership/types.js';
 import type { ClusterDocument, ClusterNode, ServiceSummary, ClusterNodeFacts, ClusterStep, GossipState, ManagerStatus } from '../../shared/wire/cluster.js';
 import { readFacts, type NodeFacts } from './facts.js';
@@ -25,7 +25,7 @@ export interface ClusterInputs {
   /** Members republish their figures this often; three periods without news is stale. */
   publishPeriodMs: number;
   /** A manager's cached node list, with the wall-clock time it was taken; null elsewhere. */
-  engine: { at: number; nodes: readonly SwarmNode[] } | null;
+  engine: NodeListing | null;
   swarmId: string | null;
   election: { winner: string | null; why: string; at: string } | null;
   autopilot: { role: string; target: number | null; steps: readonly StepInput[] } | null;

@@ -57,6 +57,12 @@ export interface SwarmNode {
   version: number;
 }
 
+/** A node list as some reader took it (`at`: wall-clock ms), shared so another reader need not list again. */
+export interface NodeListing {
+  at: number;
+  nodes: readonly SwarmNode[];
+}
+
 export interface DockerEngine {
   ping(): Promise<void>;
   /**

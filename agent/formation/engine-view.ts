@@ -1,6 +1,6 @@
 import { errCode, isPiswarmError } from '../../shared/errors.js';
 import type { HelloResponse } from '../../shared/wire/peer.js';
-import type { EngineInfo, SwarmNode } from '../docker/engine.js';
+import type { EngineInfo, NodeListing } from '../docker/engine.js';
 import { pinsJoinAddress } from '../docker/engine-recovery.js';
 import { hostOf, joinHostPort } from '../net/address.js';
 import { engineMaxAgeMs } from './cadence.js';
@@ -179,7 +179,7 @@ export async function refreshListedIds(ctx: FormationContext, isManager: boolean
 }
 
 /** The autopilot's list when newer than ours and younger than NODE_LIST_REFRESH_MS (a pending miss always lists afresh). */
-function newerList(ctx: FormationContext): { at: number; nodes: readonly SwarmNode[] } | null {
+function newerList(ctx: FormationContext): NodeListing | null {
   const r = ctx.deps.recentNodes?.() ?? null;
   return r && r.at > (ctx.s.listedIds?.at ?? -Infinity) && ctx.clock.now() - r.at < NODE_LIST_REFRESH_MS ? r : null;
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Config } from '../../shared/config-schema.js';
 import type { FormationStatus } from '../../shared/wire/peer.js';
-import type { DockerEngine, SwarmNode } from '../docker/engine.js';
+import type { DockerEngine, NodeListing } from '../docker/engine.js';
 import type { EngineSample } from '../docker/monitor.js';
 import type { Logger } from '../log/logger.js';
 import type { Collector } from '../metrics/types.js';
@@ -79,7 +79,7 @@ export interface FormationDeps {
    * taken from it when it is newer than the last one, instead of listing
    * again. Absent: formation lists the nodes itself.
    */
-  recentNodes?: () => { at: number; nodes: readonly SwarmNode[] } | null;
+  recentNodes?: () => NodeListing | null;
 }
 
 /** What formation reads the engine through (EngineMonitor has it). */

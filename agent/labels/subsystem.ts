@@ -1,6 +1,6 @@
 import type { Config } from '../../shared/config-schema.js';
 import { isPiswarmError } from '../../shared/errors.js';
-import type { DockerEngine, SwarmNode } from '../docker/engine.js';
+import type { DockerEngine, SwarmNode, NodeListing } from '../docker/engine.js';
 import type { EngineMonitor } from '../docker/monitor.js';
 import { backoffMs } from '../lifecycle/backoff.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
@@ -23,7 +23,7 @@ export interface LabelsDeps {
    * when no autopilot step changed the swarm since; null: list afresh. Saves
    * one node listing per tick on every manager.
    */
-  recentNodes?: () => { at: number; nodes: readonly SwarmNode[] } | null;
+  recentNodes?: () => NodeListing | null;
   random?: () => number;
   now?: () => number;
 }
