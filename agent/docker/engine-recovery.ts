@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
 import type { Collector } from '../metrics/types.js';
+import type { EngineInfo } from './engine.js';
 import type { EngineMonitor, EngineSample } from './monitor.js';
 
 /**
@@ -16,6 +17,28 @@ import type { EngineMonitor, EngineSample } from './monitor.js';
  * it knows.
  */
 export const RESTARTABLE = /can't initialize raft node/i;
+
+/**
+ * The same "can't initialize raft node" with a manager's refusal "node X was
+ * removed from swarm" (X this node) is not that bug: a manager demoted by the
+ * autopilot while it was away, then removed as dead before its engine got its
+ * worker certificate (seen in the fault campaign on 26.1.5, and reproduced by
+ * hand: demote, reconnect, `docker node rm` once the engine has stepped
+ * down). dockerd restarts its swarm node every few seconds and `docker info`
+ * answers only now and then. A dockerd restart cannot repair it: the refusal
+ * comes from the managers' store, which restarting this node does not change
+ * (reasoned, not tried; the state is a race). `docker swarm leave --force`
+ * and a new join repair it (formation's rule,
+ * decideError).
+ */
+const REMOVED = /node (\S+) was removed from swarm/i;
+
+/** Whether the engine says the swarm removed this very node (its own node id in the refusal). */
+export function removedFromSwarm(swarm: Pick<EngineInfo['swarm'], 'state' | 'nodeId' | 'error'>): boolean {
+  if (swarm.state !== 'error' || !swarm.nodeId) return false;
+  const m = REMOVED.exec(swarm.error ?? '');
+  return m !== null && m[1] === swarm.nodeId;
+}
 
 /**
  * The first release of each engine line that no longer pins the join
@@ -69,10 +92,16 @@ export interface RecoveryState {
   lastRequestAt: number | null;
 }
 
-/** Pure: the next state, and whether to ask for a restart now. */
+/**
+ * Pure: the next state, and whether to ask for a restart now. A sample the
+ * engine did not answer says nothing either way: a stuck engine answers
+ * `docker info` only now and then, and a restart count must not start over
+ * at every unanswered one.
+ */
 export function decide(state: RecoveryState, sample: Pick<EngineSample, 'info'>, now: number, p: RecoveryPolicy): { state: RecoveryState; request: boolean } {
   const sw = sample.info?.swarm;
-  const stuck = sw?.state === 'error' && RESTARTABLE.test(sw.error ?? '');
+  if (!sw) return { state, request: false };
+  const stuck = sw.state === 'error' && RESTARTABLE.test(sw.error ?? '') && !removedFromSwarm(sw);
   if (!stuck) return { state: { ...state, stuckSince: null }, request: false };
   const since = state.stuckSince ?? now;
   const due = now - since >= p.stuckMs && (state.lastRequestAt === null || now - state.lastRequestAt >= p.minIntervalMs);

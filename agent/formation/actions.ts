@@ -142,12 +142,12 @@ async function askGrant(ctx: FormationContext, d: JoinDecision, target: JoinTarg
 /** Leaves first when the rule says so, then joins: 'joined', 'next' (try the next manager) or 'stop' (back off). */
 async function joinThrough(ctx: FormationContext, d: JoinDecision, target: JoinTarget, remoteAddrs: string[], joinToken: string): Promise<'joined' | 'next' | 'stop'> {
   const { docker, log, s } = ctx;
-  // Until the leave went through, a pending or active engine is the old
-  // membership, not a join that reported an error.
+  // Until the leave went through, a pending, active or failed engine is the
+  // old membership, not a join that reported an error.
   let stale = d.leaveFirst;
   try {
     const engineState = d.leaveFirst ? (await docker.info({ patient: true })).swarm.state : 'inactive';
-    if (engineState === 'active' || engineState === 'pending') {
+    if (engineState === 'active' || engineState === 'pending' || engineState === 'error') {
       if (d.rejoin) log.warn({ swarmId: d.swarmId, via: target.addr, why: d.reason }, 'leaving the swarm to join it again through a live manager');
       else log.warn({ from: s.selfSwarm?.id, to: d.swarmId }, 'leaving the losing swarm of a split');
       await docker.swarmLeave(true);

@@ -206,10 +206,11 @@ export function noteListing(ctx: FormationContext, response: HelloResponse): voi
   }
 }
 
-/** The swarm this engine is in, or (while pending) trying to reach: the one it last joined or created. */
+/** The swarm this engine is in, or (while pending or in error) trying to reach: the one it last joined or created. */
 export function ownSwarmId(ctx: FormationContext): string | null {
   if (ctx.s.selfSwarm) return ctx.s.selfSwarm.id;
-  return ctx.s.info?.swarm.state === 'pending' ? ctx.s.persisted.joined?.id ?? null : null;
+  const state = ctx.s.info?.swarm.state;
+  return state === 'pending' || state === 'error' ? ctx.s.persisted.joined?.id ?? null : null;
 }
 
 /** The user tasks this node runs (the split rule keeps the swarm that runs services). */

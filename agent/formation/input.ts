@@ -1,3 +1,4 @@
+import { removedFromSwarm } from '../docker/engine-recovery.js';
 import { confirmedPeerStates } from './peer-book.js';
 import { ownSwarmId, pinnedJoinAddr } from './engine-view.js';
 import { effectiveHoldOffMs, type ElectionInput } from './rule.js';
@@ -15,7 +16,8 @@ export function electionInput(ctx: FormationContext): ElectionInput {
       seenSwarms: s.persisted.seenSwarms.map((x) => x.id),
       pinnedTo: s.pinnedSince !== null && clock.now() - s.pinnedSince >= settle ? pinnedJoinAddr(ctx) : null,
       unlisted: s.removedSince !== null && clock.now() - s.removedSince >= settle,
-      pendingSwarm: s.info!.swarm.state === 'pending' ? ownSwarmId(ctx) : null,
+      lastSwarm: s.info!.swarm.state === 'pending' || s.info!.swarm.state === 'error' ? ownSwarmId(ctx) : null,
+      removedByEngine: removedFromSwarm(s.info!.swarm),
     },
     peers: confirmedPeerStates(ctx),
     now: clock.now(),

@@ -85,8 +85,10 @@ export interface SelfState {
   pinnedTo?: string | null;
   /** A manager of its swarm (one with a working Raft) has said for a while that it no longer lists this node. */
   unlisted?: boolean;
-  /** While the engine is pending: the swarm it last joined or created (formation.json), null when unknown. */
-  pendingSwarm?: string | null;
+  /** While the engine is pending or in error: the swarm it last joined or created (formation.json), null when unknown. */
+  lastSwarm?: string | null;
+  /** The engine is in error because a manager refused it as removed from the swarm (its own node id in the refusal). */
+  removedByEngine?: boolean;
 }
 
 export interface ElectionInput {
@@ -199,14 +201,30 @@ function joinTargets(peers: readonly PeerState[], swarmId: string, port: number)
  * swarm's power-on looks like until its Raft has a leader again.
  */
 function decidePending(self: SelfState, peers: readonly PeerState[], selfApiPort: number): Decision {
-  if (self.unlisted && self.pendingSwarm) {
-    const via = joinTargets(peers, self.pendingSwarm, selfApiPort);
+  if (self.unlisted && self.lastSwarm) {
+    const via = joinTargets(peers, self.lastSwarm, selfApiPort);
     if (via.length > 0) {
-      const reason = `re-joining: the managers of swarm ${self.pendingSwarm} no longer list this node (removed while it was away); its engine stays pending and cannot notice by itself`;
-      return { action: 'join', phase: 'joining', swarmId: self.pendingSwarm, via, leaveFirst: true, reason, split: null, rejoin: 'pruned' };
+      const reason = `re-joining: the managers of swarm ${self.lastSwarm} no longer list this node (removed while it was away); its engine stays pending and cannot notice by itself`;
+      return { action: 'join', phase: 'joining', swarmId: self.lastSwarm, via, leaveFirst: true, reason, split: null, rejoin: 'pruned' };
     }
   }
   return { action: 'wait', phase: 'joining', reason: 'the engine is joining a swarm', rank: null, winner: null };
+}
+
+/**
+ * An engine in error waits for a person, except when a manager refused it as
+ * removed from the swarm: a manager demoted while it was away and removed as
+ * dead before it got its worker certificate. That engine restarts its swarm
+ * node every few seconds and gets the same refusal for good; the refusal
+ * came from a manager's store, so it is authoritative. The node leaves and
+ * joins again through a live manager of the swarm it was in.
+ */
+function decideError(self: SelfState, peers: readonly PeerState[], selfApiPort: number): Decision {
+  if (!self.removedByEngine) return { action: 'wait', phase: 'degraded', reason: 'the engine reports a swarm error', rank: null, winner: null };
+  const via = self.lastSwarm ? joinTargets(peers, self.lastSwarm, selfApiPort) : [];
+  if (via.length === 0) return { action: 'wait', phase: 'degraded', reason: `the swarm${self.lastSwarm ? ` ${self.lastSwarm}` : ''} removed this node; waiting for one of its managers to answer so it can join again`, rank: null, winner: null };
+  const reason = `re-joining: a manager of swarm ${self.lastSwarm} refuses this node as removed from the swarm (engine in error since)`;
+  return { action: 'join', phase: 'joining', swarmId: self.lastSwarm!, via, leaveFirst: true, reason, split: null, rejoin: 'pruned' };
 }
 
 /** The whole rule as one pure function. */
@@ -214,7 +232,7 @@ export function decide(input: ElectionInput, selfApiPort: number): Decision {
   const { self, peers } = input;
   if (self.engine === 'pending') return decidePending(self, peers, selfApiPort);
   if (self.engine === 'locked') return { action: 'wait', phase: 'degraded', reason: 'the swarm is locked: run `docker swarm unlock` on this node', rank: null, winner: null };
-  if (self.engine === 'error') return { action: 'wait', phase: 'degraded', reason: 'the engine reports a swarm error', rank: null, winner: null };
+  if (self.engine === 'error') return decideError(self, peers, selfApiPort);
 
   const summaries = summarizeSwarms([{ swarm: self.swarm }, ...peers]);
   const winner = splitWinner(summaries);

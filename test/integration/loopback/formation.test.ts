@@ -396,6 +396,22 @@ t.test('a removed manager whose engine answers docker info past the call deadlin
   t.match(renderFamilies(creator.formation.collector.collect()), /piswarm_formation_rejoins_total\{reason="pruned"\} 1\n/);
 });
 
+t.test('a manager the swarm refuses as removed (engine in error, answering now and then) leaves and joins again', async (t) => {
+  const { world, s, swarmId, creator, joiner } = await strandedWorld(t);
+  world.setRole(joiner.engine, (await joiner.engine.info()).swarm.nodeId!, 'manager');
+  const oldId = (await creator.engine.info()).swarm.nodeId!;
+  // As on Docker 26.1.5 in the fault campaign (seed 20261208, fault 18): demoted
+  // during a 22.7 s cable pull, removed before its engine got its worker
+  // certificate; the engine sat in error for good and formation waited.
+  world.removeWhileAway(creator.engine, oldId, { refused: true, slowInfo: true });
+  t.equal((await creator.engine.info({ patient: true })).swarm.state, 'error');
+  await until('the creator joined again', () => s.members.size === 2 && !s.members.has(oldId), 20_000);
+  t.same(creator.engine.state(), { swarmId, role: 'worker' }, 'a worker of the same swarm');
+  t.equal(world.count('leave'), 1, 'one leave');
+  t.ok(creator.lines().some((l) => typeof l.why === 'string' && /refuses this node as removed/.test(l.why)), 'the journal says why');
+  t.match(renderFamilies(creator.formation.collector.collect()), /piswarm_formation_rejoins_total\{reason="pruned"\} 1\n/);
+});
+
 t.test('a pending engine whose managers still list it waits (a swarm powering on again), and never leaves', async (t) => {
   const { world, creator, joiner } = await strandedWorld(t);
   // Stranded, but its entry is still there: e.g. a Raft without a leader yet.

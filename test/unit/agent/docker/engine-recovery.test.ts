@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decide, engineRecovery, pinsJoinAddress, DEFAULT_RECOVERY, type RecoveryPolicy } from '../../../../agent/docker/engine-recovery.js';
+import { decide, engineRecovery, pinsJoinAddress, removedFromSwarm, DEFAULT_RECOVERY, type RecoveryPolicy } from '../../../../agent/docker/engine-recovery.js';
 import { toEngineInfo } from '../../../../agent/docker/engine.js';
 import type { EngineSample } from '../../../../agent/docker/monitor.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
@@ -37,6 +37,28 @@ t.test('a recovery in between resets the clock; other errors and no engine never
   t.equal(decide(s, stuck, 40_000, P).request, false, 'the 30 s start again');
   t.equal(decide({ stuckSince: 0, lastRequestAt: null }, otherError, 1e6, P).request, false, 'a bad token is not fixed by a restart');
   t.equal(decide({ stuckSince: 0, lastRequestAt: null }, { info: null }, 1e6, P).request, false, 'a dead engine is systemd\'s business');
+});
+
+// What a 26.1.5 engine said in the fault campaign (seed 20261208, fault 18) and by hand: demoted while
+// away, then removed before its engine got its worker certificate.
+const REFUSAL = 'manager stopped: can\'t initialize raft node: rpc error: code = PermissionDenied desc = Permission denied: unauthorized peer role: rpc error: code = PermissionDenied desc = Permission denied: node pdniq99h4i03wczy7x99v4940 was removed from swarm';
+const removed = (nodeId: string) => ({ info: toEngineInfo({ ServerVersion: '26.1.5+dfsg1', Swarm: { LocalNodeState: 'error', NodeID: nodeId, Error: REFUSAL } }) });
+
+t.test('a node the swarm removed is not a restart case: formation leaves and joins again', async (t) => {
+  t.equal(removedFromSwarm(removed('pdniq99h4i03wczy7x99v4940').info.swarm), true);
+  t.equal(removedFromSwarm(removed('someoneelse0000000000000').info.swarm), false, 'another node\'s id is not this node removed');
+  t.equal(removedFromSwarm({ state: 'active', nodeId: 'pdniq99h4i03wczy7x99v4940', error: REFUSAL }), false, 'only in state error');
+  t.equal(removedFromSwarm(stuck.info.swarm), false, 'moby#47854 is not a removal');
+  t.equal(decide({ stuckSince: 0, lastRequestAt: null }, removed('pdniq99h4i03wczy7x99v4940'), 1e6, P).request, false);
+});
+
+t.test('an unanswered sample neither starts nor clears the stuck clock', async (t) => {
+  // A stuck engine answers docker info only now and then (seen on 26.1.5).
+  let s = decide({ stuckSince: null, lastRequestAt: null }, stuck, 0, P).state;
+  s = decide(s, { info: null }, 10_000, P).state;
+  t.equal(s.stuckSince, 0, 'kept across an unanswered sample');
+  t.equal(decide(s, stuck, 30_000, P).request, true, 'the 30 s count from the first stuck sample');
+  t.same(decide({ stuckSince: null, lastRequestAt: null }, { info: null }, 0, P).state, { stuckSince: null, lastRequestAt: null }, 'and never starts it');
 });
 
 t.test('the subsystem writes the request file and counts it; a failed write is counted, never thrown', async (t) => {

@@ -21,13 +21,26 @@ interface FakeSwarm {
 
 const token = () => `SWMTKN-1-${randomBytes(24).toString('hex')}-${randomBytes(12).toString('hex')}`;
 
+/** How a node removed while away looks from its own engine. */
+export interface StrandOptions {
+  /** docker info times out every other read (a removed manager's dockerd on 26.1.5). */
+  slowInfo?: boolean;
+  /**
+   * State error with a manager's refusal naming this node "removed from
+   * swarm": a manager demoted while away and removed before its engine got
+   * its worker certificate (26.1.5, fault campaign seed 20261208). Else
+   * pending for good.
+   */
+  refused?: boolean;
+}
+
 export class FakeWorld {
   readonly swarms = new Map<string, FakeSwarm>();
   readonly calls: Array<{ node: string; op: string }> = [];
   private t = Date.parse('2026-01-01T00:00:00Z');
 
   /** `initError`: every swarm init on this engine fails with it (as dockerd's does on a bad address or a broken /var/lib/docker/swarm). */
-  engine(name: string, opts: { tasks?: number; version?: string; initError?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null }; strand(o?: { slowInfo?: boolean }): void } {
+  engine(name: string, opts: { tasks?: number; version?: string; initError?: string } = {}): DockerEngine & { name: string; state(): { swarmId: string | null; role: string | null }; strand(o?: StrandOptions): void } {
     let swarmId: string | null = null;
     let nodeId: string | null = null;
     let addr: string | null = null;
@@ -40,6 +53,8 @@ export class FakeWorld {
      * timing out, except a patient one (the swarm deadline).
      */
     let slowInfo = false;
+    /** Refused by a manager as removed: the engine is in error, not pending (see StrandOptions). */
+    let refused = false;
     let reads = 0;
     const world = this;
     const mine = () => (swarmId ? world.swarms.get(swarmId) ?? null : null);
@@ -51,7 +66,10 @@ export class FakeWorld {
       if (stranded) {
         return {
           serverVersion: opts.version ?? '20.10.24',
-          swarm: { state: 'pending', nodeId, nodeAddr: addr, clusterId: null, isManager: false, managers: 0, nodes: 0, remoteManagers: [], error: null },
+          swarm: {
+            state: refused ? 'error' : 'pending', nodeId, nodeAddr: addr, clusterId: null, isManager: false, managers: 0, nodes: 0, remoteManagers: [],
+            error: refused ? `manager stopped: can't initialize raft node: rpc error: code = PermissionDenied desc = Permission denied: node ${nodeId} was removed from swarm` : null,
+          },
         };
       }
       const s = mine();
@@ -133,9 +151,10 @@ export class FakeWorld {
         return opts.tasks ?? 0;
       },
     });
-    const strand = (o: { slowInfo?: boolean } = {}) => {
+    const strand = (o: StrandOptions = {}) => {
       stranded = true;
       slowInfo = o.slowInfo ?? false;
+      refused = o.refused ?? false;
     };
     return Object.assign(e, { name, state: () => ({ swarmId: stranded ? null : swarmId, role: stranded ? null : role() }), strand });
   }
@@ -145,7 +164,7 @@ export class FakeWorld {
    * a manager, then `docker node rm`), seen from that node when it comes back:
    * its entry is gone and its engine stays pending.
    */
-  removeWhileAway(e: { strand(o?: { slowInfo?: boolean }): void; state(): { swarmId: string | null } }, nodeId: string, o: { slowInfo?: boolean } = {}): void {
+  removeWhileAway(e: { strand(o?: StrandOptions): void; state(): { swarmId: string | null } }, nodeId: string, o: StrandOptions = {}): void {
     const s = this.swarms.get(e.state().swarmId ?? '');
     if (!s?.members.delete(nodeId)) throw new Error(`FakeWorld.removeWhileAway: no node ${nodeId} in that swarm`);
     e.strand(o);

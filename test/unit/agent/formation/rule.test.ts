@@ -236,10 +236,21 @@ t.test('a pending engine: waits, unless a manager of the swarm it last joined no
   const managerOfS = peer(2, { phase: 'manager', swarm: swarm('S') });
   const pending = (over: Partial<SelfState>) => decide(input(self(1, { engine: 'pending', seenSwarms: ['S'], ...over }), [managerOfS, peer(3)], 1e9), PORT);
   t.match(pending({}), { action: 'wait', phase: 'joining' }, 'joining: nobody said otherwise');
-  t.match(pending({ pendingSwarm: 'S' }), { action: 'wait' }, 'still listed (a swarm powering on again): waits, never leaves');
-  const d = pending({ pendingSwarm: 'S', unlisted: true });
+  t.match(pending({ lastSwarm: 'S' }), { action: 'wait' }, 'still listed (a swarm powering on again): waits, never leaves');
+  const d = pending({ lastSwarm: 'S', unlisted: true });
   t.match(d, { action: 'join', swarmId: 'S', leaveFirst: true, rejoin: 'pruned' }, 'removed: leaves and joins again');
   t.same(d.action === 'join' && d.via.map((v) => v.nodeId), [id(2)], 'through the manager that answered, by node id');
-  t.match(pending({ pendingSwarm: null, unlisted: true }), { action: 'wait' }, 'the swarm it belonged to is unknown: waits');
-  t.match(pending({ pendingSwarm: 'T', unlisted: true }), { action: 'wait' }, 'no manager of that swarm is confirmed: waits');
+  t.match(pending({ lastSwarm: null, unlisted: true }), { action: 'wait' }, 'the swarm it belonged to is unknown: waits');
+  t.match(pending({ lastSwarm: 'T', unlisted: true }), { action: 'wait' }, 'no manager of that swarm is confirmed: waits');
+});
+
+t.test('an engine in error: waits, unless a manager refused it as removed from the swarm (fault campaign, seed 20261208)', async (t) => {
+  const managerOfS = peer(2, { phase: 'manager', swarm: swarm('S') });
+  const failed = (over: Partial<SelfState>, peers = [managerOfS, peer(3)]) => decide(input(self(1, { engine: 'error', seenSwarms: ['S'], ...over }), peers, 1e9), PORT);
+  t.match(failed({ lastSwarm: 'S' }), { action: 'wait', phase: 'degraded', reason: /swarm error/ }, 'any other error waits for a person');
+  const d = failed({ lastSwarm: 'S', removedByEngine: true });
+  t.match(d, { action: 'join', swarmId: 'S', leaveFirst: true, rejoin: 'pruned', reason: /refuses this node as removed/ });
+  t.same(d.action === 'join' && d.via.map((v) => v.nodeId), [id(2)], 'through a live manager of that swarm');
+  t.match(failed({ lastSwarm: 'S', removedByEngine: true }, [peer(3)]), { action: 'wait', phase: 'degraded', reason: /waiting for one of its managers/ }, 'no manager of S confirmed: waits');
+  t.match(failed({ lastSwarm: null, removedByEngine: true }), { action: 'wait', phase: 'degraded' }, 'the swarm it was in is unknown: waits');
 });
