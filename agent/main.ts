@@ -146,6 +146,7 @@ async function loadExtraCommands(): Promise<Command[]> {
     [() => import('./cli/nodes.js'), ['nodesCommand']],
     [() => import('./cli/cluster.js'), ['clusterCreateCommand']],
     [() => import('./cli/cluster-status.js'), ['clusterStatusCommand']],
+    [async () => ({ rotateKeyCommand: (await import('./cli/rotate-key.js')).rotateKeyCommand() }), ['rotateKeyCommand']],
     [() => import('./cli/flash.js'), ['flashCommand']],
     [() => import('./cli/doctor.js'), ['doctorCommand']],
   ];

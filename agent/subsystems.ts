@@ -7,6 +7,7 @@ import { formationSubsystem } from './formation/subsystem.js';
 import { createAutopilot } from './autopilot/autopilot.js';
 import { membershipSubsystem, type HostFacts } from './membership/subsystem.js';
 import { engineRecovery } from './docker/engine-recovery.js';
+import { keyringSubsystem } from './keyring/subsystem.js';
 import type { HealthDocument } from './health/aggregate.js';
 import type { HostSnapshot } from './host/types.js';
 import { clusterSubsystem } from './cluster/subsystem.js';
@@ -39,8 +40,19 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     deps.log.warn({ code: 'PISWARM_ERR_NO_CLUSTER_KEY' }, 'no cluster key configured: discovery and swarm formation are off');
   }
   const node = createNodeContext(config, deps.log);
+  // Before formation and gossip start: they sign with the keys it loads (a past rotation's).
+  const keyring = node.keys && config.clusterKey
+    ? keyringSubsystem({
+        node,
+        configKey: config.clusterKey,
+        stateDir: config.stateDir,
+        log: deps.log,
+        peers: () => formation.formation.status().confirmedPeers.map((p) => ({ nodeId: p.nodeId, name: p.name, addr: p.addr, port: p.port })),
+        client: () => formation.peerClient,
+      })
+    : null;
   // Peer reads are answered from the cluster view's data (bound late: the cluster is built next).
-  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, recentNodes: () => recentNodes(), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
+  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, recentNodes: () => recentNodes(), ...(keyring ? { keyring: { keyringStep: keyring.step, rotate: keyring.rotate } } : {}), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
   /** The autopilot's last node list, unless one of its steps changed the swarm since (formation and labels list less). */
@@ -75,6 +87,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     confirmedPeers: () => formation.formation.status().confirmedPeers.map((p) => p.addr),
     joinAddress: () => formation.formation.joinAddress(),
   });
+  if (keyring) parts.push(keyring);
   parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir }), formation, membership);
   autopilotRef = createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership });
   const labels = labelsSubsystem(config, { log: deps.log, docker: deps.docker, monitor: deps.monitor, members: () => membership.members(), recentNodes });

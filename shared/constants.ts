@@ -22,6 +22,13 @@ export const EXIT = Object.freeze({
   CONFIG: 78, // EX_CONFIG: invalid configuration
 });
 
+/**
+ * The node id the CLI signs operator requests with (`piswarm cluster
+ * rotate-key`): it holds the cluster key but is no node. No agent has it
+ * (node ids are random), so it never names a peer.
+ */
+export const OPERATOR_NODE_ID = 'ffffffffffffffffffffffff';
+
 /** Docker swarm ports a Pi must open (documented in the README and used by doctor). */
 export const SWARM_PORTS = Object.freeze([
   { port: 2377, proto: 'tcp', why: 'swarm management (managers)' },

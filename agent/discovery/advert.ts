@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { PROTOCOL_VERSION } from '../../shared/constants.js';
-import { hmac, type ClusterKeys } from '../identity/keys.js';
+import { hmac, keysFor, type ClusterKeys } from '../identity/keys.js';
 
 /**
  * The mDNS TXT record of `_piswarm._tcp`. It is a hint, never proof: a peer
@@ -109,8 +109,9 @@ export function verifyAdvert(
   if (txtWireSize(txt) > TXT_MAX_BYTES * 2) return { ok: false, reason: 'malformed' };
   if (txt.v !== String(PROTOCOL_VERSION)) return { ok: false, reason: txt.v === undefined ? 'malformed' : 'version' };
   if (!txt.g) return { ok: false, reason: 'unsigned' };
-  if (txt.c !== keys.clusterId) return { ok: false, reason: 'wrong_cluster', ...(txt.c ? { clusterId: shownClusterId(txt.c) } : {}) };
-  const expected = Buffer.from(sign(keys, txt), 'base64url');
+  const k = keysFor(keys, txt.c);
+  if (!k) return { ok: false, reason: 'wrong_cluster', ...(txt.c ? { clusterId: shownClusterId(txt.c) } : {}) };
+  const expected = Buffer.from(sign(k, txt), 'base64url');
   const got = Buffer.from(txt.g, 'base64url');
   if (got.length !== expected.length || !timingSafeEqual(got, expected)) return { ok: false, reason: 'bad_signature' };
   const port = Number(txt.p);

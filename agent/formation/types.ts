@@ -66,6 +66,8 @@ export interface FormationDeps {
    * it); absent, POST /v1/peers/checks and /v1/peers/services answer UNAVAILABLE.
    */
   peerReads?: Pick<PeerRouteContext, 'checks' | 'services'>;
+  /** Cluster key changes (agent/keyring), answered on the peer API. */
+  keyring?: Pick<PeerRouteContext, 'keyringStep' | 'rotate'>;
   /**
    * The agent's engine monitor (agent/docker/monitor.ts): each tick reads its
    * last sample, asking it for a new one when that is older than half a tick,

@@ -1,10 +1,10 @@
 import type { Config } from '../../shared/config-schema.js';
 import { errFields } from '../../shared/errors.js';
-import { deriveGossipKeys, type GossipKeys } from '../../shared/wire/gossip.js';
+import { deriveGossipKeys, GossipKeyring } from '../../shared/wire/gossip.js';
 import type { Logger } from '../log/logger.js';
 import { detectAdvertiseAddress, type AddressChoice } from '../net/address.js';
 import { loadOrCreateIdentity, type NodeIdentity } from './identity.js';
-import { deriveClusterKeys, type ClusterKeys } from './keys.js';
+import { deriveClusterKeys, Keyring } from './keys.js';
 
 /**
  * Who this node is, what it derives from the cluster key, and how it finds
@@ -16,10 +16,12 @@ export interface NodeContext {
   readonly identity: NodeIdentity;
   /** Why the identity could not be loaded (formation and gossip are then off); null when it was. */
   readonly identityError: string | null;
-  /** Peer HTTP, adverts and grants; null without a cluster key or an identity. */
-  readonly keys: ClusterKeys | null;
-  /** Gossip datagrams; null when `keys` is. */
-  readonly gossipKeys: GossipKeys | null;
+  /** Peer HTTP, adverts and grants; null without a cluster key or an identity. One key, or several during a key rotation. */
+  readonly keys: Keyring | null;
+  /** Gossip datagrams; null when `keys` is. Changes with `keys` (setClusterKeys). */
+  readonly gossipKeys: GossipKeyring | null;
+  /** Replaces the keys every subsystem holds: sign with `primary`, accept `accepted` too. A no-op without keys. */
+  setClusterKeys(primary: string, accepted: readonly string[]): void;
   /** The advertise address chosen now; throws PISWARM_ERR_NO_ADDRESS while there is none. */
   address(): AddressChoice;
 }
@@ -41,11 +43,17 @@ export function createNodeContext(config: Readonly<Config>, log: Pick<Logger, 'e
     identity = { nodeId: NO_IDENTITY, name, createdAt: '' };
   }
   const key = identityError === null ? config.clusterKey : undefined;
+  const keys = key ? new Keyring(deriveClusterKeys(key)) : null;
+  const gossipKeys = key ? new GossipKeyring(deriveGossipKeys(key)) : null;
   return {
     identity,
     identityError,
-    keys: key ? deriveClusterKeys(key) : null,
-    gossipKeys: key ? deriveGossipKeys(key) : null,
+    keys,
+    gossipKeys,
+    setClusterKeys(primary, accepted) {
+      keys?.set(deriveClusterKeys(primary), accepted.map(deriveClusterKeys));
+      gossipKeys?.set(deriveGossipKeys(primary), accepted.map((k) => deriveGossipKeys(k)));
+    },
     address: () => detectAdvertiseAddress(config),
   };
 }

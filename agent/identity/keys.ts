@@ -36,3 +36,48 @@ export function hmac(key: Buffer, data: string): Buffer {
 export function sha256b64(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('base64url');
 }
+
+/**
+ * The cluster keys a node holds while the cluster changes its key (issue 16,
+ * `piswarm cluster rotate-key`): it signs and advertises with the primary
+ * and accepts a message under any key of the ring, picked by the cluster id
+ * the message names (each key has its own id, so no MAC is tried twice and a
+ * message under a key the node does not hold is still "another cluster").
+ * Outside a rotation the ring holds one key. Formation, discovery, the peer
+ * protocol and its client share one ring, so a change is seen by all at once.
+ */
+export class Keyring implements ClusterKeys {
+  #ring: readonly ClusterKeys[];
+
+  constructor(primary: ClusterKeys, accepted: readonly ClusterKeys[] = []) {
+    this.#ring = ring(primary, accepted);
+  }
+
+  get clusterId(): string { return this.#ring[0]!.clusterId; }
+  get advertKey(): Buffer { return this.#ring[0]!.advertKey; }
+  get authKey(): Buffer { return this.#ring[0]!.authKey; }
+  get grantKey(): Buffer { return this.#ring[0]!.grantKey; }
+
+  /** Every accepted cluster id, the primary's first. */
+  get clusterIds(): string[] { return this.#ring.map((k) => k.clusterId); }
+
+  find(clusterId: string | undefined): ClusterKeys | null {
+    return this.#ring.find((k) => k.clusterId === clusterId) ?? null;
+  }
+
+  set(primary: ClusterKeys, accepted: readonly ClusterKeys[] = []): void {
+    this.#ring = ring(primary, accepted);
+  }
+}
+
+function ring(primary: ClusterKeys, accepted: readonly ClusterKeys[]): readonly ClusterKeys[] {
+  const out = [primary];
+  for (const k of accepted) if (!out.some((o) => o.clusterId === k.clusterId)) out.push(k);
+  return Object.freeze(out);
+}
+
+/** The keys of `keys` (one key or a ring) that a message naming `clusterId` was made with, or null: another cluster. */
+export function keysFor(keys: ClusterKeys, clusterId: string | undefined): ClusterKeys | null {
+  if (keys instanceof Keyring) return keys.find(clusterId);
+  return keys.clusterId === clusterId ? keys : null;
+}

@@ -11,10 +11,11 @@ import {
   type GrantRequest,
   type HelloRequest,
 } from '../../shared/wire/peer.js';
-import type { ClusterKeys } from '../identity/keys.js';
+import { KeyringResponse, RotateResponse, type KeyringOp } from '../../shared/wire/keyring.js';
+import { deriveClusterKeys, keysFor, type ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { joinHostPort } from '../net/address.js';
-import { AuthError, addressee, openToken, signRequest, verifyResponse } from './protocol.js';
+import { AuthError, addressee, openToken, sealKey, signRequest, verifyResponse } from './protocol.js';
 
 export interface PeerTarget {
   addr: string;
@@ -46,6 +47,14 @@ export interface PeerClient {
   close(): Promise<void>;
 }
 
+/** A cluster key change (agent/keyring): the new key sealed for each request. */
+export interface KeyringClient {
+  /** One step on the node addressed; answers the cluster ids it accepts after it. */
+  keyringStep(target: PeerTarget, op: KeyringOp, key: string, signal?: AbortSignal): Promise<KeyringResponse>;
+  /** The operator asks the node addressed to rotate the whole cluster to `key` (long: every node, every step). */
+  rotate(target: PeerTarget, key: string, allowMissing: boolean, timeoutMs: number): Promise<RotateResponse>;
+}
+
 /** On-demand reads (agent/cluster): answers verified, and from the node addressed. */
 export interface PeerReadClient {
   checks(target: PeerTarget & { nodeId: string }, signal?: AbortSignal): Promise<PeerChecksResponse>;
@@ -65,14 +74,14 @@ export interface PeerClientOptions {
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 /** Refusal codes of a peer worth telling apart (its error answers are unsigned hints). */
-const PASSED_THROUGH: ReadonlySet<string> = new Set<ErrorCode>(['PISWARM_ERR_NOT_MANAGER', 'PISWARM_ERR_WRONG_CLUSTER', 'PISWARM_ERR_MISADDRESSED', 'PISWARM_ERR_PROTOCOL_VERSION']);
+const PASSED_THROUGH: ReadonlySet<string> = new Set<ErrorCode>(['PISWARM_ERR_NOT_MANAGER', 'PISWARM_ERR_WRONG_CLUSTER', 'PISWARM_ERR_MISADDRESSED', 'PISWARM_ERR_PROTOCOL_VERSION', 'PISWARM_ERR_KEYRING', 'PISWARM_ERR_BUSY']);
 
 /**
  * undici with explicit deadlines: a dead Pi must cost at most `timeoutMs`
  * per request, never undici's 300 s defaults. Every answer is verified
  * before anything in it is believed.
  */
-export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerReadClient {
+export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerReadClient & KeyringClient {
   const now = opts.now ?? Date.now;
   const nonce = opts.nonce ?? (() => randomBytes(16).toString('base64url'));
   const dispatcher = new Agent({
@@ -83,12 +92,18 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
     connections: 4,
   });
 
-  async function call(target: PeerTarget, path: string, payload: object, signal?: AbortSignal): Promise<{ body: string; nodeId: string; requestNonce: string; responseNonce: string }> {
-    const body = JSON.stringify(payload);
+  /** `payload` may depend on the request (a key sealed for it): its nonce, addressee and key. */
+  type Payload = object | ((r: { nonce: string; to: string; keys: ClusterKeys }) => object);
+
+  async function call(target: PeerTarget, path: string, payload: Payload, signal?: AbortSignal, timeoutMs = opts.timeoutMs): Promise<{ body: string; nodeId: string; requestNonce: string; responseNonce: string; keys: ClusterKeys }> {
     const reqNonce = nonce();
     const to = addressee(target);
-    const header = signRequest(opts.keys, { method: 'POST', path, body, nodeId: opts.identity.nodeId, to, now: now(), nonce: reqNonce });
-    const deadline = AbortSignal.timeout(opts.timeoutMs);
+    // The primary key now (a rotation may change it meanwhile): the answer
+    // must come under the key the request was made with.
+    const keys = keysFor(opts.keys, opts.keys.clusterId)!;
+    const body = JSON.stringify(typeof payload === 'function' ? payload({ nonce: reqNonce, to, keys }) : payload);
+    const header = signRequest(keys, { method: 'POST', path, body, nodeId: opts.identity.nodeId, to, now: now(), nonce: reqNonce });
+    const deadline = AbortSignal.timeout(timeoutMs);
     const sig = signal ? AbortSignal.any([signal, deadline]) : deadline;
     let status: number;
     let text: string;
@@ -131,9 +146,9 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
       throw new PiswarmError(known, `peer ${target.addr}:${target.port} refused ${path} (${status} ${code})`, { details: { status, code } });
     }
     try {
-      const h = verifyResponse(opts.keys, { requestNonce: reqNonce, to, status, body: text, header: answerAuth, now: now(), windowMs: opts.windowMs });
+      const h = verifyResponse(keys, { requestNonce: reqNonce, to, status, body: text, header: answerAuth, now: now(), windowMs: opts.windowMs });
       if (target.nodeId && h.nodeId !== target.nodeId) throw new AuthError('misaddressed', `answered by ${h.nodeId}, not by ${target.nodeId}`);
-      return { body: text, nodeId: h.nodeId, responseNonce: h.nonce, requestNonce: reqNonce };
+      return { body: text, nodeId: h.nodeId, responseNonce: h.nonce, requestNonce: reqNonce, keys };
     } catch (err) {
       const reason = err instanceof AuthError ? err.reason : 'malformed';
       throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr}:${target.port} failed verification (${reason})`, { cause: err, details: { reason } });
@@ -173,11 +188,23 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
       const g = parse<GrantResponse>(GrantResponse, r.body, target);
       if (g.managerNodeId !== r.nodeId) throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `grant of ${target.addr} names two node ids`);
       const token = openToken(
-        opts.keys,
+        r.keys,
         { requestNonce: r.requestNonce, responseNonce: r.responseNonce, joinerId: opts.identity.nodeId, managerId: r.nodeId, swarmId: g.swarmId, managerAddrs: g.managerAddrs },
         g,
       );
       return { token, swarmId: g.swarmId, createdAt: g.createdAt, managerAddrs: g.managerAddrs, managerNodeId: g.managerNodeId };
+    },
+    async keyringStep(target, op, key, signal) {
+      const clusterId = deriveClusterKeys(key).clusterId;
+      const r = await call(target, '/v1/peers/keyring', (q) => ({ v: 1, op, clusterId, key: sealKey(q.keys, { requestNonce: q.nonce, to: q.to, clusterId }, key, randomBytes(12)) }), signal);
+      const answer = parse<KeyringResponse>(KeyringResponse, r.body, target);
+      if (answer.nodeId !== r.nodeId) throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} names two node ids`);
+      return answer;
+    },
+    async rotate(target, key, allowMissing, timeoutMs) {
+      const clusterId = deriveClusterKeys(key).clusterId;
+      const r = await call(target, '/v1/peers/rotate-key', (q) => ({ v: 1, clusterId, allowMissing, key: sealKey(q.keys, { requestNonce: q.nonce, to: q.to, clusterId }, key, randomBytes(12)) }), undefined, timeoutMs);
+      return parse<RotateResponse>(RotateResponse, r.body, target);
     },
     close: () => dispatcher.close(),
   };

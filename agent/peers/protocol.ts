@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { PiswarmError } from '../../shared/errors.js';
-import { hmac, sha256b64, type ClusterKeys } from '../identity/keys.js';
+import { hmac, keysFor, sha256b64, type ClusterKeys } from '../identity/keys.js';
 
 /**
  * The peer protocol, pure: callers pass nonces and clocks in, so every case
@@ -164,8 +164,9 @@ export function verifyRequest(
 ): AuthHeader {
   const h = parseAuthHeader(r.header);
   if (!h) throw unparsable(r.header);
-  if (h.clusterId !== keys.clusterId) throw new AuthError('wrong_cluster', 'the caller belongs to another cluster (different cluster key)');
-  if (!macEquals(h.mac, requestMac(keys, r.method, r.path, r.body, h))) throw new AuthError('bad_mac', 'request signature does not verify');
+  const k = keysFor(keys, h.clusterId);
+  if (!k) throw new AuthError('wrong_cluster', 'the caller belongs to another cluster (different cluster key)');
+  if (!macEquals(h.mac, requestMac(k, r.method, r.path, r.body, h))) throw new AuthError('bad_mac', 'request signature does not verify');
   // Checked after the MAC so a forger cannot probe our clock or fill the cache.
   if (Math.abs(r.now - h.ts) > r.windowMs) throw new AuthError('stale', `request timestamp is more than ${Math.round(r.windowMs / 1000)} s from this node's clock`);
   if (!isAddressedTo(h.to, r.self)) throw new AuthError('misaddressed', `request is addressed to ${h.to}, not to this node (${r.self.nodeId})`);
@@ -195,8 +196,9 @@ export function verifyResponse(
 ): AuthHeader {
   const h = parseAuthHeader(r.header);
   if (!h) throw unparsable(r.header);
-  if (h.clusterId !== keys.clusterId) throw new AuthError('wrong_cluster', 'peer answered for another cluster');
-  if (!macEquals(h.mac, responseMac(keys, r.requestNonce, r.status, r.body, h))) throw new AuthError('bad_mac', 'peer answer signature does not verify');
+  const k = keysFor(keys, h.clusterId);
+  if (!k) throw new AuthError('wrong_cluster', 'peer answered for another cluster');
+  if (!macEquals(h.mac, responseMac(k, r.requestNonce, r.status, r.body, h))) throw new AuthError('bad_mac', 'peer answer signature does not verify');
   if (h.to !== r.to) throw new AuthError('misaddressed', `peer answered a request addressed to ${h.to}, not ours (${r.to})`);
   if (Math.abs(r.now - h.ts) > r.windowMs) throw new AuthError('stale', 'peer answer timestamp outside the allowed window');
   return h;
@@ -226,23 +228,59 @@ function aad(b: GrantBinding): Buffer {
   return Buffer.from(['piswarm-grant-aad-v1', b.joinerId, b.managerId, b.swarmId, b.managerAddrs.join(',')].join('\n'));
 }
 
-export function sealToken(keys: ClusterKeys, b: GrantBinding, token: string, iv: Buffer): SealedToken {
-  const c = createCipheriv('aes-256-gcm', grantKey(keys, b), iv);
-  c.setAAD(aad(b));
-  const ct = Buffer.concat([c.update(token, 'utf8'), c.final()]);
+/** AES-256-GCM with additional data: the sealing of grants and keys. */
+function sealWith(key: Buffer, aad: Buffer, plaintext: string, iv: Buffer): SealedToken {
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  c.setAAD(aad);
+  const ct = Buffer.concat([c.update(plaintext, 'utf8'), c.final()]);
   return { iv: iv.toString('base64url'), ciphertext: ct.toString('base64url'), tag: c.getAuthTag().toString('base64url') };
 }
 
-export function openToken(keys: ClusterKeys, b: GrantBinding, s: SealedToken): string {
+/** Opens sealWith's output; any failure (wrong key or data, tampering, bad lengths) is `fail`. */
+function openWith(key: Buffer, aad: Buffer, s: SealedToken, fail: (cause: unknown) => PiswarmError): string {
   try {
     const iv = Buffer.from(s.iv, 'base64url');
     const tag = Buffer.from(s.tag, 'base64url');
     if (iv.length !== 12 || tag.length !== 16) throw new Error('bad iv or tag length');
-    const d = createDecipheriv('aes-256-gcm', grantKey(keys, b), iv);
-    d.setAAD(aad(b));
+    const d = createDecipheriv('aes-256-gcm', key, iv);
+    d.setAAD(aad);
     d.setAuthTag(tag);
     return Buffer.concat([d.update(Buffer.from(s.ciphertext, 'base64url')), d.final()]).toString('utf8');
   } catch (err) {
-    throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', 'the grant does not decrypt: not sealed for this exchange or tampered with', { cause: err });
+    throw fail(err);
   }
+}
+
+export function sealToken(keys: ClusterKeys, b: GrantBinding, token: string, iv: Buffer): SealedToken {
+  return sealWith(grantKey(keys, b), aad(b), token, iv);
+}
+
+export function openToken(keys: ClusterKeys, b: GrantBinding, s: SealedToken): string {
+  return openWith(grantKey(keys, b), aad(b), s, (cause) => new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', 'the grant does not decrypt: not sealed for this exchange or tampered with', { cause }));
+}
+
+/**
+ * A cluster key sent to one node in one request (a key rotation): AES-256-GCM
+ * under HKDF(grantKey of the request's key, salt = request nonce), bound to
+ * the addressee and the new key's cluster id, so it opens for that request
+ * only and a changed id or addressee is refused.
+ */
+export interface KeyBinding {
+  requestNonce: string;
+  to: string;
+  clusterId: string;
+}
+
+function keyKey(keys: ClusterKeys, b: KeyBinding): Buffer {
+  return Buffer.from(hkdfSync('sha256', keys.grantKey, Buffer.from(b.requestNonce), Buffer.from('piswarm-keyring-v1'), 32));
+}
+
+const keyAad = (b: KeyBinding) => Buffer.from(['piswarm-keyring-aad-v1', b.to, b.clusterId].join('\n'));
+
+export function sealKey(keys: ClusterKeys, b: KeyBinding, key: string, iv: Buffer): SealedToken {
+  return sealWith(keyKey(keys, b), keyAad(b), key, iv);
+}
+
+export function openKey(keys: ClusterKeys, b: KeyBinding, s: SealedToken): string {
+  return openWith(keyKey(keys, b), keyAad(b), s, (cause) => new PiswarmError('PISWARM_ERR_KEYRING', 'the new key does not decrypt: not sealed for this request or tampered with', { cause }));
 }

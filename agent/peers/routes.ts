@@ -15,8 +15,9 @@ import {
   type HelloResponse,
   type PeerView,
 } from '../../shared/wire/peer.js';
+import { KeyringRequest, RotateRequest, type KeyringResponse, type RotateResponse } from '../../shared/wire/keyring.js';
 import { errorBody } from '../http/errors.js';
-import type { ClusterKeys } from '../identity/keys.js';
+import { keysFor, type ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { AuthError, sealToken, signResponse, verifyRequest, type AuthHeader, type ReplayCache, type SelfAddressing } from './protocol.js';
 
@@ -54,6 +55,10 @@ export interface PeerRouteContext {
   authFailure(reason: string): void;
   /** A refused grant request, by reason (see grantRefusalReason). */
   grantRefused(reason: string): void;
+  /** One step of a cluster key change on this node (agent/keyring); absent: UNAVAILABLE. */
+  keyringStep?(auth: AuthHeader, req: KeyringRequest): KeyringResponse;
+  /** The operator's whole-cluster rotation, run from this node (agent/keyring). */
+  rotate?(auth: AuthHeader, req: RotateRequest): Promise<RotateResponse>;
 }
 
 declare module 'fastify' {
@@ -122,7 +127,9 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
     const authenticate = (req: FastifyRequest, path: string) => {
       if (!ctx.keys) throw new PiswarmError('PISWARM_ERR_NO_CLUSTER_KEY');
       try {
-        return verifyRequest(ctx.keys, { method: req.method, path, body: req.piswarmRawBody ?? '', header: req.headers[PEER_AUTH_HEADER], now: ctx.now(), windowMs: ctx.windowMs, replay: ctx.replay, self: ctx.self });
+        const h = verifyRequest(ctx.keys, { method: req.method, path, body: req.piswarmRawBody ?? '', header: req.headers[PEER_AUTH_HEADER], now: ctx.now(), windowMs: ctx.windowMs, replay: ctx.replay, self: ctx.self });
+        // The key it came under, kept for the answer: a key change may drop it meanwhile.
+        return { ...h, keys: keysFor(ctx.keys, h.clusterId)! };
       } catch (err) {
         if (err instanceof AuthError) ctx.authFailure(err.reason);
         throw err;
@@ -141,9 +148,9 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
     const route = { bodyLimit: PEER_BODY_LIMIT, schema: { querystring: NO_QUERY } };
 
     /** A 200 answer bound to the request it answers (its nonce and addressee). */
-    const signed = (reply: FastifyReply, auth: AuthHeader, payload: object, nonce = ctx.nonce()) => {
+    const signed = (reply: FastifyReply, auth: AuthHeader & { keys: ClusterKeys }, payload: object, nonce = ctx.nonce()) => {
       const answer = JSON.stringify(payload);
-      const header = signResponse(ctx.keys!, { requestNonce: auth.nonce, to: auth.to, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce });
+      const header = signResponse(auth.keys, { requestNonce: auth.nonce, to: auth.to, status: 200, body: answer, nodeId: ctx.identity.nodeId, now: ctx.now(), nonce });
       return reply.code(200).header(PEER_AUTH_HEADER, header).type('application/json').send(answer);
     };
 
@@ -164,7 +171,7 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
       const src = await ctx.grantSource();
       const responseNonce = ctx.nonce();
       const sealed = sealToken(
-        ctx.keys!,
+        auth.keys,
         { requestNonce: auth.nonce, responseNonce, joinerId: joiner.nodeId, managerId: ctx.identity.nodeId, swarmId: src.swarmId, managerAddrs: src.managerAddrs },
         src.workerToken,
         ctx.iv(),
@@ -188,6 +195,22 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
       validate<PeerReadRequest>(PeerReadRequest, req.body, 'services');
       const answer: PeerServicesResponse = { v: 1, nodeId: ctx.identity.nodeId, ...(await ctx.services()) };
       return signed(reply, auth, answer);
+    });
+
+    // A cluster key change: a step on this node, or (the operator, through
+    // the CLI on a node) the whole rotation run from here.
+    app.post('/v1/peers/keyring', route, async (req, reply) => {
+      const auth = authenticate(req, '/v1/peers/keyring');
+      const body = validate<KeyringRequest>(KeyringRequest, req.body, 'keyring');
+      if (!ctx.keyringStep) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'key changes are not wired on this node');
+      return signed(reply, auth, ctx.keyringStep(auth, body));
+    });
+
+    app.post('/v1/peers/rotate-key', route, async (req, reply) => {
+      const auth = authenticate(req, '/v1/peers/rotate-key');
+      const body = validate<RotateRequest>(RotateRequest, req.body, 'rotate-key');
+      if (!ctx.rotate) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'key changes are not wired on this node');
+      return signed(reply, auth, await ctx.rotate(auth, body));
     });
 
     app.get('/v1/formation', { schema: { querystring: NO_QUERY, response: { 200: FormationStatus } } }, async () => ctx.status());

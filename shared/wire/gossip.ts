@@ -87,6 +87,41 @@ export interface GossipKeys {
   readonly tag: Buffer;
 }
 
+/**
+ * The gossip keys of every cluster key a node accepts during a key rotation
+ * (agent/identity/keys.ts Keyring): datagrams are sealed with the primary's
+ * and opened with the key whose cluster tag they carry.
+ */
+export class GossipKeyring implements GossipKeys {
+  #ring: readonly GossipKeys[];
+
+  constructor(primary: GossipKeys, accepted: readonly GossipKeys[] = []) {
+    this.#ring = gossipRing(primary, accepted);
+  }
+
+  get authKey(): Buffer { return this.#ring[0]!.authKey; }
+  get tag(): Buffer { return this.#ring[0]!.tag; }
+
+  find(tag: Uint8Array): GossipKeys | null {
+    return this.#ring.find((k) => k.tag.equals(tag)) ?? null;
+  }
+
+  set(primary: GossipKeys, accepted: readonly GossipKeys[] = []): void {
+    this.#ring = gossipRing(primary, accepted);
+  }
+}
+
+function gossipRing(primary: GossipKeys, accepted: readonly GossipKeys[]): readonly GossipKeys[] {
+  const out = [primary];
+  for (const k of accepted) if (!out.some((o) => o.tag.equals(k.tag))) out.push(k);
+  return Object.freeze(out);
+}
+
+function keysForTag(keys: GossipKeys, tag: Uint8Array): GossipKeys | null {
+  if (keys instanceof GossipKeyring) return keys.find(tag);
+  return keys.tag.equals(tag) ? keys : null;
+}
+
 export type DropReason = 'oversize' | 'truncated' | 'version' | 'wrongCluster' | 'auth' | 'malformed';
 
 export function deriveGossipKeys(clusterKey: string | Uint8Array): GossipKeys {
@@ -134,9 +169,10 @@ export function open(keys: GossipKeys, data: Uint8Array): OpenResult {
   // Before the tag: a version-1 agent (32-byte MAC) would otherwise look tampered.
   if (data[2] !== GOSSIP_WIRE_VERSION || (data[3]! & ~FLAG_DEFLATE) !== 0) return { ok: false, reason: 'version' };
   const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
-  if (!buf.subarray(4, HEADER_BYTES).equals(keys.tag)) return { ok: false, reason: 'wrongCluster' };
+  const k = keysForTag(keys, buf.subarray(4, HEADER_BYTES));
+  if (!k) return { ok: false, reason: 'wrongCluster' };
   const end = buf.length - MAC_BYTES;
-  if (!timingSafeEqual(mac(keys, buf.subarray(0, end)), buf.subarray(end))) return { ok: false, reason: 'auth' };
+  if (!timingSafeEqual(mac(k, buf.subarray(0, end)), buf.subarray(end))) return { ok: false, reason: 'auth' };
   const body = buf.subarray(HEADER_BYTES, end);
   if ((buf[3]! & FLAG_DEFLATE) === 0) return { ok: true, payload: body };
   try {

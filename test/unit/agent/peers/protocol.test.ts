@@ -1,6 +1,7 @@
 import t from 'tap';
 import { deriveClusterKeys } from '../../../../agent/identity/keys.js';
 import { AuthError, ReplayCache, addressee, isAddressedTo, openToken, parseAuthHeader, sealToken, signRequest, signResponse, verifyRequest, verifyResponse, type GrantBinding, type SelfAddressing } from '../../../../agent/peers/protocol.js';
+import { reason } from './auth-reason.js';
 
 const keys = deriveClusterKeys('the cluster key of this test, 32 chars+');
 const rogue = deriveClusterKeys('a rogue manager guessing at the key, 32+');
@@ -12,14 +13,6 @@ const n = (c: string) => c.repeat(22);
 /** The manager the requests below are addressed to: its id, port 7070, address 10.0.0.2. */
 const SELF: SelfAddressing = { nodeId: MANAGER, port: 7070, isOwnHost: (h) => h === '10.0.0.2' };
 
-function reason(fn: () => unknown): string {
-  try {
-    fn();
-    return 'accepted';
-  } catch (err) {
-    return err instanceof AuthError ? err.reason : `other: ${(err as Error).message}`;
-  }
-}
 
 t.test('request: a good one verifies; each kind of bad one fails with its reason and code', async (t) => {
   const body = '{"v":1,"nodeId":"111111111111111111111111"}';
