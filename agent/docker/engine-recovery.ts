@@ -33,11 +33,19 @@ export const RESTARTABLE = /can't initialize raft node/i;
  */
 const REMOVED = /node (\S+) was removed from swarm/i;
 
-/** Whether the engine says the swarm removed this very node (its own node id in the refusal). */
-export function removedFromSwarm(swarm: Pick<EngineInfo['swarm'], 'state' | 'nodeId' | 'error'>): boolean {
-  if (swarm.state !== 'error' || !swarm.nodeId) return false;
+/**
+ * Whether the engine says the swarm removed this very node. An engine in
+ * that error names no node id of its own (`docker info` NodeID is empty, seen
+ * on 26.1.5), so the caller passes the id the engine last named; the refusal
+ * must name that id. With no id known at all (an agent started after the
+ * engine fell into the error), the refusal is still the managers' answer to
+ * this engine's own requests, and is taken as about this node.
+ */
+export function removedFromSwarm(swarm: Pick<EngineInfo['swarm'], 'state' | 'nodeId' | 'error'>, lastNodeId: string | null = null): boolean {
+  if (swarm.state !== 'error') return false;
   const m = REMOVED.exec(swarm.error ?? '');
-  return m !== null && m[1] === swarm.nodeId;
+  const id = swarm.nodeId ?? lastNodeId;
+  return m !== null && (id === null || m[1] === id);
 }
 
 /**
@@ -90,6 +98,15 @@ export interface RecoveryState {
   /** When the engine started reporting a restartable error, or null. */
   stuckSince: number | null;
   lastRequestAt: number | null;
+  /** The swarm node id the engine last named. */
+  nodeId?: string | null;
+  /**
+   * In this spell of error, a manager refused the node as removed: the
+   * engine alternates that refusal with "can't initialize raft node ...
+   * connection refused" (a demoted manager's port), which alone would look
+   * like moby#47854.
+   */
+  removed?: boolean;
 }
 
 /**
@@ -101,11 +118,13 @@ export interface RecoveryState {
 export function decide(state: RecoveryState, sample: Pick<EngineSample, 'info'>, now: number, p: RecoveryPolicy): { state: RecoveryState; request: boolean } {
   const sw = sample.info?.swarm;
   if (!sw) return { state, request: false };
-  const stuck = sw.state === 'error' && RESTARTABLE.test(sw.error ?? '') && !removedFromSwarm(sw);
-  if (!stuck) return { state: { ...state, stuckSince: null }, request: false };
+  const nodeId = sw.nodeId ?? state.nodeId ?? null;
+  const removed = sw.state === 'error' && (state.removed === true || removedFromSwarm(sw, nodeId));
+  const stuck = sw.state === 'error' && RESTARTABLE.test(sw.error ?? '') && !removed;
+  if (!stuck) return { state: { ...state, stuckSince: null, nodeId, removed }, request: false };
   const since = state.stuckSince ?? now;
   const due = now - since >= p.stuckMs && (state.lastRequestAt === null || now - state.lastRequestAt >= p.minIntervalMs);
-  return { state: { stuckSince: due ? null : since, lastRequestAt: due ? now : state.lastRequestAt }, request: due };
+  return { state: { stuckSince: due ? null : since, lastRequestAt: due ? now : state.lastRequestAt, nodeId, removed }, request: due };
 }
 
 /**

@@ -75,6 +75,8 @@ export interface DockerEngine {
   swarmJoin(addrs: SwarmAddresses & { remoteAddrs: string[]; joinToken: string }): Promise<void>;
   swarmInspect(): Promise<SwarmDetails>;
   rotateWorkerToken(): Promise<void>;
+  /** Both join tokens at once (`docker swarm join-token --rotate worker` and `manager`): a revoked node's copies stop working. */
+  rotateJoinTokens(): Promise<void>;
   swarmLeave(force: boolean): Promise<void>;
   listNodes(): Promise<SwarmNode[]>;
   updateNode(id: string, change: { role?: NodeRole; availability?: NodeAvailability; labels?: Record<string, string> }): Promise<void>;
@@ -205,6 +207,10 @@ export function createDockerEngine(opts: { socketPath: string; timeoutMs: number
     rotateWorkerToken: async () => {
       const s = await inspectSwarm();
       await call('swarm update', () => docker.swarmUpdate({ _query: { version: s.Version.Index, rotateWorkerToken: true }, _body: s.Spec }));
+    },
+    rotateJoinTokens: async () => {
+      const s = await inspectSwarm();
+      await call('swarm update', () => docker.swarmUpdate({ _query: { version: s.Version.Index, rotateWorkerToken: true, rotateManagerToken: true }, _body: s.Spec }));
     },
     swarmLeave: (force) => call('swarm leave', async () => { await patient.swarmLeave({ force }); }),
     listNodes: () => call('node ls', async () => (await docker.listNodes()).map(toSwarmNode)),

@@ -1,7 +1,7 @@
 import { errCode, isPiswarmError } from '../../shared/errors.js';
 import type { HelloResponse } from '../../shared/wire/peer.js';
 import type { EngineInfo, NodeListing } from '../docker/engine.js';
-import { pinsJoinAddress } from '../docker/engine-recovery.js';
+import { pinsJoinAddress, removedFromSwarm } from '../docker/engine-recovery.js';
 import { hostOf, joinHostPort } from '../net/address.js';
 import { engineMaxAgeMs } from './cadence.js';
 import { rememberSwarm } from './state.js';
@@ -27,6 +27,8 @@ export async function readEngine(ctx: FormationContext, fresh = false): Promise<
     return;
   }
   const sw = s.info.swarm;
+  if (sw.nodeId) noteNodeId(ctx, sw.nodeId);
+  s.removedRefusal = sw.state === 'error' && (s.removedRefusal || removedFromSwarm(sw, s.engineNodeId));
   if (sw.state !== 'active') {
     s.selfSwarm = null;
     s.pinnedSince = null;
@@ -48,6 +50,17 @@ export async function readEngine(ctx: FormationContext, fresh = false): Promise<
   await refreshListedIds(ctx, sw.isManager);
   s.selfSwarm = { id, createdAt, role: sw.isManager ? 'manager' : 'worker', nodes: sw.isManager ? sw.nodes : null, managerAddrs, runningTasks: s.selfSwarm?.id === id ? s.selfSwarm.runningTasks : null };
   rememberSwarm(ctx, id, createdAt, false);
+}
+
+/** Keeps the swarm node id the engine names, in formation.json too: once in error it names none, even after a reboot. */
+function noteNodeId(ctx: FormationContext, nodeId: string): void {
+  const s = ctx.s;
+  s.engineNodeId = nodeId;
+  const joined = s.persisted.joined;
+  if (s.info?.swarm.state === 'active' && joined && joined.nodeId !== nodeId) {
+    joined.nodeId = nodeId;
+    ctx.store.save(s.persisted);
+  }
 }
 
 /**

@@ -1,4 +1,3 @@
-import { removedFromSwarm } from '../docker/engine-recovery.js';
 import { confirmedPeerStates } from './peer-book.js';
 import { ownSwarmId, pinnedJoinAddr } from './engine-view.js';
 import { effectiveHoldOffMs, type ElectionInput } from './rule.js';
@@ -17,7 +16,7 @@ export function electionInput(ctx: FormationContext): ElectionInput {
       pinnedTo: s.pinnedSince !== null && clock.now() - s.pinnedSince >= settle ? pinnedJoinAddr(ctx) : null,
       unlisted: s.removedSince !== null && clock.now() - s.removedSince >= settle,
       lastSwarm: s.info!.swarm.state === 'pending' || s.info!.swarm.state === 'error' ? ownSwarmId(ctx) : null,
-      removedByEngine: removedFromSwarm(s.info!.swarm),
+      removedByEngine: s.removedRefusal,
     },
     peers: confirmedPeerStates(ctx),
     now: clock.now(),

@@ -86,6 +86,10 @@ export interface FormationState {
   selfLeader: boolean;
   pinnedSince: number | null;
   removedSince: number | null;
+  /** The swarm node id the engine last named (an engine in error names none). */
+  engineNodeId: string | null;
+  /** In this spell of engine error, a manager refused this node as removed from the swarm (the engine alternates between that refusal and others). */
+  removedRefusal: boolean;
   listedIds: { at: number; ids: Set<string> } | null;
   /** Swarm node ids that asked and were not in the node list, and when first missed. */
   missedAt: Map<string, number>;
@@ -127,6 +131,8 @@ export function createFormationState(persisted: PersistedFormation, phase: Forma
     selfLeader: false,
     pinnedSince: null,
     removedSince: null,
+    engineNodeId: persisted.joined?.nodeId ?? null,
+    removedRefusal: false,
     listedIds: null,
     missedAt: new Map(),
     quiet: { key: '', since: null },
@@ -169,7 +175,7 @@ export function rememberSwarm(ctx: FormationContext, id: string, createdAt: stri
     changed = true;
   }
   if (joined && (p.joined?.id !== id || (joinAddr !== null && p.joined.joinAddr !== joinAddr))) {
-    p.joined = { id, createdAt: createdAt ?? (p.joined?.id === id ? p.joined.createdAt : null), joinAddr };
+    p.joined = { id, createdAt: createdAt ?? (p.joined?.id === id ? p.joined.createdAt : null), joinAddr, nodeId: null };
     changed = true;
   }
   if (changed) ctx.store.save(p);

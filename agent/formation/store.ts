@@ -13,8 +13,11 @@ import { writeFileAtomic } from '../lifecycle/state-file.js';
  */
 export interface PersistedFormation {
   seenSwarms: Array<{ id: string; createdAt: string | null; firstSeen: string }>;
-  /** joinAddr: the manager address the engine joined through (first of RemoteAddrs), when known. */
-  joined: { id: string; createdAt: string | null; joinAddr?: string | null } | null;
+  /**
+   * joinAddr: the manager address the engine joined through (first of RemoteAddrs), when known;
+   * nodeId: this node's swarm node id in it (an engine in error names none, also after a reboot).
+   */
+  joined: { id: string; createdAt: string | null; joinAddr?: string | null; nodeId?: string | null } | null;
   /** Absent in files written before it was kept. */
   election?: ElectionResult | null;
 }
@@ -37,7 +40,7 @@ export function createFileFormationStore(stateDir: string, onError: (err: unknow
         return {
           seenSwarms: Array.isArray(p.seenSwarms) ? p.seenSwarms.filter((s) => typeof s?.id === 'string').slice(-16) : [],
           joined: p.joined && typeof p.joined.id === 'string'
-            ? { id: p.joined.id, createdAt: p.joined.createdAt ?? null, joinAddr: typeof p.joined.joinAddr === 'string' ? p.joined.joinAddr : null }
+            ? { id: p.joined.id, createdAt: p.joined.createdAt ?? null, joinAddr: typeof p.joined.joinAddr === 'string' ? p.joined.joinAddr : null, nodeId: typeof p.joined.nodeId === 'string' ? p.joined.nodeId : null }
             : null,
           // A hand-edited or older file: a malformed election is dropped, never trusted.
           election: Value.Check(ElectionResult, p.election) ? p.election : null,

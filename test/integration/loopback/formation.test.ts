@@ -335,13 +335,13 @@ async function strandedWorld(t: Test) {
   const a = await node(world, lan, 1, port, { expect: 2 });
   const b = await node(world, lan, 2, port, { expect: 2 });
   t.teardown(async () => {
-    for (const n of [a, b]) await n.close();
+    for (const n of [a, b]) await n.close().catch(() => undefined); // a test may have closed one already
   });
   await until('one swarm of 2', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 2, 15_000);
   const [swarmId, s] = [...world.swarms.entries()][0]!;
   const creator = world.calls.find((c) => c.op === 'init')!.node === 'pi-1' ? a : b;
   const joiner = creator === a ? b : a;
-  return { world, s, swarmId, creator, joiner };
+  return { world, lan, port, s, swarmId, creator, joiner };
 }
 
 t.test('the node that creates the swarm records the swarm id, not its own node id', async (t) => {
@@ -410,6 +410,20 @@ t.test('a manager the swarm refuses as removed (engine in error, answering now a
   t.equal(world.count('leave'), 1, 'one leave');
   t.ok(creator.lines().some((l) => typeof l.why === 'string' && /refuses this node as removed/.test(l.why)), 'the journal says why');
   t.match(renderFamilies(creator.formation.collector.collect()), /piswarm_formation_rejoins_total\{reason="pruned"\} 1\n/);
+});
+
+t.test('refused as removed and rebooted (the engine names no node id): formation.json knows it, and it joins again', async (t) => {
+  const { world, lan, port, s, swarmId, creator, joiner } = await strandedWorld(t);
+  world.setRole(joiner.engine, (await joiner.engine.info()).swarm.nodeId!, 'manager');
+  const oldId = (await creator.engine.info()).swarm.nodeId!;
+  await until('formation.json records the swarm node id', () => creator.store.load().joined?.nodeId === oldId, 5000);
+  await creator.close();
+  world.removeWhileAway(creator.engine, oldId, { refused: true });
+  t.equal((await creator.engine.info()).swarm.nodeId, null, 'the refused engine names no node id');
+  const again = await node(world, lan, Number(creator.name.slice(3)), port, { expect: 2, engine: creator.engine, store: creator.store, identity: creator.identity });
+  t.teardown(() => again.close());
+  await until('the rebooted creator joined again', () => s.members.size === 2 && !s.members.has(oldId), 20_000);
+  t.same(creator.engine.state(), { swarmId, role: 'worker' });
 });
 
 t.test('a pending engine whose managers still list it waits (a swarm powering on again), and never leaves', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decide, engineRecovery, pinsJoinAddress, removedFromSwarm, DEFAULT_RECOVERY, type RecoveryPolicy } from '../../../../agent/docker/engine-recovery.js';
+import { decide, engineRecovery, pinsJoinAddress, removedFromSwarm, DEFAULT_RECOVERY, type RecoveryPolicy, type RecoveryState } from '../../../../agent/docker/engine-recovery.js';
 import { toEngineInfo } from '../../../../agent/docker/engine.js';
 import type { EngineSample } from '../../../../agent/docker/monitor.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
@@ -50,6 +50,30 @@ t.test('a node the swarm removed is not a restart case: formation leaves and joi
   t.equal(removedFromSwarm({ state: 'active', nodeId: 'pdniq99h4i03wczy7x99v4940', error: REFUSAL }), false, 'only in state error');
   t.equal(removedFromSwarm(stuck.info.swarm), false, 'moby#47854 is not a removal');
   t.equal(decide({ stuckSince: 0, lastRequestAt: null }, removed('pdniq99h4i03wczy7x99v4940'), 1e6, P).request, false);
+});
+
+t.test('refused as removed, the engine names no node id and alternates with a dial error: never a restart (26.1.5, a revoked manager)', async (t) => {
+  const ID = 'pdniq99h4i03wczy7x99v4940';
+  const active = { info: toEngineInfo({ ServerVersion: '26.1.5+dfsg1', Swarm: { LocalNodeState: 'active', NodeID: ID } }) };
+  const refusal = { info: toEngineInfo({ ServerVersion: '26.1.5+dfsg1', Swarm: { LocalNodeState: 'error', Error: REFUSAL } }) };
+  const dial = { info: toEngineInfo({ ServerVersion: '26.1.5+dfsg1', Swarm: { LocalNodeState: 'error', Error: "manager stopped: can't initialize raft node: rpc error: code = Unavailable desc = connection error: dial tcp 10.0.0.11:2377: connect: connection refused" } }) };
+  t.equal(removedFromSwarm(refusal.info.swarm), true, 'no node id in the sample, none known (agent started after): the refusal is this engine\'s');
+  t.equal(removedFromSwarm(refusal.info.swarm, ID), true, 'with the id the engine last named');
+  t.equal(removedFromSwarm(refusal.info.swarm, 'another00000000000000000'), false, 'a refusal naming another id than the one known: not this node');
+  let s: RecoveryState = { stuckSince: null, lastRequestAt: null };
+  s = decide(s, active, 0, P).state;
+  let asked = 0;
+  for (let i = 1; i <= 40; i++) {
+    const r = decide(s, i % 2 ? refusal : dial, i * 5000, P);
+    s = r.state;
+    if (r.request) asked++;
+  }
+  t.equal(asked, 0, '200 s of alternating errors: no restart asked');
+  t.equal(s.removed, true);
+  s = decide(s, active, 300_000, P).state;
+  t.equal(s.removed, false, 'back in a swarm: forgotten');
+  s = decide(s, dial, 305_000, P).state;
+  t.equal(decide(s, dial, 336_000, P).request, true, 'a dial error alone after that is moby#47854 again');
 });
 
 t.test('an unanswered sample neither starts nor clears the stuck clock', async (t) => {

@@ -56,6 +56,7 @@ export class FakeWorld {
     /** Refused by a manager as removed: the engine is in error, not pending (see StrandOptions). */
     let refused = false;
     let reads = 0;
+    let errorReads = 0;
     const world = this;
     const mine = () => (swarmId ? world.swarms.get(swarmId) ?? null : null);
     const role = () => (nodeId ? mine()?.members.get(nodeId)?.role ?? null : null);
@@ -66,9 +67,13 @@ export class FakeWorld {
       if (stranded) {
         return {
           serverVersion: opts.version ?? '20.10.24',
+          // Refused, dockerd names no node id of its own and alternates the
+          // refusal with a dial error to the demoted manager's port (26.1.5).
           swarm: {
-            state: refused ? 'error' : 'pending', nodeId, nodeAddr: addr, clusterId: null, isManager: false, managers: 0, nodes: 0, remoteManagers: [],
-            error: refused ? `manager stopped: can't initialize raft node: rpc error: code = PermissionDenied desc = Permission denied: node ${nodeId} was removed from swarm` : null,
+            state: refused ? 'error' : 'pending', nodeId: refused ? null : nodeId, nodeAddr: addr, clusterId: null, isManager: false, managers: 0, nodes: 0, remoteManagers: [],
+            error: !refused ? null : ++errorReads % 2 === 1
+              ? `manager stopped: can't initialize raft node: rpc error: code = PermissionDenied desc = Permission denied: node ${nodeId} was removed from swarm`
+              : 'manager stopped: can\'t initialize raft node: rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.9:2377: connect: connection refused"',
           },
         };
       }
@@ -124,6 +129,32 @@ export class FakeWorld {
         const s = mine();
         if (!s || role() !== 'manager') throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
         s.workerToken = token();
+      },
+      async rotateJoinTokens() {
+        world.calls.push({ node: name, op: 'rotate-both' });
+        const s = mine();
+        if (!s || role() !== 'manager') throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
+        s.workerToken = token();
+        s.managerToken = token();
+      },
+      async updateNode(id, change) {
+        world.calls.push({ node: name, op: 'node-update' });
+        const s = mine();
+        if (!s || role() !== 'manager') throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
+        const m = s.members.get(id);
+        if (!m) throw new PiswarmError('PISWARM_ERR_DOCKER', `node ${id} not found`);
+        if (change.availability || change.labels) throw new Error('FakeWorld.updateNode: only role changes are modelled');
+        if (change.role) m.role = change.role;
+      },
+      async removeNode(id, force) {
+        world.calls.push({ node: name, op: 'node-rm' });
+        const s = mine();
+        if (!s || role() !== 'manager') throw new PiswarmError('PISWARM_ERR_NOT_MANAGER');
+        const m = s.members.get(id);
+        if (!m) throw new PiswarmError('PISWARM_ERR_DOCKER', `node ${id} not found`);
+        if (m.role === 'manager') throw new PiswarmError('PISWARM_ERR_DOCKER', 'node rm: a manager must be demoted first');
+        if (!force) throw new Error('FakeWorld.removeNode: only --force is modelled');
+        s.members.delete(id);
       },
       async swarmLeave(force: boolean) {
         world.calls.push({ node: name, op: 'leave' });
