@@ -146,7 +146,10 @@ async function loadExtraCommands(): Promise<Command[]> {
     [() => import('./cli/nodes.js'), ['nodesCommand']],
     [() => import('./cli/cluster.js'), ['clusterCreateCommand']],
     [() => import('./cli/cluster-status.js'), ['clusterStatusCommand']],
-    [async () => ({ rotateKeyCommand: (await import('./cli/rotate-key.js')).rotateKeyCommand() }), ['rotateKeyCommand']],
+    [async () => {
+      const m = await import('./cli/key-change.js');
+      return { rotateKeyCommand: m.rotateKeyCommand(), revokeCommand: m.revokeCommand() };
+    }, ['rotateKeyCommand', 'revokeCommand']],
     [() => import('./cli/flash.js'), ['flashCommand']],
     [() => import('./cli/doctor.js'), ['doctorCommand']],
   ];

@@ -49,10 +49,11 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
         log: deps.log,
         peers: () => formation.formation.status().confirmedPeers.map((p) => ({ nodeId: p.nodeId, name: p.name, addr: p.addr, port: p.port })),
         client: () => formation.peerClient,
+        docker: deps.docker,
       })
     : null;
   // Peer reads are answered from the cluster view's data (bound late: the cluster is built next).
-  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, recentNodes: () => recentNodes(), ...(keyring ? { keyring: { keyringStep: keyring.step, rotate: keyring.rotate } } : {}), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
+  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, recentNodes: () => recentNodes(), ...(keyring ? { keyring: { keyringStep: keyring.step, rotate: keyring.rotate, revoke: keyring.revoke } } : {}), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
   /** The autopilot's last node list, unless one of its steps changed the swarm since (formation and labels list less). */

@@ -25,7 +25,7 @@ failures=$(node scripts/tap-failures.mjs <"$log")
 # uses PISWARM_SIM_OS (default trixie: Docker 26.1), this one bookworm
 # (Docker 20.10), or trixie when the first was bookworm. Only for the whole
 # suite: a run of chosen files stays one run.
-OS_SCENARIOS=(dist/test/integration/formation dist/test/integration/healing dist/test/integration/flash/firstboot.test.js)
+OS_SCENARIOS=(dist/test/integration/formation dist/test/integration/healing dist/test/integration/fleet dist/test/integration/flash/firstboot.test.js)
 if (($# == 0)); then
   other=bookworm
   [[ ${PISWARM_SIM_OS:-trixie} == bookworm ]] && other=trixie

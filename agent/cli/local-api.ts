@@ -46,6 +46,20 @@ export async function askLocal(
 /** Loads the configuration for a CLI command: argv and environment in, config and the remaining words out. */
 export type LoadConfig = (argv: string[], env: Readonly<Record<string, string | undefined>>) => { config: Readonly<Config>; rest: string[] };
 
+/** The configuration for a command, or exit 78 with the reason printed. */
+export function loadForCommand(
+  ctx: { argv: string[]; env: Readonly<Record<string, string | undefined>>; err: (t: string) => void },
+  load: LoadConfig,
+): ReturnType<LoadConfig> | number {
+  try {
+    return load(ctx.argv, ctx.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    ctx.err(err.message);
+    return EXIT.CONFIG;
+  }
+}
+
 /**
  * The part every client of the local agent shares: the configuration (for the
  * port), `--json` and `--url`, and a usage error for anything else. Returns
@@ -57,14 +71,8 @@ export function localInvocation(
   usage: string,
   opts: { json?: boolean } = {},
 ): { base: string; json: boolean; config: Readonly<Config> } | number {
-  let loaded;
-  try {
-    loaded = load(ctx.argv, ctx.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    ctx.err(err.message);
-    return EXIT.CONFIG;
-  }
+  const loaded = loadForCommand(ctx, load);
+  if (typeof loaded === 'number') return loaded;
   const a = parseArgs(loaded.rest, { booleans: opts.json === false ? [] : ['json'], strings: ['url'] });
   const unexpected = [...a.unknown, ...a.missing, ...a.positional];
   if (unexpected.length > 0) {

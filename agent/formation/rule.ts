@@ -222,7 +222,10 @@ function decidePending(self: SelfState, peers: readonly PeerState[], selfApiPort
 function decideError(self: SelfState, peers: readonly PeerState[], selfApiPort: number): Decision {
   if (!self.removedByEngine) return { action: 'wait', phase: 'degraded', reason: 'the engine reports a swarm error', rank: null, winner: null };
   const via = self.lastSwarm ? joinTargets(peers, self.lastSwarm, selfApiPort) : [];
-  if (via.length === 0) return { action: 'wait', phase: 'degraded', reason: `the swarm${self.lastSwarm ? ` ${self.lastSwarm}` : ''} removed this node; waiting for one of its managers to answer so it can join again`, rank: null, winner: null };
+  if (via.length === 0) {
+    const reason = `the swarm${self.lastSwarm ? ` ${self.lastSwarm}` : ''} removed this node; waiting for one of its managers to answer so it can join again (a node revoked, or left out of a cluster key rotation, waits here for good: it needs a card with the cluster's new key)`;
+    return { action: 'wait', phase: 'degraded', reason, rank: null, winner: null };
+  }
   const reason = `re-joining: a manager of swarm ${self.lastSwarm} refuses this node as removed from the swarm (engine in error since)`;
   return { action: 'join', phase: 'joining', swarmId: self.lastSwarm!, via, leaveFirst: true, reason, split: null, rejoin: 'pruned' };
 }

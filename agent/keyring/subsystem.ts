@@ -1,11 +1,12 @@
 import { PiswarmError, errCode } from '../../shared/errors.js';
-import type { KeyringOp, KeyringRequest, KeyringResponse, RotateRequest, RotateResponse, RotationNode } from '../../shared/wire/keyring.js';
+import type { KeyringOp, KeyringRequest, KeyringResponse, RevokeRequest, RevokeResponse, RotateRequest, RotateResponse, RotationNode } from '../../shared/wire/keyring.js';
 import type { NodeContext } from '../identity/context.js';
 import { deriveClusterKeys, keysFor } from '../identity/keys.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
 import type { Logger } from '../log/logger.js';
 import type { KeyringClient, PeerTarget } from '../peers/client.js';
 import { openKey, type AuthHeader } from '../peers/protocol.js';
+import { revokeNode, type RevokeDeps } from './revoke.js';
 import { applyStep, type Ring } from './ring.js';
 import { loadRing, saveRing } from './store.js';
 
@@ -25,6 +26,8 @@ export interface KeyringDeps {
   /** Who takes part in a rotation: the confirmed peers (formation). */
   peers: () => KeyringPeer[];
   client: () => KeyringClient | null;
+  /** For `piswarm node revoke` (agent/keyring/revoke.ts); absent: revoke is UNAVAILABLE. */
+  docker?: RevokeDeps['docker'];
   now?: () => number;
   save?: typeof saveRing;
   read?: (path: string) => string;
@@ -33,6 +36,7 @@ export interface KeyringDeps {
 export interface KeyringSubsystem extends Subsystem {
   step(auth: AuthHeader, req: KeyringRequest): KeyringResponse;
   rotate(auth: AuthHeader, req: RotateRequest): Promise<RotateResponse>;
+  revoke(auth: AuthHeader, req: RevokeRequest): Promise<RevokeResponse>;
 }
 
 const idOf = (key: string) => deriveClusterKeys(key).clusterId;
@@ -108,10 +112,10 @@ export function keyringSubsystem(deps: KeyringDeps): KeyringSubsystem {
     return ok;
   }
 
-  async function rotateAll(key: string, allowMissing: boolean): Promise<RotateResponse> {
+  async function rotateAll(key: string, allowMissing: boolean, exclude: ReadonlySet<string> = new Set()): Promise<RotateResponse> {
     const from = ring.primary;
     const selfNode: RotationNode = { nodeId: deps.node.identity.nodeId, name: deps.node.identity.name, addr: 'self', reached: 'none', error: null };
-    const peers = [...new Map(deps.peers().filter((p) => p.nodeId !== selfNode.nodeId).map((p) => [p.nodeId, p])).values()];
+    const peers = [...new Map(deps.peers().filter((p) => p.nodeId !== selfNode.nodeId && !exclude.has(p.nodeId)).map((p) => [p.nodeId, p])).values()];
     const reached = new Map<string, RotationNode>(peers.map((p) => [p.nodeId, { nodeId: p.nodeId, name: p.name, addr: p.addr, reached: 'none', error: null }]));
     const answer = (outcome: RotateResponse['outcome']): RotateResponse => {
       bump(outcomes, outcome);
@@ -141,22 +145,34 @@ export function keyringSubsystem(deps: KeyringDeps): KeyringSubsystem {
     return answer(dropped.length === promoted.length ? 'rotated' : 'incomplete');
   }
 
+  /** One rotation (or revoke) at a time on this node, never to the key it already signs with. */
+  async function exclusive<T>(key: string, run: () => Promise<T>): Promise<T> {
+    if (rotating) throw new PiswarmError('PISWARM_ERR_BUSY', 'a cluster key rotation is already running on this node');
+    if (key === ring.primary) throw new PiswarmError('PISWARM_ERR_KEYRING', 'that key is already the cluster key');
+    rotating = true;
+    try {
+      return await run();
+    } finally {
+      rotating = false;
+    }
+  }
+
   return {
     name: 'keyring',
     step(auth, req) {
       apply(req.op, opened(auth, req));
       return { v: 1, nodeId: deps.node.identity.nodeId, clusterIds: clusterIds() };
     },
-    async rotate(auth, req) {
+    rotate(auth, req) {
       const key = opened(auth, req);
-      if (rotating) throw new PiswarmError('PISWARM_ERR_BUSY', 'a cluster key rotation is already running on this node');
-      if (key === ring.primary) throw new PiswarmError('PISWARM_ERR_KEYRING', 'that key is already the cluster key');
-      rotating = true;
-      try {
-        return await rotateAll(key, req.allowMissing);
-      } finally {
-        rotating = false;
-      }
+      return exclusive(key, () => rotateAll(key, req.allowMissing));
+    },
+    revoke(auth, req) {
+      const docker = deps.docker;
+      if (!docker) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'revoke is not wired on this node');
+      const key = opened(auth, req);
+      const rd: RevokeDeps = { docker, self: deps.node.identity, peers: deps.peers, log, rotate: (k, allowMissing, exclude) => rotateAll(k, allowMissing, exclude) };
+      return exclusive(key, () => revokeNode(rd, req.name, key, req.allowMissing));
     },
     collectors: [
       {

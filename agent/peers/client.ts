@@ -11,7 +11,7 @@ import {
   type GrantRequest,
   type HelloRequest,
 } from '../../shared/wire/peer.js';
-import { KeyringResponse, RotateResponse, type KeyringOp } from '../../shared/wire/keyring.js';
+import { KeyringResponse, RevokeResponse, RotateResponse, type KeyringOp } from '../../shared/wire/keyring.js';
 import { deriveClusterKeys, keysFor, type ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { joinHostPort } from '../net/address.js';
@@ -53,6 +53,8 @@ export interface KeyringClient {
   keyringStep(target: PeerTarget, op: KeyringOp, key: string, signal?: AbortSignal): Promise<KeyringResponse>;
   /** The operator asks the node addressed to rotate the whole cluster to `key` (long: every node, every step). */
   rotate(target: PeerTarget, key: string, allowMissing: boolean, timeoutMs: number): Promise<RotateResponse>;
+  /** The operator asks the manager addressed to revoke node `name`, rotating the cluster key to `key`. */
+  revoke(target: PeerTarget, name: string, key: string, allowMissing: boolean, timeoutMs: number): Promise<RevokeResponse>;
 }
 
 /** On-demand reads (agent/cluster): answers verified, and from the node addressed. */
@@ -74,7 +76,7 @@ export interface PeerClientOptions {
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 /** Refusal codes of a peer worth telling apart (its error answers are unsigned hints). */
-const PASSED_THROUGH: ReadonlySet<string> = new Set<ErrorCode>(['PISWARM_ERR_NOT_MANAGER', 'PISWARM_ERR_WRONG_CLUSTER', 'PISWARM_ERR_MISADDRESSED', 'PISWARM_ERR_PROTOCOL_VERSION', 'PISWARM_ERR_KEYRING', 'PISWARM_ERR_BUSY']);
+const PASSED_THROUGH: ReadonlySet<string> = new Set<ErrorCode>(['PISWARM_ERR_NOT_MANAGER', 'PISWARM_ERR_WRONG_CLUSTER', 'PISWARM_ERR_MISADDRESSED', 'PISWARM_ERR_PROTOCOL_VERSION', 'PISWARM_ERR_KEYRING', 'PISWARM_ERR_BUSY', 'PISWARM_ERR_NOT_FOUND', 'PISWARM_ERR_BAD_REQUEST']);
 
 /**
  * undici with explicit deadlines: a dead Pi must cost at most `timeoutMs`
@@ -205,6 +207,11 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
       const clusterId = deriveClusterKeys(key).clusterId;
       const r = await call(target, '/v1/peers/rotate-key', (q) => ({ v: 1, clusterId, allowMissing, key: sealKey(q.keys, { requestNonce: q.nonce, to: q.to, clusterId }, key, randomBytes(12)) }), undefined, timeoutMs);
       return parse<RotateResponse>(RotateResponse, r.body, target);
+    },
+    async revoke(target, name, key, allowMissing, timeoutMs) {
+      const clusterId = deriveClusterKeys(key).clusterId;
+      const r = await call(target, '/v1/peers/revoke', (q) => ({ v: 1, name, clusterId, allowMissing, key: sealKey(q.keys, { requestNonce: q.nonce, to: q.to, clusterId }, key, randomBytes(12)) }), undefined, timeoutMs);
+      return parse<RevokeResponse>(RevokeResponse, r.body, target);
     },
     close: () => dispatcher.close(),
   };

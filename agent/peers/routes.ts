@@ -15,7 +15,7 @@ import {
   type HelloResponse,
   type PeerView,
 } from '../../shared/wire/peer.js';
-import { KeyringRequest, RotateRequest, type KeyringResponse, type RotateResponse } from '../../shared/wire/keyring.js';
+import { KeyringRequest, RevokeRequest, RotateRequest, type KeyringResponse, type RevokeResponse, type RotateResponse } from '../../shared/wire/keyring.js';
 import { errorBody } from '../http/errors.js';
 import { keysFor, type ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
@@ -59,6 +59,8 @@ export interface PeerRouteContext {
   keyringStep?(auth: AuthHeader, req: KeyringRequest): KeyringResponse;
   /** The operator's whole-cluster rotation, run from this node (agent/keyring). */
   rotate?(auth: AuthHeader, req: RotateRequest): Promise<RotateResponse>;
+  /** The operator's revoke of a node, run on this manager (agent/keyring/revoke.ts). */
+  revoke?(auth: AuthHeader, req: RevokeRequest): Promise<RevokeResponse>;
 }
 
 declare module 'fastify' {
@@ -211,6 +213,13 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
       const body = validate<RotateRequest>(RotateRequest, req.body, 'rotate-key');
       if (!ctx.rotate) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'key changes are not wired on this node');
       return signed(reply, auth, await ctx.rotate(auth, body));
+    });
+
+    app.post('/v1/peers/revoke', route, async (req, reply) => {
+      const auth = authenticate(req, '/v1/peers/revoke');
+      const body = validate<RevokeRequest>(RevokeRequest, req.body, 'revoke');
+      if (!ctx.revoke) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'revoke is not wired on this node');
+      return signed(reply, auth, await ctx.revoke(auth, body));
     });
 
     app.get('/v1/formation', { schema: { querystring: NO_QUERY, response: { 200: FormationStatus } } }, async () => ctx.status());

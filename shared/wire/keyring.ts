@@ -88,3 +88,38 @@ export const RotateResponse = Type.Object({
   nodes: Type.Array(RotationNode, { maxItems: 256 }),
 });
 export type RotateResponse = Static<typeof RotateResponse>;
+
+/**
+ * POST /v1/peers/revoke: the operator revokes a lost card (`piswarm node
+ * revoke NAME`), asking a swarm manager. In this order: the cluster key is
+ * rotated on every other node (so the card can no longer get a grant), then
+ * the node is demoted if a manager and removed from the swarm, then both
+ * join tokens are rotated.
+ */
+export const RevokeRequest = Type.Object(
+  {
+    v: Type.Literal(1),
+    /** The node's hostname, or its swarm node id. */
+    name: Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9._-]+$' }),
+    clusterId: ClusterIdSchema,
+    key: SealedKey,
+    allowMissing: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type RevokeRequest = Static<typeof RevokeRequest>;
+
+export const RevokeResponse = Type.Object({
+  v: Type.Literal(1),
+  name: Type.String(),
+  /** The piswarm agents left out of the rotation as that node (by name or address). */
+  excluded: Type.Array(Type.String(), { maxItems: 16 }),
+  /** The swarm node, when the swarm had one by that name or id. */
+  swarmNode: Type.Union([
+    Type.Object({ id: Type.String(), hostname: Type.String(), wasManager: Type.Boolean(), removed: Type.Boolean() }),
+    Type.Null(),
+  ]),
+  tokensRotated: Type.Boolean(),
+  rotation: RotateResponse,
+});
+export type RevokeResponse = Static<typeof RevokeResponse>;

@@ -12,7 +12,7 @@ import type { NodeIdentity } from '../../../agent/identity/identity.js';
 import { deriveClusterKeys, Keyring } from '../../../agent/identity/keys.js';
 import { KEYRING_FILE } from '../../../agent/keyring/store.js';
 import { keyringSubsystem, type KeyringSubsystem } from '../../../agent/keyring/subsystem.js';
-import { rotateKeyCommand } from '../../../agent/cli/rotate-key.js';
+import { rotateKeyCommand } from '../../../agent/cli/key-change.js';
 import { renderFamilies } from '../../../agent/metrics/format.js';
 import { readClusterFile } from '../../../agent/provision/cluster-file.js';
 import { createPeerClient } from '../../../agent/peers/client.js';
@@ -71,6 +71,7 @@ async function node(world: FakeWorld, lan: FakeLan, i: number, port: number, sta
     log,
     peers: () => formation!.status().confirmedPeers.map((p) => ({ nodeId: p.nodeId, name: p.name, addr: p.addr, port: p.port })),
     client: () => peerClient,
+    docker: engine,
   });
   formation = createFormation({
     config,
@@ -84,7 +85,7 @@ async function node(world: FakeWorld, lan: FakeLan, i: number, port: number, sta
     address: () => ({ address: addr, interface: 'lo', reason: 'test' }),
     store: createMemoryFormationStore(),
     pinSettleMs: 500,
-    keyring: { keyringStep: keyring.step, rotate: keyring.rotate },
+    keyring: { keyringStep: keyring.step, rotate: keyring.rotate, revoke: keyring.revoke },
   });
   const app = await buildApp({ log, bodyLimit: 16384, version: '0', health: () => doc, metrics: () => '', countError: () => undefined, plugins: [formation.routes] });
   await app.listen({ host: addr, port });
@@ -215,4 +216,34 @@ t.test('piswarm cluster rotate-key: the command a user runs, against a node, wri
   t.equal(await run(['--url', `http://127.0.0.2:${port}`, '--out', second]), 1, 'the old key is refused now');
   t.ok(out.some((l) => /WRONG_CLUSTER/.test(l)) && out.some((l) => /nothing changed/.test(l)), 'and the output says so');
   t.throws(() => statSync(second), { code: 'ENOENT' }, 'its new cluster file is removed again');
+});
+
+t.test('node revoke: the card\'s node is left out of the new key, removed from the swarm, and cannot come back', async (t) => {
+  const { world, port, nodes } = await threeNodes(t);
+  await until('one swarm of 3', () => world.swarms.size === 1 && [...world.swarms.values()][0]!.members.size === 3, 15_000);
+  const [swarm] = [...world.swarms.values()];
+  const manager = nodes.find((n) => world.calls.some((c) => c.op === 'init' && c.node === n.name))!;
+  const lost = nodes.find((n) => n !== manager)!;
+  const lostAddr = `127.0.0.${Number(lost.name.slice(3)) + 1}`;
+  const lostSwarmId = [...swarm!.members.values()].find((m) => m.addr === lostAddr)!.nodeId;
+  const tokens = { worker: swarm!.workerToken, manager: swarm!.managerToken };
+  const op = operator(KEY);
+  t.teardown(() => op.close());
+  const managerAddr = `127.0.0.${Number(manager.name.slice(3)) + 1}`;
+  const notOnWorker = nodes.find((n) => n !== manager && n !== lost)!;
+  await t.rejects(op.revoke({ addr: `127.0.0.${Number(notOnWorker.name.slice(3)) + 1}`, port }, lostAddr, NEW_KEY, false, 30_000), { code: 'PISWARM_ERR_NOT_MANAGER' }, 'a worker refuses: revoke needs a manager');
+  await t.rejects(op.revoke({ addr: managerAddr, port }, managerAddr, NEW_KEY, false, 30_000), { code: 'PISWARM_ERR_BAD_REQUEST' }, 'a manager does not revoke itself');
+  await t.rejects(op.revoke({ addr: managerAddr, port }, 'no-such-node', NEW_KEY, false, 30_000), { code: 'PISWARM_ERR_NOT_FOUND' });
+  const r = await op.revoke({ addr: managerAddr, port }, lostAddr, NEW_KEY, false, 30_000);
+  t.match(r, { excluded: [lost.name], swarmNode: { id: lostSwarmId, removed: true }, tokensRotated: true, rotation: { outcome: 'rotated' } });
+  t.notOk(r.rotation.nodes.some((n) => n.name === lost.name), 'the lost node was never sent the new key');
+  t.notOk(swarm!.members.has(lostSwarmId), 'out of the swarm');
+  t.ok(swarm!.workerToken !== tokens.worker && swarm!.managerToken !== tokens.manager, 'both join tokens rotated');
+  const newId = deriveClusterKeys(NEW_KEY).clusterId;
+  for (const n of nodes) t.same(n.keys.clusterIds, [n === lost ? deriveClusterKeys(KEY).clusterId : newId], `${n.name}: ${n === lost ? 'still the old key only' : 'the new key'}`);
+  const joinsBefore = world.count('join');
+  await new Promise((r) => setTimeout(r, 4000));
+  t.equal(swarm!.members.size, 2, 'it never joined again');
+  t.equal(world.count('join'), joinsBefore, 'no join was even tried: no grant for the old key');
+  t.same(peerIds(lost), [], 'and it is nobody\'s peer');
 });
