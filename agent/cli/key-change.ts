@@ -16,7 +16,7 @@ import { loadForCommand, localBaseUrl, type LoadConfig } from './local-api.js';
 
 const defaultLoad: LoadConfig = (argv, env) => loadConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8'), hostname: hostname() });
 
-const USAGE = `piswarm cluster rotate-key [--out FILE] [--cluster FILE] [--allow-missing] [--url URL]
+const USAGE = `piswarm cluster rotate-key [--out FILE] [--cluster FILE] [--allow-missing] [--resume FILE] [--url URL]
 
 Gives the running cluster a new random cluster key, with no downtime: the
 agent asked runs the rotation over every node it knows (each accepts both
@@ -33,6 +33,8 @@ changes, mode 0600, and removed again when the rotation is aborted.
   --out FILE       the new cluster file (default ./NAME-NEWID.cluster.json)
   --cluster FILE   the cluster's current file: its key, name and defaults
   --allow-missing  go on when a known node does not answer the first step
+  --resume FILE    finish a rotation that stopped (outcome incomplete) to the key
+                   in FILE, the new cluster file it wrote (nothing new is written)
   --url URL        the agent to ask (default http://127.0.0.1:<http.port>)
 
 Exit 0: rotated (nodes that missed it are listed); 1: aborted or incomplete;
@@ -46,7 +48,7 @@ export function rotationReport(r: RotateResponse): string[] {
   const lines = [`cluster key ${r.from} -> ${r.to}: ${r.outcome}`];
   for (const n of r.nodes) lines.push(`  ${n.name.padEnd(20)} ${n.addr.padEnd(16)} ${n.reached.padEnd(8)}${n.error ? ` ${n.error}` : ''}`);
   if (r.outcome === 'aborted') lines.push('nothing changed: every node keeps the old key (the nodes listed without "stage" did not answer; --allow-missing goes on without them)');
-  if (r.outcome === 'incomplete') lines.push('some nodes did not take every step: they accept both keys until `piswarm cluster rotate-key` runs again');
+  if (r.outcome === 'incomplete') lines.push('some nodes did not take every step: they accept both keys until the rotation is finished with `piswarm cluster rotate-key --resume NEW.cluster.json` (the file named below)');
   const missed = r.outcome === 'aborted' ? [] : r.nodes.filter((n) => n.reached === 'none');
   if (missed.length > 0) lines.push(`${missed.map((n) => n.name).join(', ')} missed it: they keep the old key and are refused once back; give them a card flashed with the new cluster file, or run install.sh --cluster-key-file with the new key there`);
   return lines;
@@ -72,7 +74,7 @@ interface KeyChange {
 async function runKeyChange(ctx: CommandContext, load: LoadConfig, name: string, usage: string, takesName: boolean, change: KeyChange): Promise<number> {
   const loaded = loadForCommand(ctx, load);
   if (typeof loaded === 'number') return loaded;
-  const a = parseArgs(loaded.rest, { strings: ['out', 'cluster', 'url'], booleans: ['allow-missing', 'help'] });
+  const a = parseArgs(loaded.rest, { strings: ['out', 'cluster', 'url', ...(takesName ? [] : ['resume'])], booleans: ['allow-missing', 'help'] });
   if (a.values.help) {
     ctx.out(usage);
     return EXIT.OK;
@@ -96,29 +98,41 @@ async function runKeyChange(ctx: CommandContext, load: LoadConfig, name: string,
     ctx.err(`piswarm ${name}: no cluster key here (run it on a node as root, or give --cluster FILE)`);
     return EXIT.CONFIG;
   }
-  const next = newClusterFile({ name: cluster?.name ?? config.clusterName ?? 'piswarm', size: cluster?.size ?? config.formation.expect, keyBytes: randomBytes(32), now: new Date() });
-  const out = resolve(ctx.cwd, (a.values.out as string | undefined) ?? `${next.name}-${deriveClusterKeys(next.key).clusterId}.cluster.json`);
+  // --resume FILE: finish a rotation that stopped, to the key of the file it wrote (kept as it is).
+  const resume = a.values.resume ? resolve(ctx.cwd, a.values.resume as string) : null;
+  let next: ClusterFile;
+  let out: string;
   try {
-    writeClusterFile(out, cluster ? { ...cluster, key: next.key, created: next.created } : next, false);
+    if (resume) {
+      next = readClusterFile(resume);
+      out = resume;
+    } else {
+      next = newClusterFile({ name: cluster?.name ?? config.clusterName ?? 'piswarm', size: cluster?.size ?? config.formation.expect, keyBytes: randomBytes(32), now: new Date() });
+      out = resolve(ctx.cwd, (a.values.out as string | undefined) ?? `${next.name}-${deriveClusterKeys(next.key).clusterId}.cluster.json`);
+      writeClusterFile(out, cluster ? { ...cluster, key: next.key, created: next.created } : next, false);
+    }
   } catch (err) {
     if (!isPiswarmError(err)) throw err;
     ctx.err(`piswarm ${name}: ${err.message} [${err.code}]`);
     return EXIT.FAILURE;
   }
+  const dropOut = () => {
+    if (!resume) unlinkSync(out);
+  };
   const base = new URL(localBaseUrl(config, a.values.url as string | undefined));
   const client = createPeerClient({ keys: deriveClusterKeys(key), identity: { nodeId: OPERATOR_NODE_ID, name: 'operator', createdAt: '' }, timeoutMs: 10_000, windowMs: config.formation.authWindowMs });
   try {
     const r = await change.send(client, { addr: base.hostname.replace(/^\[|\]$/g, ''), port: Number(base.port) || 80 }, next.key, a.values['allow-missing'] === true, a.positional[0]);
     for (const l of r.lines) ctx.out(l);
-    if (r.outcome === 'aborted') unlinkSync(out);
+    if (r.outcome === 'aborted') dropOut();
     else ctx.out(`the new cluster file: ${out} (mode 0600; flash new cards with it)`);
     return r.outcome === 'rotated' ? EXIT.OK : EXIT.FAILURE;
   } catch (err) {
     ctx.err(`piswarm ${name}: ${(err as Error).message}${isPiswarmError(err) ? ` [${err.code}]` : ''}`);
     if (isPiswarmError(err) && NOTHING_CHANGED.has(err.code)) {
-      unlinkSync(out);
+      dropOut();
       ctx.err('nothing changed (refused before the first step)');
-    } else ctx.err(`the new key is kept in ${out} in case some nodes took it: run the command again to finish`);
+    } else ctx.err(`the new key is kept in ${out} in case some nodes took it: finish with \`piswarm cluster rotate-key --resume ${out}\``);
     return isPiswarmError(err) && err.code === 'PISWARM_ERR_PEER_UNREACHABLE' ? EXIT.UNAVAILABLE : EXIT.FAILURE;
   } finally {
     await client.close();

@@ -94,16 +94,17 @@ export function keyringSubsystem(deps: KeyringDeps): KeyringSubsystem {
     return key;
   }
 
-  async function onAll(nodes: KeyringPeer[], op: KeyringOp, key: string, reached: Map<string, RotationNode>): Promise<KeyringPeer[]> {
+  /** One step on every node of `nodes` at once: those that took it, with the cluster ids each accepts after it. */
+  async function onAll(nodes: KeyringPeer[], op: KeyringOp, key: string, reached: Map<string, RotationNode>): Promise<Array<KeyringPeer & { clusterIds: string[] }>> {
     const client = deps.client();
     const results = await Promise.allSettled(nodes.map((p) => (client ? client.keyringStep(p, op, key) : Promise.reject(new PiswarmError('PISWARM_ERR_NO_CLUSTER_KEY')))));
-    const ok: KeyringPeer[] = [];
+    const ok: Array<KeyringPeer & { clusterIds: string[] }> = [];
     results.forEach((r, i) => {
       const n = reached.get(nodes[i]!.nodeId)!;
       if (r.status === 'fulfilled') {
         n.reached = op;
         n.error = null;
-        ok.push(nodes[i]!);
+        ok.push({ ...nodes[i]!, clusterIds: r.value.clusterIds });
       } else {
         n.error = `${op}: ${(r.reason as Error).message}`.slice(0, 300);
         log.warn({ peer: nodes[i]!.nodeId, addr: nodes[i]!.addr, op, code: errCode(r.reason) }, 'a node did not take the cluster key step');
@@ -113,7 +114,8 @@ export function keyringSubsystem(deps: KeyringDeps): KeyringSubsystem {
   }
 
   async function rotateAll(key: string, allowMissing: boolean, exclude: ReadonlySet<string> = new Set()): Promise<RotateResponse> {
-    const from = ring.primary;
+    // Resuming a rotation that stopped after this node promoted the key: the old one is still accepted.
+    const from = ring.primary !== key ? ring.primary : ring.accepted[0] ?? key;
     const selfNode: RotationNode = { nodeId: deps.node.identity.nodeId, name: deps.node.identity.name, addr: 'self', reached: 'none', error: null };
     const peers = [...new Map(deps.peers().filter((p) => p.nodeId !== selfNode.nodeId && !exclude.has(p.nodeId)).map((p) => [p.nodeId, p])).values()];
     const reached = new Map<string, RotationNode>(peers.map((p) => [p.nodeId, { nodeId: p.nodeId, name: p.name, addr: p.addr, reached: 'none', error: null }]));
@@ -126,7 +128,10 @@ export function keyringSubsystem(deps: KeyringDeps): KeyringSubsystem {
     apply('stage', key);
     selfNode.reached = 'stage';
     const staged = await onAll(peers, 'stage', key, reached);
-    if (staged.length < peers.length && !allowMissing) {
+    // Once any node signs with the new key (a resumed rotation), going back
+    // would leave it refused by the nodes that forget the key: go forward.
+    const promotedSomewhere = ring.primary === key || staged.some((p) => p.clusterIds[0] === idOf(key));
+    if (staged.length < peers.length && !allowMissing && !promotedSomewhere) {
       await onAll(staged, 'abort', key, reached);
       apply('abort', key);
       selfNode.reached = 'abort';
@@ -145,10 +150,10 @@ export function keyringSubsystem(deps: KeyringDeps): KeyringSubsystem {
     return answer(dropped.length === promoted.length ? 'rotated' : 'incomplete');
   }
 
-  /** One rotation (or revoke) at a time on this node, never to the key it already signs with. */
+  /** One rotation (or revoke) at a time on this node, never to the key it already signs with alone (to it while the old one is still accepted: a resumed rotation). */
   async function exclusive<T>(key: string, run: () => Promise<T>): Promise<T> {
     if (rotating) throw new PiswarmError('PISWARM_ERR_BUSY', 'a cluster key rotation is already running on this node');
-    if (key === ring.primary) throw new PiswarmError('PISWARM_ERR_KEYRING', 'that key is already the cluster key');
+    if (key === ring.primary && ring.accepted.length === 0) throw new PiswarmError('PISWARM_ERR_KEYRING', 'that key is already the cluster key, and the only one: nothing to finish');
     rotating = true;
     try {
       return await run();
@@ -200,7 +205,7 @@ export function keyringSubsystem(deps: KeyringDeps): KeyringSubsystem {
         run: () => {
           const n = 1 + ring.accepted.length;
           if (multiSince !== null && now() - multiSince >= UNFINISHED_AFTER_MS) {
-            return [{ status: 'warn', observedValue: n, output: `${n} cluster keys accepted for ${Math.round((now() - multiSince) / 60_000)} min: a key rotation did not finish; run \`piswarm cluster rotate-key\` again` }];
+            return [{ status: 'warn', observedValue: n, output: `${n} cluster keys accepted for ${Math.round((now() - multiSince) / 60_000)} min: a key rotation did not finish; run \`piswarm cluster rotate-key --resume NEW.cluster.json\` (the file it wrote)` }];
           }
           return [{ status: 'pass', observedValue: n }];
         },

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { KEYRING_FILE } from '../../../agent/keyring/store.js';
 import { keyringSubsystem, type KeyringSubsystem } from '../../../agent/keyring/subsystem.js';
 import { rotateKeyCommand } from '../../../agent/cli/key-change.js';
 import { renderFamilies } from '../../../agent/metrics/format.js';
-import { readClusterFile } from '../../../agent/provision/cluster-file.js';
+import { newClusterFile, readClusterFile, writeClusterFile } from '../../../agent/provision/cluster-file.js';
 import { createPeerClient } from '../../../agent/peers/client.js';
 import { memoryLogger } from '../../helpers/fakes.js';
 import { FakeLan, FakeWorld } from '../../unit/agent/formation/fake-swarm.js';
@@ -246,4 +247,30 @@ t.test('node revoke: the card\'s node is left out of the new key, removed from t
   t.equal(swarm!.members.size, 2, 'it never joined again');
   t.equal(world.count('join'), joinsBefore, 'no join was even tried: no grant for the old key');
   t.same(peerIds(lost), [], 'and it is nobody\'s peer');
+});
+
+t.test('a rotation that stopped half way is finished with rotate-key --resume FILE, never reversed', async (t) => {
+  const { port, nodes } = await threeNodes(t);
+  const dir = mkdtempSync(join(tmpdir(), 'piswarm-resume-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'walkthrough-new.cluster.json');
+  const next = newClusterFile({ name: 'walkthrough', size: 3, keyBytes: randomBytes(32), now: new Date() });
+  writeClusterFile(file, next, false);
+  const op = operator(KEY);
+  t.teardown(() => op.close());
+  // As a rotation cut short: every node staged the new key, only pi-2 promoted it.
+  for (const i of [2, 3, 4]) await op.keyringStep({ addr: `127.0.0.${i}`, port }, 'stage', next.key);
+  await op.keyringStep({ addr: '127.0.0.3', port }, 'promote', next.key);
+  const [oldId, newId] = [deriveClusterKeys(KEY).clusterId, deriveClusterKeys(next.key).clusterId];
+  t.same(nodes.map((n) => n.keys.clusterIds), [[oldId, newId], [newId, oldId], [oldId, newId]], 'pi-2 signs with the new key, the others with the old');
+  // pi-3 goes down meanwhile; the resume is asked of pi-2, which already signs with the new key.
+  await nodes[2]!.close();
+  const config = testConfig({ clusterKey: KEY, stateDir: dir });
+  const out: string[] = [];
+  const code = await rotateKeyCommand(() => ({ config, rest: ['--url', `http://127.0.0.3:${port}`, '--resume', file] })).run({ argv: [], env: {}, cwd: dir, out: (x) => out.push(x), err: (x) => out.push(x), confirm: async () => false });
+  t.equal(code, 0, 'exit 0');
+  t.ok(out.some((l) => /: rotated$/.test(l)), 'rotated: not aborted although pi-3 did not answer (going back would strand pi-2)');
+  t.ok(out.some((l) => /pi-3 missed it/.test(l)), 'pi-3 listed as missed');
+  for (const n of nodes.slice(0, 2)) t.same(n.keys.clusterIds, [newId], `${n.name}: the new key only`);
+  t.same(readClusterFile(file).key, next.key, 'the file resumed from is kept as it was');
 });
