@@ -1,4 +1,5 @@
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { keyRing } from '../../shared/key-ring.js';
 
 /**
  * Everything piswarm derives from the cluster key. The key itself never
@@ -50,7 +51,7 @@ export class Keyring implements ClusterKeys {
   #ring: readonly ClusterKeys[];
 
   constructor(primary: ClusterKeys, accepted: readonly ClusterKeys[] = []) {
-    this.#ring = ring(primary, accepted);
+    this.#ring = keyRing(primary, accepted, sameId);
   }
 
   get clusterId(): string { return this.#ring[0]!.clusterId; }
@@ -66,15 +67,11 @@ export class Keyring implements ClusterKeys {
   }
 
   set(primary: ClusterKeys, accepted: readonly ClusterKeys[] = []): void {
-    this.#ring = ring(primary, accepted);
+    this.#ring = keyRing(primary, accepted, sameId);
   }
 }
 
-function ring(primary: ClusterKeys, accepted: readonly ClusterKeys[]): readonly ClusterKeys[] {
-  const out = [primary];
-  for (const k of accepted) if (!out.some((o) => o.clusterId === k.clusterId)) out.push(k);
-  return Object.freeze(out);
-}
+const sameId = (a: ClusterKeys, b: ClusterKeys) => a.clusterId === b.clusterId;
 
 /** The keys of `keys` (one key or a ring) that a message naming `clusterId` was made with, or null: another cluster. */
 export function keysFor(keys: ClusterKeys, clusterId: string | undefined): ClusterKeys | null {

@@ -157,11 +157,11 @@ export class ReplayCache {
   }
 }
 
-/** Verifies a request; throws AuthError (with a stable code) on any failure. */
+/** Verifies a request; throws AuthError (with a stable code) on any failure. Returns the header and the keys it was made with (the answer goes under them). */
 export function verifyRequest(
   keys: ClusterKeys,
   r: { method: string; path: string; body: string; header: unknown; now: number; windowMs: number; replay: ReplayCache; self: SelfAddressing },
-): AuthHeader {
+): AuthHeader & { keys: ClusterKeys } {
   const h = parseAuthHeader(r.header);
   if (!h) throw unparsable(r.header);
   const k = keysFor(keys, h.clusterId);
@@ -171,7 +171,7 @@ export function verifyRequest(
   if (Math.abs(r.now - h.ts) > r.windowMs) throw new AuthError('stale', `request timestamp is more than ${Math.round(r.windowMs / 1000)} s from this node's clock`);
   if (!isAddressedTo(h.to, r.self)) throw new AuthError('misaddressed', `request is addressed to ${h.to}, not to this node (${r.self.nodeId})`);
   if (!r.replay.check(h.nonce, r.now)) throw new AuthError('replay', 'request nonce was already used');
-  return h;
+  return { ...h, keys: k };
 }
 
 /** A header that does not parse: an old protocol version says so, anything else is malformed. */

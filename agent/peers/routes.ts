@@ -17,7 +17,7 @@ import {
 } from '../../shared/wire/peer.js';
 import { KeyringRequest, RevokeRequest, RotateRequest, type KeyringResponse, type RevokeResponse, type RotateResponse } from '../../shared/wire/keyring.js';
 import { errorBody } from '../http/errors.js';
-import { keysFor, type ClusterKeys } from '../identity/keys.js';
+import type { ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { AuthError, sealToken, signResponse, verifyRequest, type AuthHeader, type ReplayCache, type SelfAddressing } from './protocol.js';
 
@@ -129,9 +129,8 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
     const authenticate = (req: FastifyRequest, path: string) => {
       if (!ctx.keys) throw new PiswarmError('PISWARM_ERR_NO_CLUSTER_KEY');
       try {
-        const h = verifyRequest(ctx.keys, { method: req.method, path, body: req.piswarmRawBody ?? '', header: req.headers[PEER_AUTH_HEADER], now: ctx.now(), windowMs: ctx.windowMs, replay: ctx.replay, self: ctx.self });
-        // The key it came under, kept for the answer: a key change may drop it meanwhile.
-        return { ...h, keys: keysFor(ctx.keys, h.clusterId)! };
+        // The keys it came under are kept for the answer: a key change may drop them meanwhile.
+        return verifyRequest(ctx.keys, { method: req.method, path, body: req.piswarmRawBody ?? '', header: req.headers[PEER_AUTH_HEADER], now: ctx.now(), windowMs: ctx.windowMs, replay: ctx.replay, self: ctx.self });
       } catch (err) {
         if (err instanceof AuthError) ctx.authFailure(err.reason);
         throw err;

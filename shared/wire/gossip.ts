@@ -1,5 +1,6 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { keyRing } from '../key-ring.js';
 import { ReadError, Reader, Writer } from './gossip-codec.js';
 
 /**
@@ -96,7 +97,7 @@ export class GossipKeyring implements GossipKeys {
   #ring: readonly GossipKeys[];
 
   constructor(primary: GossipKeys, accepted: readonly GossipKeys[] = []) {
-    this.#ring = gossipRing(primary, accepted);
+    this.#ring = keyRing(primary, accepted, sameTag);
   }
 
   get authKey(): Buffer { return this.#ring[0]!.authKey; }
@@ -107,15 +108,11 @@ export class GossipKeyring implements GossipKeys {
   }
 
   set(primary: GossipKeys, accepted: readonly GossipKeys[] = []): void {
-    this.#ring = gossipRing(primary, accepted);
+    this.#ring = keyRing(primary, accepted, sameTag);
   }
 }
 
-function gossipRing(primary: GossipKeys, accepted: readonly GossipKeys[]): readonly GossipKeys[] {
-  const out = [primary];
-  for (const k of accepted) if (!out.some((o) => o.tag.equals(k.tag))) out.push(k);
-  return Object.freeze(out);
-}
+const sameTag = (a: GossipKeys, b: GossipKeys) => a.tag.equals(b.tag);
 
 function keysForTag(keys: GossipKeys, tag: Uint8Array): GossipKeys | null {
   if (keys instanceof GossipKeyring) return keys.find(tag);
