@@ -6,6 +6,7 @@
  */
 import { fstatSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
 import { EXIT } from '../shared/constants.js';
 import { ConfigError, loadConfig, SETTINGS } from './config/load.js';
@@ -150,6 +151,12 @@ async function loadExtraCommands(): Promise<Command[]> {
       const m = await import('./cli/key-change.js');
       return { rotateKeyCommand: m.rotateKeyCommand(), revokeCommand: m.revokeCommand() };
     }, ['rotateKeyCommand', 'revokeCommand']],
+    [async () => {
+      const m = await import('./cli/upgrade.js');
+      // The release this bundle belongs to: dist/agent/main.js two levels below it.
+      const prefix = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+      return { upgradeCommand: m.upgradeCommand(), upgradeApplyCommand: m.upgradeApplyCommand(VERSION, prefix), releaseKeygenCommand: m.releaseKeygenCommand, releaseSignCommand: m.releaseSignCommand };
+    }, ['upgradeCommand', 'releaseKeygenCommand', 'releaseSignCommand', 'upgradeApplyCommand']],
     [() => import('./cli/flash.js'), ['flashCommand']],
     [() => import('./cli/doctor.js'), ['doctorCommand']],
   ];

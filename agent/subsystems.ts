@@ -8,6 +8,7 @@ import { createAutopilot } from './autopilot/autopilot.js';
 import { membershipSubsystem, type HostFacts } from './membership/subsystem.js';
 import { engineRecovery } from './docker/engine-recovery.js';
 import { keyringSubsystem } from './keyring/subsystem.js';
+import { upgradeSubsystem } from './upgrade/subsystem.js';
 import type { HealthDocument } from './health/aggregate.js';
 import type { HostSnapshot } from './host/types.js';
 import { clusterSubsystem } from './cluster/subsystem.js';
@@ -52,8 +53,26 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
         docker: deps.docker,
       })
     : null;
+  // Rolling upgrades: releases verified, kept and installed through the root installer; catch-up reads the cluster view (bound late).
+  const upgrade = node.keys
+    ? upgradeSubsystem({
+        stateDir: config.stateDir,
+        running: deps.version ?? '',
+        nodeId: node.identity.nodeId,
+        releaseKey: config.upgrade.releaseKey,
+        deadlineMs: (config.upgrade.healthDeadlineS + 120) * 1000,
+        catchUp: config.upgrade.catchUp,
+        catchUpIntervalMs: config.upgrade.catchUpIntervalMs,
+        log: deps.log,
+        peers: () =>
+          cluster.view().nodes
+            .filter((n) => !n.self && n.addr && n.gossip?.state === 'alive')
+            .map((n) => ({ nodeId: n.id, name: n.hostname, addr: n.addr!, port: config.http.port, version: n.facts.version })),
+        client: () => formation.peerClient,
+      })
+    : null;
   // Peer reads are answered from the cluster view's data (bound late: the cluster is built next).
-  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, recentNodes: () => recentNodes(), ...(keyring ? { keyring: { keyringStep: keyring.step, rotate: keyring.rotate, revoke: keyring.revoke } } : {}), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
+  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, recentNodes: () => recentNodes(), ...(keyring ? { keyring: { keyringStep: keyring.step, rotate: keyring.rotate, revoke: keyring.revoke } } : {}), ...(upgrade ? { release: upgrade } : {}), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
   /** The autopilot's last node list, unless one of its steps changed the swarm since (formation and labels list less). */
@@ -93,5 +112,6 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   autopilotRef = createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership });
   const labels = labelsSubsystem(config, { log: deps.log, docker: deps.docker, monitor: deps.monitor, members: () => membership.members(), recentNodes });
   parts.push(autopilotRef, labels, cluster, dashboardSubsystem({ log: deps.log, view: cluster.view }));
+  if (upgrade) parts.push(upgrade);
   return parts;
 }

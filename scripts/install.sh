@@ -4,7 +4,7 @@
 # /etc/piswarm/config.json. Needs no network: everything comes from a
 # release tarball (`npm run package`) or an unpacked release directory.
 #
-#   sudo ./install.sh [--release PATH] [--node PATH] [--cluster-key-file PATH] [--no-start]
+#   sudo ./install.sh [--release PATH] [--node PATH] [--cluster-key-file PATH] [--release-key KEY] [--no-start]
 #
 #   --release PATH           piswarm-<version>.tar.gz or an unpacked release
 #                            (default: the release this script belongs to)
@@ -12,6 +12,10 @@
 #                            when no suitable node is found
 #   --cluster-key-file PATH  the cluster's shared key (>= 32 characters), copied
 #                            to /etc/piswarm/cluster.key
+#   --release-key KEY        the cluster's release key, public half (`piswarm release
+#                            keygen` prints it), set as upgrade.releaseKey in
+#                            /etc/piswarm/config.json: releases signed with it
+#                            can then be rolled out with `piswarm upgrade`
 #   --no-start               enable the unit but do not (re)start it
 #
 # Exit codes: 0 done, 64 usage, 1 anything else (the message says what).
@@ -28,9 +32,9 @@ SYSTEMD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 say() { printf 'piswarm-install: %s\n' "$*"; }
 die() { printf 'piswarm-install: error: %s\n' "$*" >&2; exit "${2:-1}"; }
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 
-release= node_src= key_src= start=1
+release= node_src= key_src= release_key= start=1
 while (($#)); do
   case $1 in
     --release) release=${2:?--release needs a path}; shift 2 ;;
@@ -39,6 +43,8 @@ while (($#)); do
     --node=*) node_src=${1#*=}; shift ;;
     --cluster-key-file) key_src=${2:?--cluster-key-file needs a path}; shift 2 ;;
     --cluster-key-file=*) key_src=${1#*=}; shift ;;
+    --release-key) release_key=${2:?--release-key needs a key}; shift 2 ;;
+    --release-key=*) release_key=${1#*=}; shift ;;
     --no-start) start=0; shift ;;
     -h|--help) usage ;;
     *) printf 'piswarm-install: unknown argument: %s\n' "$1" >&2; usage ;;
@@ -52,6 +58,10 @@ if [[ -n $key_src ]]; then
   [[ -r $key_src ]] || die "cannot read --cluster-key-file $key_src"
   key_len=$(tr -d '\n\r' <"$key_src" | wc -c)
   ((key_len >= 32)) || die "the cluster key in $key_src is $key_len characters long; it needs at least 32"
+fi
+
+if [[ -n $release_key && ! $release_key =~ ^[A-Za-z0-9_-]{43}$ ]]; then
+  die "--release-key is not a release key's public half (43 characters of A-Z a-z 0-9 _ -, as \`piswarm release keygen\` prints it)" 64
 fi
 
 # --- the release -------------------------------------------------------------
@@ -169,20 +179,37 @@ if [[ ! -e $ETC/config.json ]]; then
 else
   say "kept existing $ETC/config.json"
 fi
+if [[ -n $release_key ]]; then
+  # Merged into the existing file (every other setting kept), by the node the unit runs.
+  "$node_bin" -e '
+    const fs = require("fs");
+    const [file, key] = process.argv.slice(1);
+    const c = JSON.parse(fs.readFileSync(file, "utf8"));
+    c.upgrade = { ...(c.upgrade || {}), releaseKey: key };
+    process.stdout.write(JSON.stringify(c, null, 2) + "\n");
+  ' "$ETC/config.json" "$release_key" >"$tmp/config.json" || die "cannot set upgrade.releaseKey in $ETC/config.json (is it valid JSON?)"
+  install -m 0640 -o root -g "$SERVICE_USER" "$tmp/config.json" "$ETC/config.json"
+  say "set upgrade.releaseKey in $ETC/config.json: releases signed with that key are accepted"
+fi
 
 # --- systemd -----------------------------------------------------------------
 install -m 0644 "$PREFIX/systemd/piswarm.service" "$UNIT_DEST"
 say "installed $UNIT_DEST"
-# The agent's one privileged request: restart dockerd (moby#47854; see the .path unit).
-for u in piswarm-engine-restart.path piswarm-engine-restart.service; do
+# The agent's privileged requests: restart dockerd (moby#47854) and install a
+# release it received and verified (piswarm upgrade); see each .path unit.
+path_units=(piswarm-engine-restart.path)
+for u in piswarm-engine-restart.path piswarm-engine-restart.service piswarm-upgrade.path piswarm-upgrade.service; do
+  # An older release has no upgrade units.
+  [[ -e $PREFIX/systemd/$u ]] || continue
   install -m 0644 "$PREFIX/systemd/$u" "/etc/systemd/system/$u"
+  if [[ $u == piswarm-upgrade.path ]]; then path_units+=("$u"); fi
 done
-say "installed piswarm-engine-restart.path/.service"
+say "installed ${path_units[*]} and their services"
 if [[ -d /run/systemd/system ]]; then
   systemctl daemon-reload
   systemctl enable --quiet piswarm.service
-  systemctl enable --now --quiet piswarm-engine-restart.path
-  say "enabled piswarm.service and piswarm-engine-restart.path"
+  systemctl enable --now --quiet "${path_units[@]}"
+  say "enabled piswarm.service and ${path_units[*]}"
   if ((start)); then
     if systemctl is-active --quiet piswarm.service; then
       systemctl restart piswarm.service
@@ -196,7 +223,7 @@ if [[ -d /run/systemd/system ]]; then
 else
   # No running systemd (an image build, a chroot): enabling only creates the
   # wants/ symlink, which takes effect at the next boot.
-  systemctl enable --quiet piswarm.service piswarm-engine-restart.path
-  say "enabled piswarm.service and piswarm-engine-restart.path (systemd is not running here: they start at the next boot)"
+  systemctl enable --quiet piswarm.service "${path_units[@]}"
+  say "enabled piswarm.service and ${path_units[*]} (systemd is not running here: they start at the next boot)"
 fi
 say "done"

@@ -130,6 +130,14 @@ export const ConfigSchema = Section(
         enabled: Type.Boolean({ default: true, description: 'Keep the piswarm.arch, .model, .memory_gb, .storage and .disk_speed node labels in step with each node\'s published hardware facts (done by the agent on the Raft leader, every autopilot.intervalMs)' }),
       },
     ),
+    upgrade: Section(
+      {
+        releaseKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$', description: 'The cluster\'s ed25519 release key, public half (base64url; `piswarm release keygen` makes it). Without it no release is accepted over the network' })),
+        healthDeadlineS: Type.Integer({ minimum: 20, maximum: 1800, default: 120, description: 'Upgrade: how long a newly installed agent has to be ready, healthy and back in the swarm and gossip before the previous release is put back' }),
+        catchUp: Type.Boolean({ default: true, description: 'Upgrade: a node that missed a finished rollout fetches the cluster\'s release from a peer and installs it' }),
+        catchUpIntervalMs: Ms(30000, 'Upgrade: how often a node compares its version with its peers\' (catch-up)', 5000),
+      },
+    ),
   },
 );
 

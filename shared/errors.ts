@@ -33,6 +33,8 @@ export const ERROR_CODES = Object.freeze({
   PISWARM_ERR_PEER_UNVERIFIED: { status: 502, message: 'a peer answer failed verification' },
   PISWARM_ERR_PEER_UNREACHABLE: { status: 504, message: 'a peer did not answer in time' },
   PISWARM_ERR_KEYRING: { status: 409, message: 'the cluster key change was refused (unknown key, or a step out of order)' },
+  PISWARM_ERR_RELEASE_REFUSED: { status: 422, message: 'the release was refused: unsigned, not signed with the release key, tampered with, truncated, too large or not newer' },
+  PISWARM_ERR_UPGRADE: { status: 409, message: 'the upgrade cannot go on (a node rolled back, or one is still installing)' },
   PISWARM_ERR_NO_ADDRESS: { status: 503, message: 'no usable address to advertise' },
   PISWARM_ERR_SPLIT_SWARM: { status: 409, message: 'two swarms of this cluster exist' },
   PISWARM_ERR_MDNS_BIND: { status: 503, message: 'the mDNS UDP port 5353 cannot be bound' },

@@ -54,7 +54,8 @@ export function rotationReport(r: RotateResponse): string[] {
   return lines;
 }
 
-function currentKey(config: Readonly<Config>, cluster: ClusterFile | null): string | null {
+/** The key to sign operator requests with: a cluster file's, or this node's current one (a past rotation's). */
+export function currentKey(config: Readonly<Config>, cluster: ClusterFile | null): string | null {
   if (cluster) return cluster.key;
   if (!config.clusterKey) return null;
   return loadRing(config.stateDir, config.clusterKey).ring.primary;

@@ -99,6 +99,7 @@ export function formationRoutes(ctx: FormationContext): FastifyPluginAsync {
     nodes: () => listSwarmNodes(ctx),
     checks: () => (ctx.deps.peerReads ?? unavailable()).checks(),
     services: () => (ctx.deps.peerReads ?? unavailable()).services(),
+    ...(ctx.deps.release ? { release: ctx.deps.release } : {}),
     ...(ctx.deps.keyring ? { keyringStep: (a, r) => ctx.deps.keyring!.keyringStep!(a, r), rotate: (a, r) => ctx.deps.keyring!.rotate!(a, r), revoke: (a, r) => ctx.deps.keyring!.revoke!(a, r) } : {}),
     authFailure: (r) => bump(s.counters.authFailures, r),
     grantRefused: (r) => bump(s.counters.grantsRefused, r),

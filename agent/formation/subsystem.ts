@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
 import type { NodeContext } from '../identity/context.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
-import { createPeerClient, type KeyringClient, type PeerClient, type PeerReadClient } from '../peers/client.js';
+import { createPeerClient, type KeyringClient, type PeerClient, type PeerReadClient, type ReleaseClient } from '../peers/client.js';
 import { hostInterfaces } from '../net/address.js';
 import { wallClock } from '../lifecycle/clock.js';
 import { createFormation, type Formation } from './controller.js';
@@ -22,8 +22,8 @@ import type { FormationDeps } from './types.js';
  */
 export function formationSubsystem(
   config: Readonly<Config>,
-  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine']; recentNodes?: FormationDeps['recentNodes']; keyring?: FormationDeps['keyring'] },
-): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient & KeyringClient) | null } {
+  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine']; recentNodes?: FormationDeps['recentNodes']; keyring?: FormationDeps['keyring']; release?: FormationDeps['release'] },
+): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient & KeyringClient & ReleaseClient) | null } {
   const { identity, keys, identityError } = deps.node;
   const now = wallClock.now;
   // Shared with agent/cluster's on-demand reads; formation.stop() closes it (stopped after the cluster).
@@ -47,6 +47,7 @@ export function formationSubsystem(
     ...(deps.engine ? { engine: deps.engine } : {}),
     ...(deps.recentNodes ? { recentNodes: deps.recentNodes } : {}),
     ...(deps.keyring ? { keyring: deps.keyring } : {}),
+    ...(deps.release ? { release: deps.release } : {}),
   });
   return {
     name: 'formation',

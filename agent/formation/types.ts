@@ -68,6 +68,8 @@ export interface FormationDeps {
   peerReads?: Pick<PeerRouteContext, 'checks' | 'services'>;
   /** Cluster key changes (agent/keyring), answered on the peer API. */
   keyring?: Pick<PeerRouteContext, 'keyringStep' | 'rotate' | 'revoke'>;
+  /** Rolling upgrades (agent/upgrade), answered on the peer API. */
+  release?: PeerRouteContext['release'];
   /**
    * The agent's engine monitor (agent/docker/monitor.ts): each tick reads its
    * last sample, asking it for a new one when that is older than half a tick,

@@ -155,9 +155,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     if (req.headers.host === undefined && req.raw.httpVersion === '1.1') throw new PiswarmError('PISWARM_ERR_BAD_REQUEST', 'missing Host header');
     const length = Number(req.headers['content-length'] ?? 0);
-    if (length > deps.bodyLimit) {
+    // A route's own limit where it sets one (a release chunk is larger than any other body).
+    const limit = req.routeOptions.bodyLimit ?? deps.bodyLimit;
+    if (length > limit) {
       void reply.header('connection', 'close');
-      throw new PiswarmError('PISWARM_ERR_BODY_TOO_LARGE', `request body of ${length} bytes exceeds ${deps.bodyLimit}`);
+      throw new PiswarmError('PISWARM_ERR_BODY_TOO_LARGE', `request body of ${length} bytes exceeds ${limit}`);
     }
     const hasBody = length > 0 || req.headers['transfer-encoding'] !== undefined;
     if ((req.method === 'GET' || req.method === 'HEAD') && hasBody) void reply.header('connection', 'close');

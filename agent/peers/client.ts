@@ -12,6 +12,7 @@ import {
   type HelloRequest,
 } from '../../shared/wire/peer.js';
 import { KeyringResponse, RevokeResponse, RotateResponse, type KeyringOp } from '../../shared/wire/keyring.js';
+import { ChunkResponse, FetchResponse, OfferResponse, RELEASE_BODY_LIMIT, ReleaseStatus, type ReleaseSignature } from '../../shared/wire/release.js';
 import { deriveClusterKeys, keysFor, type ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
 import { joinHostPort } from '../net/address.js';
@@ -57,6 +58,16 @@ export interface KeyringClient {
   revoke(target: PeerTarget, name: string, key: string, allowMissing: boolean, timeoutMs: number): Promise<RevokeResponse>;
 }
 
+/** Releases (agent/upgrade): offered, sent in chunks, installed, read back by a node catching up. */
+export interface ReleaseClient {
+  releaseOffer(target: PeerTarget, signature: ReleaseSignature): Promise<OfferResponse>;
+  releaseChunk(target: PeerTarget, sha256: string, offset: number, data: Buffer): Promise<ChunkResponse>;
+  releaseInstall(target: PeerTarget, sha256: string): Promise<ReleaseStatus>;
+  releaseTarget(target: PeerTarget, signature: ReleaseSignature): Promise<ReleaseStatus>;
+  releaseStatus(target: PeerTarget, signal?: AbortSignal): Promise<ReleaseStatus>;
+  releaseFetch(target: PeerTarget, sha256: string, offset: number): Promise<FetchResponse>;
+}
+
 /** On-demand reads (agent/cluster): answers verified, and from the node addressed. */
 export interface PeerReadClient {
   checks(target: PeerTarget & { nodeId: string }, signal?: AbortSignal): Promise<PeerChecksResponse>;
@@ -76,14 +87,14 @@ export interface PeerClientOptions {
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 /** Refusal codes of a peer worth telling apart (its error answers are unsigned hints). */
-const PASSED_THROUGH: ReadonlySet<string> = new Set<ErrorCode>(['PISWARM_ERR_NOT_MANAGER', 'PISWARM_ERR_WRONG_CLUSTER', 'PISWARM_ERR_MISADDRESSED', 'PISWARM_ERR_PROTOCOL_VERSION', 'PISWARM_ERR_KEYRING', 'PISWARM_ERR_BUSY', 'PISWARM_ERR_NOT_FOUND', 'PISWARM_ERR_BAD_REQUEST']);
+const PASSED_THROUGH: ReadonlySet<string> = new Set<ErrorCode>(['PISWARM_ERR_NOT_MANAGER', 'PISWARM_ERR_WRONG_CLUSTER', 'PISWARM_ERR_MISADDRESSED', 'PISWARM_ERR_PROTOCOL_VERSION', 'PISWARM_ERR_KEYRING', 'PISWARM_ERR_BUSY', 'PISWARM_ERR_NOT_FOUND', 'PISWARM_ERR_BAD_REQUEST', 'PISWARM_ERR_RELEASE_REFUSED', 'PISWARM_ERR_UPGRADE']);
 
 /**
  * undici with explicit deadlines: a dead Pi must cost at most `timeoutMs`
  * per request, never undici's 300 s defaults. Every answer is verified
  * before anything in it is believed.
  */
-export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerReadClient & KeyringClient {
+export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerReadClient & KeyringClient & ReleaseClient {
   const now = opts.now ?? Date.now;
   const nonce = opts.nonce ?? (() => randomBytes(16).toString('base64url'));
   const dispatcher = new Agent({
@@ -97,7 +108,7 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
   /** `payload` may depend on the request (a key sealed for it): its nonce, addressee and key. */
   type Payload = object | ((r: { nonce: string; to: string; keys: ClusterKeys }) => object);
 
-  async function call(target: PeerTarget, path: string, payload: Payload, signal?: AbortSignal, timeoutMs = opts.timeoutMs): Promise<{ body: string; nodeId: string; requestNonce: string; responseNonce: string; keys: ClusterKeys }> {
+  async function call(target: PeerTarget, path: string, payload: Payload, signal?: AbortSignal, timeoutMs = opts.timeoutMs, maxAnswer = MAX_ANSWER_BYTES): Promise<{ body: string; nodeId: string; requestNonce: string; responseNonce: string; keys: ClusterKeys }> {
     const reqNonce = nonce();
     const to = addressee(target);
     // The primary key now (a rotation may change it meanwhile): the answer
@@ -124,9 +135,9 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
       let size = 0;
       for await (const chunk of res.body) {
         size += (chunk as Buffer).length;
-        if (size > MAX_ANSWER_BYTES) {
+        if (size > maxAnswer) {
           res.body.destroy();
-          throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} exceeds ${MAX_ANSWER_BYTES} bytes`);
+          throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} exceeds ${maxAnswer} bytes`);
         }
         chunks.push(chunk as Buffer);
       }
@@ -139,13 +150,20 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
       // Error answers are not signed (the app's shared error handler writes
       // them), so they are hints only: report the code, believe nothing else.
       let code = 'unknown';
+      let said = '';
+      let reason: string | undefined;
       try {
-        code = String((JSON.parse(text) as { code?: unknown }).code ?? 'unknown').slice(0, 64);
+        const e = JSON.parse(text) as { code?: unknown; message?: unknown; details?: { reason?: unknown } };
+        code = String(e.code ?? 'unknown').slice(0, 64);
+        said = typeof e.message === 'string' ? e.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 300) : '';
+        if (typeof e.details?.reason === 'string' && /^[a-z_]{1,32}$/.test(e.details.reason)) reason = e.details.reason;
       } catch {
         code = 'unparsable';
       }
       const known = PASSED_THROUGH.has(code) ? (code as ErrorCode) : 'PISWARM_ERR_PEER_UNVERIFIED';
-      throw new PiswarmError(known, `peer ${target.addr}:${target.port} refused ${path} (${status} ${code})`, { details: { status, code } });
+      // The peer's own words for the refusals worth telling apart (an unsigned hint, shown as the peer's).
+      const hint = known !== 'PISWARM_ERR_PEER_UNVERIFIED' && said ? `: ${said}` : '';
+      throw new PiswarmError(known, `peer ${target.addr}:${target.port} refused ${path} (${status} ${code})${hint}`, { details: { status, code, ...(reason ? { reason } : {}) } });
     }
     try {
       const h = verifyResponse(keys, { requestNonce: reqNonce, to, status, body: text, header: answerAuth, now: now(), windowMs: opts.windowMs });
@@ -176,7 +194,21 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
     return answer;
   }
 
+  /** A release call: its answer names the node the MAC proved. */
+  async function release<T extends { nodeId: string }>(target: PeerTarget, path: string, body: object, schema: Parameters<typeof Value.Check>[0], opt: { signal?: AbortSignal; timeoutMs?: number; maxAnswer?: number } = {}): Promise<T> {
+    const r = await call(target, path, body, opt.signal, opt.timeoutMs ?? Math.max(opts.timeoutMs, 30_000), opt.maxAnswer);
+    const answer = parse<T>(schema, r.body, target);
+    if (answer.nodeId !== r.nodeId) throw new PiswarmError('PISWARM_ERR_PEER_UNVERIFIED', `answer of ${target.addr} names two node ids`);
+    return answer;
+  }
+
   return {
+    releaseOffer: (target, signature) => release<OfferResponse>(target, '/v1/peers/release/offer', { v: 1, signature }, OfferResponse),
+    releaseChunk: (target, sha256, offset, data) => release<ChunkResponse>(target, '/v1/peers/release/chunk', { v: 1, sha256, offset, data: data.toString('base64') }, ChunkResponse),
+    releaseInstall: (target, sha256) => release<ReleaseStatus>(target, '/v1/peers/release/install', { v: 1, sha256 }, ReleaseStatus),
+    releaseTarget: (target, signature) => release<ReleaseStatus>(target, '/v1/peers/release/target', { v: 1, signature }, ReleaseStatus),
+    releaseStatus: (target, signal) => release<ReleaseStatus>(target, '/v1/peers/release/status', { v: 1 }, ReleaseStatus, { ...(signal ? { signal } : {}), timeoutMs: opts.timeoutMs }),
+    releaseFetch: (target, sha256, offset) => release<FetchResponse>(target, '/v1/peers/release/fetch', { v: 1, sha256, offset }, FetchResponse, { maxAnswer: RELEASE_BODY_LIMIT }),
     checks: (target, signal) => read<PeerChecksResponse>(target, '/v1/peers/checks', PeerChecksResponse, signal),
     services: (target, signal) => read<PeerServicesResponse>(target, '/v1/peers/services', PeerServicesResponse, signal),
     async hello(target, body, signal) {

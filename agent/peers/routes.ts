@@ -16,6 +16,8 @@ import {
   type PeerView,
 } from '../../shared/wire/peer.js';
 import { KeyringRequest, RevokeRequest, RotateRequest, type KeyringResponse, type RevokeResponse, type RotateResponse } from '../../shared/wire/keyring.js';
+import { ChunkRequest, FetchRequest, InstallRequest, OfferRequest, RELEASE_BODY_LIMIT, TargetRequest } from '../../shared/wire/release.js';
+import type { ReleaseHandlers } from '../upgrade/subsystem.js';
 import { errorBody } from '../http/errors.js';
 import type { ClusterKeys } from '../identity/keys.js';
 import type { NodeIdentity } from '../identity/identity.js';
@@ -61,6 +63,8 @@ export interface PeerRouteContext {
   rotate?(auth: AuthHeader, req: RotateRequest): Promise<RotateResponse>;
   /** The operator's revoke of a node, run on this manager (agent/keyring/revoke.ts). */
   revoke?(auth: AuthHeader, req: RevokeRequest): Promise<RevokeResponse>;
+  /** Releases offered, sent, installed and read (agent/upgrade); absent: UNAVAILABLE. */
+  release?: ReleaseHandlers;
 }
 
 declare module 'fastify' {
@@ -123,7 +127,9 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
     // those it throws.
     app.addHook('onError', async (req, _reply, err) => {
       if (req.routeOptions.url === '/v1/grants') ctx.grantRefused(grantRefusalReason(err));
-      if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') ctx.authFailure('too_large');
+      // Refused by the app's length check (a declared length over the route's limit) or by the parser.
+      const code = (err as { code?: string }).code;
+      if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' || code === 'PISWARM_ERR_BODY_TOO_LARGE') ctx.authFailure('too_large');
     });
 
     const authenticate = (req: FastifyRequest, path: string) => {
@@ -220,6 +226,21 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
       if (!ctx.revoke) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'revoke is not wired on this node');
       return signed(reply, auth, await ctx.revoke(auth, body));
     });
+
+    // Rolling upgrades (agent/upgrade): every body authenticated like the rest; the release itself is verified against the release key.
+    const releaseRoute = <T>(path: string, schema: Parameters<typeof Value.Check>[0], handle: (h: ReleaseHandlers, body: T) => object, bodyLimit = PEER_BODY_LIMIT) =>
+      app.post(path, { ...route, bodyLimit }, async (req, reply) => {
+        const auth = authenticate(req, path);
+        const body = validate<T>(schema, req.body, path.slice('/v1/peers/'.length));
+        if (!ctx.release) throw new PiswarmError('PISWARM_ERR_UNAVAILABLE', 'upgrades are not wired on this node (no cluster key?)');
+        return signed(reply, auth, handle(ctx.release, body));
+      });
+    releaseRoute<OfferRequest>('/v1/peers/release/offer', OfferRequest, (h, b) => h.offer(b));
+    releaseRoute<ChunkRequest>('/v1/peers/release/chunk', ChunkRequest, (h, b) => h.chunk(b), RELEASE_BODY_LIMIT);
+    releaseRoute<InstallRequest>('/v1/peers/release/install', InstallRequest, (h, b) => h.install(b.sha256));
+    releaseRoute<TargetRequest>('/v1/peers/release/target', TargetRequest, (h, b) => h.target(b));
+    releaseRoute<PeerReadRequest>('/v1/peers/release/status', PeerReadRequest, (h) => h.status());
+    releaseRoute<FetchRequest>('/v1/peers/release/fetch', FetchRequest, (h, b) => h.fetch(b));
 
     app.get('/v1/formation', { schema: { querystring: NO_QUERY, response: { 200: FormationStatus } } }, async () => ctx.status());
     app.get('/v1/peers', { schema: { querystring: NO_QUERY, response: { 200: PeersResponse } } }, async () => ({ peers: ctx.peers() }));

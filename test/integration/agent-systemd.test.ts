@@ -89,13 +89,15 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
     const score = Number(/Overall exposure level for piswarm\.service: ([\d.]+)/.exec(security.stdout)?.[1]);
     t.comment(`systemd-analyze security piswarm.service: exposure ${score}`);
     t.ok(score <= 2.5, `exposure ${score} stays in the OK band (<= 2.5)`);
-    // The agent's one privileged request (moby#47854 recovery): installed, verified, watching.
-    const units = ['/etc/systemd/system/piswarm-engine-restart.path', '/etc/systemd/system/piswarm-engine-restart.service'];
+    // The agent's privileged requests (moby#47854 recovery, installing a release): installed, verified, watching.
+    const units = ['piswarm-engine-restart.path', 'piswarm-engine-restart.service', 'piswarm-upgrade.path', 'piswarm-upgrade.service'].map((u) => `/etc/systemd/system/${u}`);
     const v2 = await ex(['systemd-analyze', 'verify', ...units]);
     t.equal(v2.code, 0, v2.stderr);
-    t.equal(v2.stderr.trim() + v2.stdout.trim(), '', 'the engine-restart units verify with no warnings');
-    const path = await ex(['systemctl', 'is-active', 'piswarm-engine-restart.path']);
-    t.equal(path.stdout.trim(), 'active', 'the path unit watches for the agent\'s request');
+    t.equal(v2.stderr.trim() + v2.stdout.trim(), '', 'the engine-restart and upgrade units verify with no warnings');
+    for (const u of ['piswarm-engine-restart.path', 'piswarm-upgrade.path']) {
+      const path = await ex(['systemctl', 'is-active', u]);
+      t.equal(path.stdout.trim(), 'active', `${u} watches for the agent's request`);
+    }
   });
 
   await t.test('systemctl restart brings the agent back', async (t) => {
@@ -164,7 +166,10 @@ t.test('install.sh on a fresh Debian without node or systemd running', { skip, t
     echo "== first"; "$inst" --release /r/piswarm.tar.gz --node /r/node --cluster-key-file "$k"; echo "rc=$?"
     echo "== state"; stat -c '%n %a %U %G' /etc/piswarm /etc/piswarm/config.json /etc/piswarm/cluster.key
     id -nG piswarm; readlink /etc/systemd/system/multi-user.target.wants/piswarm.service; cat /etc/piswarm/config.json
-    echo "== second"; "$inst" --release "$d"/piswarm-*; echo "rc=$?"`;
+    echo "== second"; "$inst" --release "$d"/piswarm-*; echo "rc=$?"
+    echo "== badkey"; "$inst" --release "$d"/piswarm-* --release-key short; echo "rc=$?"
+    echo "== relkey"; "$inst" --release "$d"/piswarm-* --release-key HICzKkCiSAJn0o1bLo1XX0ZEs3XEi-PeNgjcvQ5js34; echo "rc=$?"
+    stat -c '%n %a %U %G' /etc/piswarm/config.json; cat /etc/piswarm/config.json`;
   const r = await run('docker', ['run', '--rm', '--network', 'none',
     '-v', `${join(root, 'release/piswarm.tar.gz')}:/r/piswarm.tar.gz:ro`, '-v', `${join(root, 'release/node')}:/r/node:ro`,
     base, 'bash', '-c', script], { timeoutMs: 240_000 });
@@ -174,7 +179,7 @@ t.test('install.sh on a fresh Debian without node or systemd running', { skip, t
   const first = section('first');
   t.match(first, /installed \/r\/node as \/usr\/local\/bin\/node/);
   t.match(first, /created system user piswarm/);
-  t.match(first, /enabled piswarm\.service and piswarm-engine-restart\.path \(systemd is not running here/);
+  t.match(first, /enabled piswarm\.service and piswarm-engine-restart\.path piswarm-upgrade\.path \(systemd is not running here/);
   t.match(first, /rc=0/);
   const state = section('state');
   t.match(state, /\/etc\/piswarm 750 root piswarm/);
@@ -187,4 +192,10 @@ t.test('install.sh on a fresh Debian without node or systemd running', { skip, t
   t.match(second, /kept existing \/etc\/piswarm\/config\.json/);
   t.notMatch(second, /created system user/);
   t.match(second, /rc=0/, 'a second run from the unpacked directory succeeds');
+  t.match(section('badkey'), /--release-key is not a release key's public half.*rc=64/s, 'a malformed release key: usage error, nothing changed');
+  const relkey = section('relkey');
+  t.match(relkey, /set upgrade\.releaseKey in \/etc\/piswarm\/config\.json/);
+  t.match(relkey, /rc=0/);
+  t.match(relkey, /\/etc\/piswarm\/config\.json 640 root piswarm/, 'config.json keeps its mode and owner');
+  t.match(relkey, /"clusterKeyFile": "\/etc\/piswarm\/cluster\.key"[\s\S]*"releaseKey": "HICzKkCiSAJn0o1bLo1XX0ZEs3XEi-PeNgjcvQ5js34"/, 'merged: the other settings kept');
 });
