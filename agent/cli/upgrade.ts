@@ -13,11 +13,12 @@ import { createLogger } from '../log/logger.js';
 import { createPeerClient } from '../peers/client.js';
 import { readClusterFile, writeClusterFile, type ClusterFile } from '../provision/cluster-file.js';
 import { applyUpgrade } from '../upgrade/apply.js';
-import { runRollout } from '../upgrade/rollout-run.js';
+import { runAbort, runRollout } from '../upgrade/rollout-run.js';
 import { generateReleaseKey, parseSignature, releaseKeyId, signRelease } from '../upgrade/signature.js';
 import { parseArgs, type Command, type CommandContext } from './command.js';
 import { currentKey } from './key-change.js';
 import { loadForCommand, localBaseUrl, type LoadConfig } from './local-api.js';
+import { joinHostPort } from '../net/address.js';
 
 const execFileP = promisify(execFile);
 const defaultLoad: LoadConfig = (argv, env) => loadConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8'), hostname: hostname() });
@@ -100,7 +101,7 @@ export const releaseSignCommand: Command = {
   },
 };
 
-const UPGRADE_USAGE = `piswarm upgrade RELEASE.tar.gz [--sig FILE] [--cluster FILE] [--url URL] [--node-timeout S] [--json]
+const UPGRADE_USAGE = `piswarm upgrade RELEASE.tar.gz [--abort] [--sig FILE] [--cluster FILE] [--url URL] [--node-timeout S] [--json]
 
 Rolls a signed release over the whole cluster, one node at a time: workers
 first, then managers, the Raft leader last, a manager only while every
@@ -108,19 +109,23 @@ manager is reachable. Every node verifies the signature (its release key,
 upgrade.releaseKey) before anything is installed anywhere; each node's root
 installer keeps the previous release and puts it back when the new agent is
 not healthy in time, and the rollout stops at the first node that does.
-Run it again to resume (nodes on the version are skipped). Nodes that are
-off catch up when back.
+Run it again to resume (nodes on the version are skipped); Ctrl-C stops it
+between nodes (the node being installed finishes or rolls back by itself).
+With --abort it takes the release back instead: every node that installed it
+puts back the release it kept before, one at a time in the same order, and
+no node catches up to it any more. Nodes that are off catch up when back.
 
 Run it on a node (as root: it reads the node's cluster key), or from your
 computer with --cluster FILE and --url http://A-NODE:7070.
 
+  --abort             take RELEASE back where it was installed (its signature names the version)
   --sig FILE          the signature (default RELEASE.tar.gz.sig)
   --cluster FILE      the cluster file (its key signs the requests)
   --url URL           the node whose view of the cluster is used (default the local agent)
   --node-timeout S    longest wait for one node (default 420)
   --json              print the result as JSON
 
-Exit 0: every live node runs the release; 1: refused or stopped (the output
+Exit 0: every live node runs the release (--abort: none does); 1: refused or stopped (the output
 says where and why); 69: the node does not answer; 64: usage; 78: no key.`;
 
 export function upgradeCommand(load: LoadConfig = defaultLoad): Command {
@@ -131,7 +136,7 @@ export function upgradeCommand(load: LoadConfig = defaultLoad): Command {
     async run(ctx) {
       const loaded = loadForCommand(ctx, load);
       if (typeof loaded === 'number') return loaded;
-      const a = parseArgs(loaded.rest, { strings: ['sig', 'cluster', 'url', 'node-timeout'], booleans: ['json', 'help'] });
+      const a = parseArgs(loaded.rest, { strings: ['sig', 'cluster', 'url', 'node-timeout'], booleans: ['json', 'help', 'abort'] });
       if (a.values.help) return ctx.out(UPGRADE_USAGE), EXIT.OK;
       const nodeTimeoutS = Number(a.values['node-timeout'] ?? 420);
       if ([...a.unknown, ...a.missing].length > 0 || a.positional.length !== 1 || !(nodeTimeoutS >= 30)) return ctx.err(`piswarm upgrade: give one RELEASE.tar.gz\n\n${UPGRADE_USAGE}`), EXIT.USAGE;
@@ -141,7 +146,8 @@ export function upgradeCommand(load: LoadConfig = defaultLoad): Command {
       let key: string | null;
       let sig;
       try {
-        bytes = readFileSync(tarball);
+        // --abort needs only the version, from the signature: the release itself may be gone.
+        bytes = a.values.abort ? Buffer.alloc(0) : readFileSync(tarball);
         sig = parseSignature(existsSync(sigPath) ? readFileSync(sigPath, 'utf8') : null, sigPath);
         key = currentKey(loaded.config, a.values.cluster ? readClusterFile(resolve(ctx.cwd, a.values.cluster as string)) : null);
       } catch (err) {
@@ -151,16 +157,13 @@ export function upgradeCommand(load: LoadConfig = defaultLoad): Command {
       const base = new URL(localBaseUrl(loaded.config, a.values.url as string | undefined));
       const port = Number(base.port) || 80;
       const client = createPeerClient({ keys: deriveClusterKeys(key), identity: { nodeId: OPERATOR_NODE_ID, name: 'operator', createdAt: '' }, timeoutMs: 10_000, windowMs: loaded.config.formation.authWindowMs });
-      const cluster = async (): Promise<ClusterDocument> => {
-        const r = await request(new URL('/v1/cluster', base), { headersTimeout: 10_000, bodyTimeout: 10_000 });
-        if (r.statusCode !== 200) throw new Error(`GET /v1/cluster answered ${r.statusCode}`);
-        return (await r.body.json()) as ClusterDocument;
-      };
+      const cluster = () => engineView(base, port);
       try {
-        const result = await runRollout({ client, port, cluster, out: a.values.json ? () => {} : ctx.out, nodeTimeoutMs: nodeTimeoutS * 1000 }, sig, bytes);
+        const deps = { client, port, cluster, out: a.values.json ? () => {} : ctx.out, nodeTimeoutMs: nodeTimeoutS * 1000 };
+        const result = a.values.abort ? await runAbort(deps, sig.version) : await runRollout(deps, sig, bytes);
         if (a.values.json) ctx.out(JSON.stringify(result, null, 2));
-        else for (const n of result.nodes.filter((x) => x.result !== 'installed' && x.result !== 'current')) ctx.out(`  ${n.hostname.padEnd(20)} ${n.result.padEnd(12)} ${n.detail}`);
-        if (!a.values.json) ctx.out(`upgrade to ${result.version}: ${result.outcome}`);
+        else for (const n of result.nodes.filter((x) => !['installed', 'reverted', 'current'].includes(x.result))) ctx.out(`  ${n.hostname.padEnd(20)} ${n.result.padEnd(12)} ${n.detail}`);
+        if (!a.values.json) ctx.out(`${a.values.abort ? 'abort of' : 'upgrade to'} ${result.version}: ${result.outcome}`);
         return result.outcome === 'done' ? EXIT.OK : EXIT.FAILURE;
       } catch (err) {
         ctx.err(`piswarm upgrade: ${(err as Error).message}${isPiswarmError(err) ? ` [${errCode(err)}]` : ''}`);
@@ -170,6 +173,27 @@ export function upgradeCommand(load: LoadConfig = defaultLoad): Command {
       }
     },
   };
+}
+
+async function getCluster(url: URL): Promise<ClusterDocument> {
+  const r = await request(new URL('/v1/cluster', url), { headersTimeout: 10_000, bodyTimeout: 10_000 });
+  if (r.statusCode !== 200) throw new Error(`GET ${url.host}/v1/cluster answered ${r.statusCode}`);
+  return (await r.body.json()) as ClusterDocument;
+}
+
+/**
+ * The cluster as a manager's engine lists it (who leads, which managers are
+ * reachable): the node asked when it is a manager, else the first manager
+ * it knows of that answers; the node's own (gossip) view when none does.
+ */
+async function engineView(base: URL, port: number): Promise<ClusterDocument> {
+  const doc = await getCluster(base);
+  if (doc.cluster.source === 'engine') return doc;
+  for (const n of doc.nodes.filter((x) => x.swarm.role === 'manager' && x.addr && x.gossip?.state === 'alive')) {
+    const other = await getCluster(new URL(`http://${joinHostPort(n.addr!, port)}`)).catch(() => null);
+    if (other?.cluster.source === 'engine') return other;
+  }
+  return doc;
 }
 
 /** `piswarm upgrade-apply`: the root installer (piswarm-upgrade.service runs it; see agent/upgrade/apply.ts). */

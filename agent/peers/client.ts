@@ -64,6 +64,7 @@ export interface ReleaseClient {
   releaseChunk(target: PeerTarget, sha256: string, offset: number, data: Buffer): Promise<ChunkResponse>;
   releaseInstall(target: PeerTarget, sha256: string): Promise<ReleaseStatus>;
   releaseTarget(target: PeerTarget, signature: ReleaseSignature): Promise<ReleaseStatus>;
+  releaseRevert(target: PeerTarget, version: string): Promise<ReleaseStatus>;
   releaseStatus(target: PeerTarget, signal?: AbortSignal): Promise<ReleaseStatus>;
   releaseFetch(target: PeerTarget, sha256: string, offset: number): Promise<FetchResponse>;
 }
@@ -207,6 +208,7 @@ export function createPeerClient(opts: PeerClientOptions): PeerClient & PeerRead
     releaseChunk: (target, sha256, offset, data) => release<ChunkResponse>(target, '/v1/peers/release/chunk', { v: 1, sha256, offset, data: data.toString('base64') }, ChunkResponse),
     releaseInstall: (target, sha256) => release<ReleaseStatus>(target, '/v1/peers/release/install', { v: 1, sha256 }, ReleaseStatus),
     releaseTarget: (target, signature) => release<ReleaseStatus>(target, '/v1/peers/release/target', { v: 1, signature }, ReleaseStatus),
+    releaseRevert: (target, version) => release<ReleaseStatus>(target, '/v1/peers/release/revert', { v: 1, version }, ReleaseStatus),
     releaseStatus: (target, signal) => release<ReleaseStatus>(target, '/v1/peers/release/status', { v: 1 }, ReleaseStatus, { ...(signal ? { signal } : {}), timeoutMs: opts.timeoutMs }),
     releaseFetch: (target, sha256, offset) => release<FetchResponse>(target, '/v1/peers/release/fetch', { v: 1, sha256, offset }, FetchResponse, { maxAnswer: RELEASE_BODY_LIMIT }),
     checks: (target, signal) => read<PeerChecksResponse>(target, '/v1/peers/checks', PeerChecksResponse, signal),

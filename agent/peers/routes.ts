@@ -16,7 +16,7 @@ import {
   type PeerView,
 } from '../../shared/wire/peer.js';
 import { KeyringRequest, RevokeRequest, RotateRequest, type KeyringResponse, type RevokeResponse, type RotateResponse } from '../../shared/wire/keyring.js';
-import { ChunkRequest, FetchRequest, InstallRequest, OfferRequest, RELEASE_BODY_LIMIT, TargetRequest } from '../../shared/wire/release.js';
+import { ChunkRequest, FetchRequest, InstallRequest, OfferRequest, RELEASE_BODY_LIMIT, RevertRequest, TargetRequest } from '../../shared/wire/release.js';
 import type { ReleaseHandlers } from '../upgrade/subsystem.js';
 import { errorBody } from '../http/errors.js';
 import type { ClusterKeys } from '../identity/keys.js';
@@ -239,6 +239,7 @@ export function createPeerRoutes(ctx: PeerRouteContext): FastifyPluginAsync {
     releaseRoute<ChunkRequest>('/v1/peers/release/chunk', ChunkRequest, (h, b) => h.chunk(b), RELEASE_BODY_LIMIT);
     releaseRoute<InstallRequest>('/v1/peers/release/install', InstallRequest, (h, b) => h.install(b.sha256));
     releaseRoute<TargetRequest>('/v1/peers/release/target', TargetRequest, (h, b) => h.target(b));
+    releaseRoute<RevertRequest>('/v1/peers/release/revert', RevertRequest, (h, b) => h.revert(b));
     releaseRoute<PeerReadRequest>('/v1/peers/release/status', PeerReadRequest, (h) => h.status());
     releaseRoute<FetchRequest>('/v1/peers/release/fetch', FetchRequest, (h, b) => h.fetch(b));
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,7 +8,7 @@ import type { UpgradeState } from '../../shared/wire/release.js';
 import type { Logger } from '../log/logger.js';
 import { probeVerdict, type AgentSample } from './probe.js';
 import { checkBytes, checkSignature, ReleaseRefused } from './signature.js';
-import { takeRequest, writeState } from './state.js';
+import { clearInstalled, takeRequest, writeInstalled, writeState } from './state.js';
 import { releaseStore } from './store.js';
 
 const execFileP = promisify(execFile);
@@ -80,22 +80,91 @@ export async function applyUpgrade(d: ApplyDeps): Promise<UpgradeState | null> {
   const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = d.now ?? Date.now;
   const log = d.log.child({ mod: 'upgrade-apply' });
-  const sha = takeRequest(d.stateDir);
-  if (!sha) {
+  const req = takeRequest(d.stateDir);
+  if (!req) {
     log.warn('no valid upgrade request: nothing to do');
     return null;
   }
+  const sha = req.sha256;
   const store = releaseStore(d.stateDir);
   const sig = store.signature(sha);
-  const base = { sha256: sha, version: sig?.version ?? '0.0.0', from: d.running };
+  const prev = `${d.prefix}.prev`;
+  const base = { sha256: sha, version: req.revertTo ?? sig?.version ?? '0.0.0', from: d.running };
   const record = (state: UpgradeState['state'], detail: string): UpgradeState => {
     const s: UpgradeState = { ...base, state, at: new Date(now()).toISOString(), detail: detail.slice(0, 500) };
     writeState(d.stateDir, s);
-    log[state === 'rolled-back' || state === 'refused' ? 'warn' : 'info']({ version: base.version, from: d.running, state }, `upgrade to ${base.version}: ${state}: ${detail}`);
+    log[state === 'rolled-back' || state === 'refused' ? 'warn' : 'info']({ version: base.version, from: d.running, state }, `${req.revertTo ? 'revert' : 'upgrade'} to ${base.version}: ${state}: ${detail}`);
     return s;
   };
+  const install = (dir: string) => run('bash', [join(dir, 'scripts', 'install.sh'), '--release', dir, '--no-start'], 300_000);
+  const restart = () => run('systemctl', ['restart', 'piswarm.service'], 120_000);
+
+  /**
+   * Installs `src` (expected to run `version`), the running release copied
+   * to PREFIX.keep first; when the new agent is not healthy in time, that
+   * copy goes back (recorded before the restart that puts it back, so the
+   * agent that comes back reports it from its first line). `commit` runs
+   * once the new agent is healthy.
+   */
+  async function swap(src: string, version: string, done: UpgradeState['state'], commit: (keep: string) => void): Promise<UpgradeState> {
+    const keep = `${d.prefix}.keep`;
+    const before = await sample().catch(() => null);
+    record('installing', `keeping ${d.running} aside, running the install.sh of ${version}`);
+    rmSync(keep, { recursive: true, force: true });
+    cpSync(d.prefix, keep, { recursive: true, preserveTimestamps: true });
+    writeFileSync(join(keep, '.piswarm-previous'), `${d.running}\n`);
+    const putBack = async (why: string) => {
+      try {
+        await install(keep);
+        rmSync(keep, { recursive: true, force: true });
+        const s = record('rolled-back', `${why}; ${d.running} is back`);
+        await restart();
+        return s;
+      } catch (err) {
+        return record('rolled-back', `${why}; putting ${d.running} back failed too: ${(err as Error).message}`);
+      }
+    };
+    try {
+      await install(src);
+      await restart();
+    } catch (err) {
+      return await putBack(`${version} did not install or start: ${(err as Error).message.split('\n')[0]}`);
+    }
+    record('probing', `waiting up to ${Math.round(d.deadlineMs / 1000)} s for the agent of ${version} to be healthy`);
+    const until = now() + d.deadlineMs;
+    let verdict = { ok: false, why: 'not sampled' };
+    // `systemctl restart` returned once the agent sent READY: the first sample is taken at once.
+    for (;;) {
+      verdict = probeVerdict(before, await sample(), version);
+      if (verdict.ok) {
+        commit(keep);
+        return record(done, verdict.why);
+      }
+      if (now() >= until) break;
+      await sleep(1000);
+    }
+    return await putBack(`the agent of ${version} was not healthy within ${Math.round(d.deadlineMs / 1000)} s: ${verdict.why}`);
+  }
+
   const work = mkdtempSync(join(tmpdir(), 'piswarm-upgrade-'));
   try {
+    if (req.revertTo) {
+      // piswarm upgrade --abort: the release kept before this one went in, root's own copy.
+      let kept: string | null = null;
+      let inside: string | null = null;
+      try {
+        kept = readFileSync(join(prev, '.piswarm-previous'), 'utf8').trim();
+        inside = String((JSON.parse(readFileSync(join(prev, 'package.json'), 'utf8')) as { version?: unknown }).version);
+      } catch {
+        inside = null;
+      }
+      if (kept !== req.revertTo || inside !== req.revertTo) return record('refused', `no release ${req.revertTo} kept in ${prev} (it holds ${inside ?? 'nothing'}): nothing to put back`);
+      // PREFIX.prev stays: it is what runs now. Nothing older is kept, so nothing more to take back.
+      return await swap(prev, req.revertTo, 'reverted', (keep) => {
+        rmSync(keep, { recursive: true, force: true });
+        clearInstalled(d.stateDir);
+      });
+    }
     // Verified as root from a copy the agent cannot change any more.
     let src: string;
     try {
@@ -113,37 +182,13 @@ export async function applyUpgrade(d: ApplyDeps): Promise<UpgradeState | null> {
     } catch (err) {
       return record('refused', (err as Error).message);
     }
-    const before = await sample().catch(() => null);
-    record('installing', `keeping ${d.running} in ${d.prefix}.prev, running the new install.sh`);
-    rmSync(`${d.prefix}.prev`, { recursive: true, force: true });
-    cpSync(d.prefix, `${d.prefix}.prev`, { recursive: true, preserveTimestamps: true });
-    writeFileSync(join(`${d.prefix}.prev`, '.piswarm-previous'), `${d.running}\n`);
-    // Recorded before the restart, so the agent that comes back reports it from its first line.
-    const rollback = async (why: string) => {
-      try {
-        await run('bash', [join(`${d.prefix}.prev`, 'scripts', 'install.sh'), '--release', `${d.prefix}.prev`, '--no-start'], 300_000);
-        const s = record('rolled-back', `${why}; ${d.running} is back`);
-        await run('systemctl', ['restart', 'piswarm.service'], 120_000);
-        return s;
-      } catch (err) {
-        return record('rolled-back', `${why}; putting ${d.running} back failed too: ${(err as Error).message}`);
-      }
-    };
-    try {
-      await run('bash', [join(src, 'scripts', 'install.sh'), '--release', src, '--no-start'], 300_000);
-      await run('systemctl', ['restart', 'piswarm.service'], 120_000);
-    } catch (err) {
-      return await rollback(`the new release did not install or start: ${(err as Error).message.split('\n')[0]}`);
-    }
-    record('probing', `waiting up to ${Math.round(d.deadlineMs / 1000)} s for the new agent to be healthy`);
-    const until = now() + d.deadlineMs;
-    let verdict = { ok: false, why: 'not sampled' };
-    while (now() < until) {
-      await sleep(2000);
-      verdict = probeVerdict(before, await sample(), sig!.version);
-      if (verdict.ok) return record('installed', verdict.why);
-    }
-    return await rollback(`the new agent was not healthy within ${Math.round(d.deadlineMs / 1000)} s: ${verdict.why}`);
+    // Once healthy, what ran before becomes PREFIX.prev: what --abort puts back (a failed attempt leaves PREFIX.prev as it was).
+    const result = await swap(src, sig.version, 'installed', (keep) => {
+      rmSync(prev, { recursive: true, force: true });
+      renameSync(keep, prev);
+    });
+    if (result.state === 'installed') writeInstalled(d.stateDir, result);
+    return result;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -32,7 +32,7 @@ export interface RolloutDeps {
 
 export interface RolloutNodeResult {
   hostname: string;
-  result: 'current' | 'installed' | 'rolled-back' | 'refused' | 'not-reached' | 'pending' | 'off' | 'timeout';
+  result: 'current' | 'installed' | 'reverted' | 'rolled-back' | 'refused' | 'not-reached' | 'pending' | 'off' | 'timeout';
   seconds: number | null;
   detail: string;
 }
@@ -45,9 +45,66 @@ export interface RolloutResult {
 
 const msg = (err: unknown) => `${(err as Error).message}${isPiswarmError(err) ? ` [${errCode(err)}]` : ''}`;
 
-export async function runRollout(d: RolloutDeps, sig: ReleaseSignature, bytes: Buffer): Promise<RolloutResult> {
+const FINAL: ReadonlySet<string> = new Set(['installed', 'rolled-back', 'refused', 'reverted']);
+
+/**
+ * One node's install (or revert): a manager only through the gate, then
+ * asked, then waited for until the root installer's final word; false when
+ * the rollout must stop here (r says why).
+ */
+async function oneNode(d: RolloutDeps, n: RolloutNode, r: RolloutNodeResult, ask: () => Promise<ReleaseStatus>, success: 'installed' | 'reverted'): Promise<boolean> {
   const now = d.now ?? Date.now;
-  const sleep = d.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = d.sleep ?? ((ms: number) => new Promise<void>((res) => setTimeout(res, ms)));
+  const target: PeerTarget = { addr: n.addr, port: d.port, nodeId: n.id };
+  if (n.manager) {
+    const gateUntil = now() + 120_000;
+    let gate = { ok: false, why: '' };
+    while (now() < gateUntil) {
+      gate = await d.cluster().then(managerStepAllowed, (err: unknown) => ({ ok: false, why: msg(err) }));
+      if (gate.ok) break;
+      await sleep(2000);
+    }
+    if (!gate.ok) {
+      r.detail = `not started: ${gate.why}`;
+      d.out(`stopped before ${n.hostname} (a manager): ${gate.why}`);
+      return false;
+    }
+  }
+  const started = now();
+  let last: ReleaseStatus | null;
+  try {
+    last = await ask();
+  } catch (err) {
+    r.result = errCode(err) === 'PISWARM_ERR_RELEASE_REFUSED' ? 'refused' : 'not-reached';
+    r.detail = msg(err);
+    d.out(`stopped at ${n.hostname}: ${r.detail}`);
+    return false;
+  }
+  const asked = last.upgrade;
+  if (success === 'reverted' && asked?.state !== 'requested') {
+    r.result = 'current';
+    r.detail = `runs ${last.running}: nothing to take back`;
+    d.out(`  ${n.hostname.padEnd(20)} ${r.detail}`);
+    return true;
+  }
+  const sha = asked?.sha256;
+  const until = started + d.nodeTimeoutMs;
+  while (now() < until) {
+    const u = last?.upgrade;
+    if (u && u.sha256 === sha && FINAL.has(u.state)) break;
+    await sleep(1000);
+    // Unreachable while its agent restarts: keep asking.
+    last = await d.client.releaseStatus(target).catch(() => last);
+  }
+  const u = last?.upgrade?.sha256 === sha ? last!.upgrade : null;
+  r.seconds = Math.round((now() - started) / 100) / 10;
+  r.detail = u?.state === 'requested' ? `the root installer never started (is piswarm-upgrade.path installed and active? it comes with install.sh of a release that has it): ${u.detail}` : (u?.detail ?? 'no answer');
+  r.result = u && FINAL.has(u.state) ? (u.state as RolloutNodeResult['result']) : 'timeout';
+  d.out(`  ${n.hostname.padEnd(20)} ${r.result.padEnd(12)} ${r.seconds.toFixed(1).padStart(6)} s  ${r.detail}`);
+  return r.result === success;
+}
+
+export async function runRollout(d: RolloutDeps, sig: ReleaseSignature, bytes: Buffer): Promise<RolloutResult> {
   const doc = await d.cluster();
   const plan = rolloutPlan(doc.nodes);
   const target = (n: RolloutNode): PeerTarget => ({ addr: n.addr, port: d.port, nodeId: n.id });
@@ -102,45 +159,9 @@ export async function runRollout(d: RolloutDeps, sig: ReleaseSignature, bytes: B
       d.out(`  ${n.hostname.padEnd(20)} already runs ${sig.version}`);
       continue;
     }
-    if (n.manager) {
-      const gateUntil = now() + 120_000;
-      let gate = { ok: false, why: '' };
-      while (now() < gateUntil) {
-        gate = await d.cluster().then(managerStepAllowed, (err: unknown) => ({ ok: false, why: msg(err) }));
-        if (gate.ok) break;
-        await sleep(2000);
-      }
-      if (!gate.ok) {
-        r.detail = `not started: ${gate.why}`;
-        d.out(`stopped before ${n.hostname} (a manager): ${gate.why}`);
-        return finish('stopped');
-      }
-    }
-    const started = now();
-    let last: ReleaseStatus | null = null;
-    try {
-      last = await d.client.releaseInstall(target(n), sig.sha256);
-    } catch (err) {
-      r.result = errCode(err) === 'PISWARM_ERR_RELEASE_REFUSED' ? 'refused' : 'not-reached';
-      r.detail = msg(err);
-      d.out(`stopped at ${n.hostname}: ${r.detail}`);
-      return finish('stopped');
-    }
-    const until = started + d.nodeTimeoutMs;
-    while (now() < until) {
-      const u = last?.upgrade;
-      if (u && u.sha256 === sig.sha256 && (u.state === 'installed' || u.state === 'rolled-back' || u.state === 'refused')) break;
-      await sleep(2000);
-      // Unreachable while its agent restarts: keep asking.
-      last = await d.client.releaseStatus(target(n)).catch(() => last);
-    }
-    const u = last?.upgrade?.sha256 === sig.sha256 ? last.upgrade : null;
-    r.seconds = Math.round((now() - started) / 100) / 10;
-    r.detail = u?.state === 'requested' ? `the root installer never started (is piswarm-upgrade.path installed and active? it comes with install.sh of a release that has it): ${u.detail}` : (u?.detail ?? 'no answer');
-    r.result = u?.state === 'installed' ? 'installed' : u?.state === 'rolled-back' ? 'rolled-back' : u?.state === 'refused' ? 'refused' : 'timeout';
-    d.out(`  ${n.hostname.padEnd(20)} ${r.result.padEnd(12)} ${r.seconds.toFixed(1).padStart(6)} s  ${r.detail}`);
-    if (r.result !== 'installed') {
-      d.out(`rollout stopped at ${n.hostname}: the nodes after it keep their version. Fix the release and run piswarm upgrade again (nodes on ${sig.version} are skipped)`);
+    const step = await oneNode(d, n, r, () => d.client.releaseInstall(target(n), sig.sha256), 'installed');
+    if (!step) {
+      d.out(`rollout stopped at ${n.hostname}: the nodes after it keep their version. Fix the release and run piswarm upgrade again (nodes on ${sig.version} are skipped), or take it back with --abort`);
       return finish('stopped');
     }
   }
@@ -150,4 +171,26 @@ export async function runRollout(d: RolloutDeps, sig: ReleaseSignature, bytes: B
   const missed = declared.flatMap((x, i) => (x.status === 'rejected' ? [plan.order[i]!.hostname] : []));
   d.out(`the cluster's version is ${sig.version}${missed.length ? ` (not told: ${missed.join(', ')}; they learn it from their peers)` : ''}${plan.off.length ? `; ${plan.off.join(', ')} will catch up when back` : ''}`);
   return finish('done');
+}
+
+/**
+ * `piswarm upgrade --abort`: takes `version` back, node by node in the same
+ * order, where the root installer installed it and kept the release before
+ * it; every node forgets it as the cluster's version (so nothing catches up
+ * to it), and a node that reverted never catches up to it again by itself.
+ */
+export async function runAbort(d: RolloutDeps, version: string): Promise<RolloutResult> {
+  const doc = await d.cluster();
+  const plan = rolloutPlan(doc.nodes);
+  const results = new Map<string, RolloutNodeResult>(plan.order.map((n) => [n.hostname, { hostname: n.hostname, result: 'pending', seconds: null, detail: 'not started' }]));
+  for (const h of plan.off) results.set(h, { hostname: h, result: 'off', seconds: null, detail: 'agent not alive in gossip: run --abort again when it is back' });
+  d.out(`taking ${version} back on ${plan.order.length} nodes: ${plan.order.map((n) => n.hostname).join(', ')}${plan.off.length ? `; off: ${plan.off.join(', ')}` : ''}`);
+  for (const n of plan.order) {
+    const r = results.get(n.hostname)!;
+    if (!(await oneNode(d, n, r, () => d.client.releaseRevert({ addr: n.addr, port: d.port, nodeId: n.id }, version), 'reverted'))) {
+      d.out(`abort stopped at ${n.hostname}`);
+      return { version, outcome: 'stopped', nodes: [...results.values()] };
+    }
+  }
+  return { version, outcome: 'done', nodes: [...results.values()] };
 }

@@ -1,10 +1,10 @@
 import { PiswarmError, errCode } from '../../shared/errors.js';
-import { RELEASE_CHUNK_BYTES, type ChunkRequest, type ChunkResponse, type FetchRequest, type FetchResponse, type OfferRequest, type OfferResponse, type RefusalReason, type ReleaseSignature, type ReleaseStatus, type TargetRequest, type UpgradeState } from '../../shared/wire/release.js';
+import { RELEASE_CHUNK_BYTES, type ChunkRequest, type ChunkResponse, type FetchRequest, type FetchResponse, type OfferRequest, type OfferResponse, type RefusalReason, type ReleaseSignature, type ReleaseStatus, type RevertRequest, type TargetRequest, type UpgradeState } from '../../shared/wire/release.js';
 import type { Subsystem } from '../lifecycle/subsystem.js';
 import type { Logger } from '../log/logger.js';
 import type { PeerTarget, ReleaseClient } from '../peers/client.js';
 import { checkSignature, ReleaseRefused } from './signature.js';
-import { readState, readTarget, writeRequest, writeState, writeTarget } from './state.js';
+import { clearTarget, readInstalled, readState, readTarget, writeRequest, writeRevertRequest, writeState, writeTarget } from './state.js';
 import { releaseStore, type ReleaseStore } from './store.js';
 import { compareVersions } from './version.js';
 
@@ -41,6 +41,7 @@ export interface ReleaseHandlers {
   chunk(req: ChunkRequest): ChunkResponse;
   install(sha256: string): ReleaseStatus;
   target(req: TargetRequest): ReleaseStatus;
+  revert(req: RevertRequest): ReleaseStatus;
   status(): ReleaseStatus;
   fetch(req: FetchRequest): FetchResponse;
 }
@@ -134,7 +135,8 @@ export function upgradeSubsystem(d: UpgradeDeps): UpgradeSubsystem {
         const t = st.target;
         if (!t || (compareVersions(t.version, d.running) ?? 0) <= 0 || t.version !== st.running) continue;
         // A release this node already failed is not tried again by itself (the operator can, with piswarm upgrade).
-        if (cur && cur.sha256 === t.sha256 && (cur.state === 'rolled-back' || cur.state === 'refused')) return `not again: ${t.version} ${cur.state} here`;
+        // Nor one the operator took back (`piswarm upgrade --abort`) on this node.
+        if (cur && cur.sha256 === t.sha256 && (cur.state === 'rolled-back' || cur.state === 'refused' || cur.state === 'reverted')) return `not again: ${t.version} ${cur.state} here`;
         const bump = (r: string) => catchUps.set(r, (catchUps.get(r) ?? 0) + 1);
         try {
           refusing(`target of ${peer.name}`, () => verify(t));
@@ -186,6 +188,19 @@ export function upgradeSubsystem(d: UpgradeDeps): UpgradeSubsystem {
       refusing('target', () => checkSignature(d.releaseKey, req.signature, '0.0.0'));
       writeTarget(d.stateDir, req.signature);
       log.info({ version: req.signature.version }, `the cluster's version is now ${req.signature.version}`);
+      return status();
+    },
+    revert(req) {
+      if (readTarget(d.stateDir)?.version === req.version) clearTarget(d.stateDir);
+      const cur = state();
+      if (busy(cur)) throw new PiswarmError('PISWARM_ERR_BUSY', `an upgrade to ${cur!.version} is ${cur!.state} on this node since ${cur!.at}`);
+      // The last install that succeeded here, if it is what runs (a later attempt may have rolled back since).
+      const done = readInstalled(d.stateDir);
+      if (d.running === req.version && done?.version === req.version) {
+        writeState(d.stateDir, { sha256: done.sha256, version: done.from, from: d.running, state: 'requested', at: new Date(now()).toISOString(), detail: `asked the root installer to put ${done.from} back` });
+        writeRevertRequest(d.stateDir, done.sha256, done.from);
+        log.info({ version: done.from, from: d.running }, `the operator takes ${d.running} back: ${done.from} requested`);
+      }
       return status();
     },
     status,

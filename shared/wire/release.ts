@@ -47,7 +47,7 @@ export const REFUSAL_REASONS = ['no_release_key', 'unsigned', 'bad_signature', '
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** The root installer's progress on a node (stateDir/upgrade/state.json). */
-export const UPGRADE_STATES = ['requested', 'installing', 'probing', 'installed', 'rolled-back', 'refused'] as const;
+export const UPGRADE_STATES = ['requested', 'installing', 'probing', 'installed', 'rolled-back', 'refused', 'reverted'] as const;
 export type UpgradeStateName = (typeof UPGRADE_STATES)[number];
 
 export const UpgradeState = Type.Object(
@@ -103,6 +103,15 @@ export type ChunkResponse = Static<typeof ChunkResponse>;
 /** POST /v1/peers/release/install: install a release this node holds whole (the root installer runs it). */
 export const InstallRequest = Type.Object({ v: Type.Literal(1), sha256: Sha256 }, { additionalProperties: false });
 export type InstallRequest = Static<typeof InstallRequest>;
+
+/**
+ * POST /v1/peers/release/revert (`piswarm upgrade --abort`): leave `version`.
+ * The node forgets it as the cluster's version, and if it runs it (installed
+ * by the root installer, its previous release kept) asks the installer to
+ * put the previous release back.
+ */
+export const RevertRequest = Type.Object({ v: Type.Literal(1), version: ReleaseVersion }, { additionalProperties: false });
+export type RevertRequest = Static<typeof RevertRequest>;
 
 /** POST /v1/peers/release/target: the cluster's version, declared when a rollout finished; nodes that were off catch up to it. */
 export const TargetRequest = Type.Object({ v: Type.Literal(1), signature: ReleaseSignature }, { additionalProperties: false });

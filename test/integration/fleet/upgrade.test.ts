@@ -1,6 +1,6 @@
 /**
  * Issue 16 on real engines: `piswarm upgrade` rolls a signed release over a
- * 5-node simulated cluster, run by the operator on a node. In order:
+ * 5-node simulated cluster, run by the operator on a worker. In order:
  *   - a release signed with another key is refused by every node, counted
  *     there, and nothing is installed;
  *   - with one worker powered off, the current release under a newer
@@ -12,7 +12,9 @@
  *   - a truncated release is refused by every node;
  *   - a release whose agent exits at start is rolled back on the first node
  *     (which runs the previous release again and says so on /health and
- *     /metrics), and the rollout stops there: no other node tries it.
+ *     /metrics), and the rollout stops there: no other node tries it;
+ *   - `piswarm upgrade --abort` takes the new version back on every node
+ *     (the rolled-back one included), and none catches up to it again.
  */
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -47,14 +49,16 @@ t.test('piswarm upgrade: signed releases rolled over 5 Pis, refusals, catch-up a
   }, 240_000);
   const leader = ls.find((x) => x.manager === 'Leader')!.hostname;
   const workers = ls.filter((x) => x.manager === '').map((x) => x.hostname).sort();
-  const operatorNode = ls.find((x) => x.manager === 'Reachable')!.hostname;
+  const off = workers[0]!;
+  // The operator runs it on a worker: the CLI takes the leader and the managers' reachability from a manager's view.
+  const operatorNode = workers[1]!;
   const running = async (h: string) => (await health(api(h)))?.releaseId ?? null;
 
-  const upgrade = async (r: TestRelease) => {
+  const upgrade = async (r: TestRelease, ...flags: string[]) => {
     for (const f of [r.tarball, r.sig]) await sim.copyFiles(c.ref, operatorNode, '/root', [{ name: f.slice(f.lastIndexOf('/') + 1), content: readFileSync(f), mode: 0o600, uid: 0, gid: 0 }]);
     const name = r.tarball.slice(r.tarball.lastIndexOf('/') + 1);
     const t0 = Date.now();
-    const out = await sim.exec(c.ref, operatorNode, ['piswarm', 'upgrade', `/root/${name}`, '--json'], { timeoutMs: 900_000 });
+    const out = await sim.exec(c.ref, operatorNode, ['piswarm', 'upgrade', `/root/${name}`, '--json', ...flags], { timeoutMs: 900_000 });
     let result: { outcome: string; nodes: Array<{ hostname: string; result: string; seconds: number | null; detail: string }> } | null = null;
     try {
       result = JSON.parse(out.stdout);
@@ -77,7 +81,6 @@ t.test('piswarm upgrade: signed releases rolled over 5 Pis, refusals, catch-up a
     }
   });
 
-  const off = workers[0]!;
   const next = await rel.make('9.1.0');
   await t.test(`${next.version} over the four nodes that are on, the service answering throughout`, async (t) => {
     const demo = await deployDemo({ ...c.ref, replicas: 2, timeoutMs: 180_000 });
@@ -126,6 +129,12 @@ t.test('piswarm upgrade: signed releases rolled over 5 Pis, refusals, catch-up a
     t.equal(v, next.version, `${off} runs ${next.version} ${((Date.now() - t0) / 1000).toFixed(1)} s after its agent answered`);
     const journal = await sim.logs(c.ref, off);
     t.match(journal, /catching up: the cluster runs 9\.1\.0/, 'its journal says it caught up');
+    // Before the next rollout: its installer done, and alive again in the operator's gossip view (its agent restarted).
+    await until(`${off}'s installer done and all five alive for ${operatorNode}`, async () => {
+      const doc = JSON.parse((await httpGet(`${api(operatorNode)}/v1/cluster`)).text || '{}') as { nodes?: Array<{ gossip: { state: string } | null }> };
+      const st = /^piswarm_upgrade_state\{state="([a-z-]+)"/m.exec((await httpGet(`${api(off)}/metrics`)).text)?.[1];
+      return st === 'installed' && doc.nodes?.length === 5 && doc.nodes.every((n) => n.gossip?.state === 'alive');
+    }, 120_000);
   });
 
   await t.test('a truncated release: refused by every node', async (t) => {
@@ -133,6 +142,7 @@ t.test('piswarm upgrade: signed releases rolled over 5 Pis, refusals, catch-up a
     const r = await upgrade(cut);
     t.equal(r.code, 1);
     t.equal(r.result?.outcome, 'refused');
+    t.same(r.result?.nodes.map((n) => n.result), names.map(() => 'refused'), 'each node refused it');
     for (const h of names) t.equal(await metric(api(h), /^piswarm_release_refusals_total\{reason="truncated"\} (\d+)$/m), 1, `${h} counted it as truncated`);
   });
 
@@ -152,5 +162,16 @@ t.test('piswarm upgrade: signed releases rolled over 5 Pis, refusals, catch-up a
     t.equal(await metric(api(h), /^piswarm_upgrade_state\{state="rolled-back",version="9\.3\.0",from="9\.1\.0"\} (\d+)$/m), 1, '/metrics says so');
     t.match(await sim.logs(c.ref, h), /the upgrade to 9\.3\.0 was rolled-back/, 'its agent\'s journal says so');
     for (const o of names.filter((n) => n !== h)) t.equal(await running(o), next.version, `${o} still runs ${next.version}`);
+  });
+
+  await t.test(`--abort: ${next.version} taken back everywhere, and nobody catches up to it again`, async (t) => {
+    const r = await upgrade(next, '--abort');
+    t.equal(r.code, 0, `piswarm upgrade --abort exits 0 (${r.stderr.slice(0, 200)})`);
+    t.equal(r.result?.outcome, 'done');
+    t.same(r.result?.nodes.map((n) => n.result), names.map(() => 'reverted'), 'every node reverted');
+    t.comment(`abort: ${r.seconds.toFixed(1)} s for ${names.length} nodes`);
+    for (const h of names) t.equal(await running(h), version, `${h} runs ${version} again`);
+    await new Promise((res) => setTimeout(res, 25_000));
+    for (const h of names) t.equal(await running(h), version, `${h} still runs ${version} 25 s later (two catch-up rounds)`);
   });
 });

@@ -3,7 +3,7 @@ import { PiswarmError } from '../../../../shared/errors.js';
 import type { ClusterDocument, ClusterNode } from '../../../../shared/wire/cluster.js';
 import type { ReleaseStatus, UpgradeState } from '../../../../shared/wire/release.js';
 import type { PeerTarget, ReleaseClient } from '../../../../agent/peers/client.js';
-import { runRollout } from '../../../../agent/upgrade/rollout-run.js';
+import { runAbort, runRollout } from '../../../../agent/upgrade/rollout-run.js';
 import { generateReleaseKey, signRelease } from '../../../../agent/upgrade/signature.js';
 import { RELEASE_CHUNK_BYTES } from '../../../../shared/wire/release.js';
 
@@ -129,4 +129,22 @@ t.test('an installer that never starts: a timeout that names the .path unit', as
   const r = await runRollout(deps(client).d, sig, bytes);
   t.equal(r.outcome, 'stopped');
   t.match(r.nodes[0], { hostname: 'w3', result: 'timeout', detail: /root installer never started .*piswarm-upgrade\.path/ });
+});
+
+t.test('--abort: each node that runs the version puts its previous release back, in the same order', async (t) => {
+  const { client, calls } = fake({
+    releaseRevert: async (p) => (nameOf(p) === 'm2' ? status(p, null) : status(p, { ...state('requested'), version: '1.0.0', from: '2.0.0' })),
+    releaseStatus: async (p) => status(p, { ...state('reverted'), version: '1.0.0', from: '2.0.0' }),
+  });
+  const r = await runAbort(deps(client).d, '2.0.0');
+  t.equal(r.outcome, 'done');
+  t.same(r.nodes.map((n) => [n.hostname, n.result]), [['w3', 'reverted'], ['m2', 'current'], ['lead', 'reverted'], ['w4', 'off']]);
+  t.same(calls.filter((c) => c.startsWith('releaseRevert')), ['releaseRevert w3', 'releaseRevert m2', 'releaseRevert lead']);
+  const failing = fake({
+    releaseRevert: async (p) => status(p, { ...state('requested'), version: '1.0.0', from: '2.0.0' }),
+    releaseStatus: async (p) => status(p, { ...state('refused'), version: '1.0.0', from: '2.0.0', detail: 'no release 1.0.0 kept' }),
+  });
+  const f = await runAbort(deps(failing.client).d, '2.0.0');
+  t.equal(f.outcome, 'stopped', 'a node that cannot put it back stops the abort');
+  t.same(failing.calls.filter((c) => c.startsWith('releaseRevert')), ['releaseRevert w3']);
 });

@@ -5,7 +5,7 @@ import t from 'tap';
 import { releaseStore } from '../../../../agent/upgrade/store.js';
 import { generateReleaseKey, signRelease } from '../../../../agent/upgrade/signature.js';
 import { RELEASE_CHUNK_BYTES } from '../../../../shared/wire/release.js';
-import { readState, takeRequest, writeRequest, writeState } from '../../../../agent/upgrade/state.js';
+import { readState, takeRequest, writeRequest, writeRevertRequest, writeState } from '../../../../agent/upgrade/state.js';
 
 const key = generateReleaseKey();
 const release = (n: number, fill = 7) => Buffer.alloc(n, fill);
@@ -72,8 +72,12 @@ t.test('the request holds a hash only; anything else is no request, and it is ta
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   t.equal(takeRequest(dir), null, 'no request');
   writeRequest(dir, 'b'.repeat(64));
-  t.equal(takeRequest(dir), 'b'.repeat(64));
+  t.same(takeRequest(dir), { sha256: 'b'.repeat(64), revertTo: null });
   t.equal(takeRequest(dir), null, 'taken: gone');
+  writeRevertRequest(dir, 'b'.repeat(64), '0.9.0');
+  t.same(takeRequest(dir), { sha256: 'b'.repeat(64), revertTo: '0.9.0' }, 'a revert names the version expected back');
+  writeRevertRequest(dir, 'b'.repeat(64), '../0.9.0');
+  t.equal(takeRequest(dir), null, 'a revert to something that is no version: refused');
   writeRequest(dir, '../../etc/shadow');
   t.equal(takeRequest(dir), null, 'not a hash: refused');
   t.notOk(existsSync(join(dir, 'upgrade', 'request.json')), 'and removed');

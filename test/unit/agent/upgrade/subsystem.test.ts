@@ -5,7 +5,7 @@ import t from 'tap';
 import { upgradeSubsystem, type UpgradePeer } from '../../../../agent/upgrade/subsystem.js';
 import { generateReleaseKey, signRelease } from '../../../../agent/upgrade/signature.js';
 import { releaseStore } from '../../../../agent/upgrade/store.js';
-import { readState, readTarget, requestPath, writeState, writeTarget } from '../../../../agent/upgrade/state.js';
+import { readState, readTarget, requestPath, writeInstalled, writeState, writeTarget } from '../../../../agent/upgrade/state.js';
 import type { ReleaseClient } from '../../../../agent/peers/client.js';
 import type { ReleaseStatus } from '../../../../shared/wire/release.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
@@ -26,12 +26,12 @@ function fakeClient(impl: Partial<ReleaseClient>): ReleaseClient {
   });
 }
 
-function setup(t: { teardown: (fn: () => void) => void }, opts: { peers?: UpgradePeer[]; client?: ReleaseClient | null; releaseKey?: string | undefined } = {}) {
+function setup(t: { teardown: (fn: () => void) => void }, opts: { peers?: UpgradePeer[]; client?: ReleaseClient | null; releaseKey?: string | undefined; running?: string } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'upgrade-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const mem = memoryLogger();
   const u = upgradeSubsystem({
-    stateDir: dir, running: '1.0.0', nodeId: NODE, releaseKey: 'releaseKey' in opts ? opts.releaseKey : key.publicKey, deadlineMs: 300_000, catchUp: true, catchUpIntervalMs: 30_000,
+    stateDir: dir, running: opts.running ?? '1.0.0', nodeId: NODE, releaseKey: 'releaseKey' in opts ? opts.releaseKey : key.publicKey, deadlineMs: 300_000, catchUp: true, catchUpIntervalMs: 30_000,
     log: mem.log, peers: () => opts.peers ?? [], client: () => opts.client ?? null, now: () => Date.parse('2026-12-07T00:00:00Z'),
   });
   const refusals = () => Object.fromEntries(u.collectors![0]!.collect().find((m) => m.name === 'piswarm_release_refusals_total')!.samples.map((s) => [s.labels!.reason, s.value]));
@@ -121,4 +121,25 @@ t.test('catch-up takes nothing that is not the cluster version, nor a release th
   const target = setup(t);
   writeTarget(target.dir, sig);
   t.equal(await target.u.catchUpOnce(), 'off: no cluster key or no release key', 'no client: off');
+});
+
+t.test('revert (--abort): the last install that succeeded is taken back; the version is forgotten; never caught up to again', async (t) => {
+  const { dir, u } = setup(t, { running: '1.1.0' });
+  writeTarget(dir, sig);
+  const installed = { sha256: sig.sha256, version: '1.1.0', from: '1.0.0', state: 'installed' as const, at: '2026-12-06T00:00:00.000Z', detail: 'ok' };
+  writeInstalled(dir, installed);
+  // A later attempt rolled back: what runs is still the install above, and that is what goes back.
+  writeState(dir, { ...installed, sha256: 'f'.repeat(64), version: '1.2.0', from: '1.1.0', state: 'rolled-back' });
+  const st = u.revert({ v: 1, version: '1.1.0' });
+  t.match(st.upgrade, { sha256: sig.sha256, version: '1.0.0', from: '1.1.0', state: 'requested' });
+  t.same(JSON.parse(readFileSync(requestPath(dir), 'utf8')), { sha256: sig.sha256, revertTo: '1.0.0' });
+  t.equal(readTarget(dir), null, 'no longer the cluster version');
+  t.throws(() => u.revert({ v: 1, version: '1.1.0' }), { code: 'PISWARM_ERR_BUSY' });
+  const other = setup(t, { running: '1.0.0' });
+  writeTarget(other.dir, sig);
+  t.equal(other.u.revert({ v: 1, version: '1.1.0' }).upgrade, null, 'a node that does not run it: nothing to take back');
+  t.equal(readTarget(other.dir), null, 'but it forgets the version');
+  const reverted = setup(t, { peers: [peer], client: fakeClient({ releaseStatus: async () => statusOf(sig) }) });
+  writeState(reverted.dir, { ...installed, version: '1.0.0', from: '1.1.0', state: 'reverted' });
+  t.equal(await reverted.u.catchUpOnce(), 'not again: 1.1.0 reverted here', 'a peer still on it does not bring it back');
 });
