@@ -11,8 +11,9 @@
  *     itself (from a peer, over the peer protocol);
  *   - a truncated release is refused by every node;
  *   - a release whose agent exits at start is rolled back on the first node
- *     (which runs the previous release again and says so on /health and
- *     /metrics), and the rollout stops there: no other node tries it;
+ *     (which runs the previous release again and says so on /health,
+ *     /metrics, its journal and, through gossip, in every node's
+ *     /v1/cluster), and the rollout stops there: no other node tries it;
  *   - `piswarm upgrade --abort` takes the new version back on every node
  *     (the rolled-back one included), and none catches up to it again.
  */
@@ -161,6 +162,13 @@ t.test('piswarm upgrade: signed releases rolled over 5 Pis, refusals, catch-up a
     t.match(doc.checks['agent:upgrade']?.[0]?.output ?? '', /the upgrade to 9\.3\.0 was rolled-back/, '/health says so');
     t.equal(await metric(api(h), /^piswarm_upgrade_state\{state="rolled-back",version="9\.3\.0",from="9\.1\.0"\} (\d+)$/m), 1, '/metrics says so');
     t.match(await sim.logs(c.ref, h), /the upgrade to 9\.3\.0 was rolled-back/, 'its agent\'s journal says so');
+    const other = names.find((x) => x !== h)!;
+    const seen = await until(`${other}'s /v1/cluster shows ${h}'s agent:upgrade warning`, async () => {
+      const doc = JSON.parse((await httpGet(`${api(other)}/v1/cluster`)).text || '{}') as { nodes?: Array<{ hostname: string; health: { status: string | null; checks: string[] }; facts: { version: string | null } }> };
+      const n = doc.nodes?.find((x) => x.hostname === h);
+      return n?.health.checks.includes('agent:upgrade') && n;
+    }, 90_000).catch(() => null);
+    t.ok(seen, `the whole cluster's view (/v1/cluster on ${other}) names the warning on ${h} (health ${seen?.health.status}, version ${seen?.facts.version})`);
     for (const o of names.filter((n) => n !== h)) t.equal(await running(o), next.version, `${o} still runs ${next.version}`);
   });
 
