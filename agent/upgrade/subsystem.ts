@@ -177,6 +177,8 @@ export function upgradeSubsystem(d: UpgradeDeps): UpgradeSubsystem {
       if (s.version === d.running) return { v: 1, nodeId: d.nodeId, running: d.running, state: 'current', have: 0 };
       refusing('offer', () => verify(s));
       const have = store.offered(s);
+      // Releases offered but never installed (a rollout refused elsewhere) do not pile up.
+      store.prune([s.sha256, readTarget(d.stateDir)?.sha256, state()?.sha256].filter((x): x is string => !!x));
       return { v: 1, nodeId: d.nodeId, running: d.running, state: have >= s.size ? 'ready' : 'receive', have };
     },
     chunk(req) {

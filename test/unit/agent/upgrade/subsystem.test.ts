@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -142,4 +142,19 @@ t.test('revert (--abort): the last install that succeeded is taken back; the ver
   const reverted = setup(t, { peers: [peer], client: fakeClient({ releaseStatus: async () => statusOf(sig) }) });
   writeState(reverted.dir, { ...installed, version: '1.0.0', from: '1.1.0', state: 'reverted' });
   t.equal(await reverted.u.catchUpOnce(), 'not again: 1.1.0 reverted here', 'a peer still on it does not bring it back');
+});
+
+t.test('releases offered but never installed do not pile up: two whole ones at most, besides the one arriving', async (t) => {
+  const { dir, u } = setup(t);
+  const st = releaseStore(dir);
+  const sigs = ['1.1.0', '1.2.0', '1.3.0'].map((v, i) => {
+    const b = Buffer.alloc(100, i + 1);
+    const s = signRelease(key.privatePem, { version: v, bytes: b });
+    u.offer({ v: 1, signature: s });
+    u.chunk({ v: 1, sha256: s.sha256, offset: 0, data: b.toString('base64') });
+    utimesSync(st.releasePath(s.sha256), 1000 + i, 1000 + i);
+    return s;
+  });
+  u.offer({ v: 1, signature: signRelease(key.privatePem, { version: '1.4.0', bytes: Buffer.alloc(100, 9) }) });
+  t.same(sigs.map((s) => st.complete(s.sha256)), [false, true, true], 'the oldest whole one went');
 });
