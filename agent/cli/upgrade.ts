@@ -110,7 +110,7 @@ upgrade.releaseKey) before anything is installed anywhere; each node's root
 installer keeps the previous release and puts it back when the new agent is
 not healthy in time, and the rollout stops at the first node that does.
 Run it again to resume (nodes on the version are skipped); Ctrl-C stops it
-between nodes (the node being installed finishes or rolls back by itself).
+(the node being installed finishes or rolls back by itself, no other is asked).
 With --abort it takes the release back instead: every node that installed it
 puts back the release it kept before, one at a time in the same order, and
 no node catches up to it any more. Nodes that are off catch up when back.
