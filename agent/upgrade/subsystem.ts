@@ -218,7 +218,12 @@ export function upgradeSubsystem(d: UpgradeDeps): UpgradeSubsystem {
       if (d.releaseKey) {
         timer = setInterval(() => {
           observe();
-          if (d.catchUp) void catchUpOnce().then((r) => log.debug({ result: r }, 'catch-up round'));
+          if (d.catchUp) {
+            catchUpOnce().then(
+              (r) => log.debug({ result: r }, 'catch-up round'),
+              (err: unknown) => log.warn({ code: errCode(err) }, `catch-up round failed: ${(err as Error).message}`),
+            );
+          }
         }, d.catchUpIntervalMs);
         timer.unref();
       }
