@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import * as sim from '../scripts/sim/cluster.js';
 import { ensureImages, simOs } from '../scripts/sim/images.js';
 import { nodeLs, reachableManagers, until } from '../test/integration/healing/swarm.js';
-import { testReleases } from '../test/integration/fleet/releases.js';
+import { testReleases } from '../test/integration/helpers/releases.js';
 
 const { values } = parseArgs({ options: { nodes: { type: 'string', default: '5' }, os: { type: 'string', default: 'trixie' } } });
 const n = Number(values.nodes);

@@ -25,7 +25,8 @@ failures=$(node scripts/tap-failures.mjs <"$log")
 # uses PISWARM_SIM_OS (default trixie: Docker 26.1), this one bookworm
 # (Docker 20.10), or trixie when the first was bookworm. Only for the whole
 # suite: a run of chosen files stays one run.
-OS_SCENARIOS=(dist/test/integration/formation dist/test/integration/healing dist/test/integration/fleet dist/test/integration/flash/firstboot.test.js)
+# Test files only: a helper next to them (healing/swarm.js) would be reported as a test with none in it.
+OS_SCENARIOS=(dist/test/integration/formation/*.test.js dist/test/integration/healing/*.test.js dist/test/integration/fleet/*.test.js dist/test/integration/flash/firstboot.test.js)
 if (($# == 0)); then
   other=bookworm
   [[ ${PISWARM_SIM_OS:-trixie} == bookworm ]] && other=trixie

@@ -23,7 +23,7 @@ import t from 'tap';
 import { httpGet, sim, skipReason, startCluster } from '../helpers/cluster.js';
 import { FAST_AUTOPILOT, nodeLs, reachableManagers, until } from '../healing/swarm.js';
 import { answered, deployDemo, probeReplicas } from '../../../scripts/sim/demo.js';
-import { testReleases, type TestRelease } from './releases.js';
+import { testReleases, type TestRelease } from '../helpers/releases.js';
 
 const skip = await skipReason();
 
