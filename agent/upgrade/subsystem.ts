@@ -8,6 +8,9 @@ import { clearTarget, readInstalled, readState, readTarget, writeRequest, writeR
 import { releaseStore, type ReleaseStore } from './store.js';
 import { compareVersions } from './version.js';
 
+/** A failed catch-up to the same release is tried again after this long. */
+export const RETRY_AFTER_MS = 10 * 60_000;
+
 /** States in which the root installer is (or should soon be) at work. */
 const IN_PROGRESS: ReadonlySet<UpgradeState['state']> = new Set(['requested', 'installing', 'probing']);
 
@@ -67,6 +70,7 @@ export function upgradeSubsystem(d: UpgradeDeps): UpgradeSubsystem {
   const catchUps = new Map<string, number>();
   let timer: NodeJS.Timeout | null = null;
   let catching = false;
+  let failedAt: { sha256: string; at: number } | null = null;
 
   /** Refusals are counted and logged where they happen: every node says why it refused. */
   function refusing<T>(what: string, fn: () => T): T {
@@ -138,6 +142,8 @@ export function upgradeSubsystem(d: UpgradeDeps): UpgradeSubsystem {
         // Nor one the operator took back (`piswarm upgrade --abort`) on this node.
         if (cur && cur.sha256 === t.sha256 && (cur.state === 'rolled-back' || cur.state === 'refused' || cur.state === 'reverted')) return `not again: ${t.version} ${cur.state} here`;
         const bump = (r: string) => catchUps.set(r, (catchUps.get(r) ?? 0) + 1);
+        // A catch-up that failed (a peer serving bytes that are not the release, say) is tried again after a while, not every round.
+        if (failedAt && failedAt.sha256 === t.sha256 && now() - failedAt.at < RETRY_AFTER_MS) return `waiting: the last catch-up to ${t.version} failed ${Math.round((now() - failedAt.at) / 1000)} s ago`;
         try {
           refusing(`target of ${peer.name}`, () => verify(t));
           log.info({ version: t.version, from: d.running, peer: peer.name }, `catching up: the cluster runs ${t.version}, fetching it from ${peer.name}`);
@@ -148,6 +154,7 @@ export function upgradeSubsystem(d: UpgradeDeps): UpgradeSubsystem {
           return `installing ${t.version}`;
         } catch (err) {
           bump('failed');
+          failedAt = { sha256: t.sha256, at: now() };
           log.warn({ peer: peer.name, code: errCode(err) }, `catch-up from ${peer.name} failed: ${(err as Error).message}`);
           return `failed: ${(err as Error).message}`;
         }

@@ -117,6 +117,7 @@ t.test('catch-up takes nothing that is not the cluster version, nor a release th
     client: fakeClient({ releaseStatus: async () => statusOf(sig), releaseFetch: async (_p, sha256, offset) => ({ v: 1, nodeId: peer.nodeId, sha256, offset, data: Buffer.alloc(1000, 9).toString('base64') }) }),
   });
   t.match(await lying.u.catchUpOnce(), /^failed: .*sha256 differs/, 'bytes that are not the release: refused');
+  t.match(await lying.u.catchUpOnce(), /^waiting: the last catch-up to 1\.1\.0 failed/, 'and not tried again at once (no journal line every round)');
   t.notOk(existsSync(requestPath(lying.dir)));
   const target = setup(t);
   writeTarget(target.dir, sig);
