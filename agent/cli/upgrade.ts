@@ -3,7 +3,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { request } from 'undici';
 import { EXIT, OPERATOR_NODE_ID } from '../../shared/constants.js';
 import { errCode, isPiswarmError } from '../../shared/errors.js';
 import type { ClusterDocument } from '../../shared/wire/cluster.js';
@@ -17,7 +16,7 @@ import { runAbort, runRollout } from '../upgrade/rollout-run.js';
 import { generateReleaseKey, parseSignature, releaseKeyId, signRelease } from '../upgrade/signature.js';
 import { parseArgs, type Command, type CommandContext } from './command.js';
 import { currentKey } from './key-change.js';
-import { loadForCommand, localBaseUrl, type LoadConfig } from './local-api.js';
+import { callLocal, loadForCommand, localBaseUrl, type LoadConfig } from './local-api.js';
 import { joinHostPort } from '../net/address.js';
 
 const execFileP = promisify(execFile);
@@ -176,9 +175,9 @@ export function upgradeCommand(load: LoadConfig = defaultLoad): Command {
 }
 
 async function getCluster(url: URL): Promise<ClusterDocument> {
-  const r = await request(new URL('/v1/cluster', url), { headersTimeout: 10_000, bodyTimeout: 10_000 });
-  if (r.statusCode !== 200) throw new Error(`GET ${url.host}/v1/cluster answered ${r.statusCode}`);
-  return (await r.body.json()) as ClusterDocument;
+  const r = await callLocal(url.origin, '/v1/cluster', { timeoutMs: 10_000 });
+  if (r.status !== 200) throw new Error(`GET ${url.host}/v1/cluster answered ${r.status}`);
+  return JSON.parse(r.text) as ClusterDocument;
 }
 
 /**
