@@ -83,8 +83,18 @@ export function pinsJoinAddress(serverVersion: string): boolean {
 export const REQUEST_FILE = 'engine-restart.request';
 
 export interface RecoveryPolicy {
-  /** How long the engine must report the state before a restart is asked for. */
+  /** How long the engine must report the state before a restart is asked for (engines that pin their join address). */
   stuckMs: number;
+  /**
+   * The same on engines that do not pin (pinsJoinAddress false): they get
+   * out by themselves, with the swarm restart they make after a failed
+   * attempt, so a dockerd restart is only a last resort there. It stops every
+   * container on the node (swarm mode runs without live-restore): with
+   * 30 s, a worker promoted after the leader's power cut on 26.1.5 had its
+   * published service down for 7 s in CI while its engine was still on its
+   * way into Raft.
+   */
+  fixedStuckMs: number;
   /** Least time between two requests. */
   minIntervalMs: number;
 }
@@ -92,7 +102,9 @@ export interface RecoveryPolicy {
 // A restarted dockerd picks one of the managers it remembers, the dead one
 // included, so one restart does not always do it (seen on the simulated
 // cluster); systemd caps the attempts (StartLimitBurst in the .service).
-export const DEFAULT_RECOVERY: RecoveryPolicy = { stuckMs: 30_000, minIntervalMs: 60_000 };
+// 180 s on fixed engines: past the 150 s the join-address test gives 26.1.5
+// to join Raft by itself (its swarm restart backoff grows to 30 s).
+export const DEFAULT_RECOVERY: RecoveryPolicy = { stuckMs: 30_000, fixedStuckMs: 180_000, minIntervalMs: 60_000 };
 
 export interface RecoveryState {
   /** When the engine started reporting a restartable error, or null. */
@@ -116,14 +128,16 @@ export interface RecoveryState {
  * at every unanswered one.
  */
 export function decide(state: RecoveryState, sample: Pick<EngineSample, 'info'>, now: number, p: RecoveryPolicy): { state: RecoveryState; request: boolean } {
-  const sw = sample.info?.swarm;
-  if (!sw) return { state, request: false };
+  const info = sample.info;
+  if (!info) return { state, request: false };
+  const sw = info.swarm;
   const nodeId = sw.nodeId ?? state.nodeId ?? null;
   const removed = sw.state === 'error' && (state.removed === true || removedFromSwarm(sw, nodeId));
   const stuck = sw.state === 'error' && RESTARTABLE.test(sw.error ?? '') && !removed;
   if (!stuck) return { state: { ...state, stuckSince: null, nodeId, removed }, request: false };
   const since = state.stuckSince ?? now;
-  const due = now - since >= p.stuckMs && (state.lastRequestAt === null || now - state.lastRequestAt >= p.minIntervalMs);
+  const wait = pinsJoinAddress(info.serverVersion) ? p.stuckMs : p.fixedStuckMs;
+  const due = now - since >= wait && (state.lastRequestAt === null || now - state.lastRequestAt >= p.minIntervalMs);
   return { state: { stuckSince: due ? null : since, lastRequestAt: due ? now : state.lastRequestAt, nodeId, removed }, request: due };
 }
 

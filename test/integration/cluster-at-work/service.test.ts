@@ -155,6 +155,12 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
     const ms = Date.now() - t0;
     t.comment(`leader ${leader.hostname} power cut -> 3 reachable managers again: ${(ms / 1000).toFixed(1)} s; ${requests} requests to the ${demo.answers.length} replicas meanwhile (1 per replica per second), ${failures.length} failed`);
     t.same(failures, [], 'no request failed while the managers healed');
+    // What stopped a replica, for the record: the node's engine (a dockerd
+    // restart stops every container), its swarm and the agent's recovery.
+    for (const node of new Set(failures.map((f) => f.split(' ')[1]!.replace(/:$/, '')))) {
+      const j = await sim.exec(c.ref, node, ['sh', '-c', 'journalctl -o short-precise -u docker -u piswarm -u piswarm-engine-restart --no-pager | grep -E "raft node|Restarting swarm|engine-recovery|Stopping|Started|promot|leav" | tail -25'], { timeoutMs: 20_000 });
+      t.comment(`${node}, where requests failed:\n${j.stdout.trim()}`);
+    }
     const manager = healed.find((x) => x.manager === 'Leader')!.hostname;
     const replicas = await waitForReplicas(c.ref, manager, demo.replicas, 60_000);
     t.equal(replicas.length, demo.replicas, `the desired ${demo.replicas} replicas run and answer (${replicas.map((a) => a.node).join(', ')})`);

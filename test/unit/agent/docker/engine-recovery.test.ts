@@ -4,13 +4,13 @@ import { toEngineInfo } from '../../../../agent/docker/engine.js';
 import type { EngineSample } from '../../../../agent/docker/monitor.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
 
-const P: RecoveryPolicy = { stuckMs: 30_000, minIntervalMs: 600_000 };
+const P: RecoveryPolicy = { stuckMs: 30_000, fixedStuckMs: 180_000, minIntervalMs: 600_000 };
 const stuck = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'error', Error: "manager stopped: can't initialize raft node: rpc error: code = Unavailable desc = connection error: dial tcp 10.0.0.5:2377: connect: no route to host" } }) };
 const otherError = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'error', Error: 'invalid join token' } }) };
 const fine = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'active', ControlAvailable: true } }) };
 
 t.test('asks once the raft-join error has lasted stuckMs, then not again within minIntervalMs', async (t) => {
-  t.same(DEFAULT_RECOVERY, { stuckMs: 30_000, minIntervalMs: 60_000 }, 'the shipped policy');
+  t.same(DEFAULT_RECOVERY, { stuckMs: 30_000, fixedStuckMs: 180_000, minIntervalMs: 60_000 }, 'the shipped policy');
   let s = { stuckSince: null as number | null, lastRequestAt: null as number | null };
   let r = decide(s, stuck, 0, P);
   t.equal(r.request, false, 'not at first sight');
@@ -28,6 +28,20 @@ t.test('asks once the raft-join error has lasted stuckMs, then not again within 
   s = r.state;
   r = decide(s, stuck, 630_001, P);
   t.equal(r.request, true, 'again once 10 minutes passed and it is still stuck');
+});
+
+t.test('an engine that does not pin (26.1.5) gets out by itself: a restart, which stops every container, only after fixedStuckMs', async (t) => {
+  // What the promoted worker of the service test said on 26.1.5 after the leader's power cut (2026-12-07), before its engine's own swarm restart.
+  const fixed = { info: toEngineInfo({ ServerVersion: '26.1.5+dfsg1', Swarm: { LocalNodeState: 'error', Error: "manager stopped: can't initialize raft node: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp 10.231.190.12:2377: i/o timeout\"" } }) };
+  let s = decide({ stuckSince: null, lastRequestAt: null }, fixed, 0, P).state;
+  t.equal(s.stuckSince, 0, 'the clock starts');
+  const at30 = decide(s, fixed, 30_000, P);
+  t.equal(at30.request, false, 'not after the 30 s that hold for 20.10');
+  s = at30.state;
+  t.equal(decide(s, fixed, 179_999, P).request, false);
+  t.equal(decide(s, fixed, 180_000, P).request, true, 'a last resort once fixedStuckMs passed');
+  t.equal(decide({ stuckSince: 0, lastRequestAt: null }, { info: toEngineInfo({ ServerVersion: '27.3.1', Swarm: fixed.info.swarm.error ? { LocalNodeState: 'error', Error: fixed.info.swarm.error } : {} }) }, 30_000, P).request, false, '27 is fixed too');
+  t.equal(decide({ stuckSince: 0, lastRequestAt: null }, { info: toEngineInfo({ ServerVersion: '26.1.4', Swarm: { LocalNodeState: 'error', Error: fixed.info.swarm.error! } }) }, 30_000, P).request, true, 'an engine not checked counts as pinning: 30 s');
 });
 
 t.test('a recovery in between resets the clock; other errors and no engine never ask', async (t) => {
@@ -73,7 +87,8 @@ t.test('refused as removed, the engine names no node id and alternates with a di
   s = decide(s, active, 300_000, P).state;
   t.equal(s.removed, false, 'back in a swarm: forgotten');
   s = decide(s, dial, 305_000, P).state;
-  t.equal(decide(s, dial, 336_000, P).request, true, 'a dial error alone after that is moby#47854 again');
+  t.equal(decide(s, dial, 336_000, P).request, false, 'a dial error alone after that: not within fixedStuckMs on 26.1.5');
+  t.equal(decide(s, dial, 485_000, P).request, true, 'and the last-resort restart after it');
 });
 
 t.test('an unanswered sample neither starts nor clears the stuck clock', async (t) => {
