@@ -105,8 +105,20 @@ export async function doJoin(ctx: FormationContext, d: JoinDecision, now: number
     // 27, dials it again when promoted): make it the manager that just
     // answered, the one address known to be alive.
     const granting = grant.managerAddrs.find((a) => hostOf(a) === target.addr);
-    const remoteAddrs = granting ? [granting, ...grant.managerAddrs.filter((a) => a !== granting)] : [...grant.managerAddrs];
-    const joined = await joinThrough(ctx, d, target, remoteAddrs, grant.token);
+    const managers = granting ? [granting, ...grant.managerAddrs.filter((a) => a !== granting)] : [...grant.managerAddrs];
+    // Through the join relay when it listens: the engine then keeps this
+    // node's own relay as the address it dials when promoted, and the relay
+    // forwards to a manager that is alive (agent/formation/join-relay.ts).
+    const relay = ctx.deps.joinRelay;
+    const relayAddr = relay?.address() ?? null;
+    const remoteAddrs = relayAddr ? [relayAddr] : managers;
+    relay?.joining(managers);
+    let joined: Awaited<ReturnType<typeof joinThrough>>;
+    try {
+      joined = await joinThrough(ctx, d, target, remoteAddrs, grant.token);
+    } finally {
+      relay?.joining(null);
+    }
     if (joined === 'stop') break;
     if (joined === 'next') continue;
     s.counters.joins++;

@@ -143,7 +143,10 @@ export function trackPin(ctx: FormationContext, sw: EngineInfo['swarm'], id: str
 export function pinnedJoinAddr(ctx: FormationContext): string | null {
   const info = ctx.s.info;
   if (!info || !pinsJoinAddress(info.serverVersion)) return null;
-  return ctx.s.persisted.joined?.joinAddr ?? null;
+  const joinAddr = ctx.s.persisted.joined?.joinAddr ?? null;
+  // Joined through this agent's relay: whatever it dials reaches a live manager.
+  if (joinAddr !== null && joinAddr === ctx.deps.joinRelay?.address()) return null;
+  return joinAddr;
 }
 
 /**

@@ -8,7 +8,9 @@ import { createPeerClient, type KeyringClient, type PeerClient, type PeerReadCli
 import { hostInterfaces } from '../net/address.js';
 import { wallClock } from '../lifecycle/clock.js';
 import { createFormation, type Formation } from './controller.js';
+import { createJoinRelay } from './join-relay.js';
 import type { FormationDeps } from './types.js';
+import type { EngineSample } from '../docker/monitor.js';
 
 /**
  * Formation built from the real adapters, as one Subsystem for
@@ -22,12 +24,22 @@ import type { FormationDeps } from './types.js';
  */
 export function formationSubsystem(
   config: Readonly<Config>,
-  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine']; recentNodes?: FormationDeps['recentNodes']; keyring?: FormationDeps['keyring']; release?: FormationDeps['release'] },
+  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine']; recentNodes?: FormationDeps['recentNodes']; keyring?: FormationDeps['keyring']; release?: FormationDeps['release']; engineSamples?: (fn: (sample: EngineSample) => void) => void },
 ): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient & KeyringClient & ReleaseClient) | null } {
   const { identity, keys, identityError } = deps.node;
   const now = wallClock.now;
   // Shared with agent/cluster's on-demand reads; formation.stop() closes it (stopped after the cluster).
   const peerClient = keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null;
+  // The managers the engine last named: an engine in the middle of a
+  // promotion (pending, or in error) may name none, and that is when the
+  // relay is dialled.
+  let knownManagers: string[] = [];
+  deps.engineSamples?.((sample) => {
+    const l = sample.info?.swarm.remoteManagers.map((m) => m.addr) ?? [];
+    if (l.length > 0) knownManagers = l;
+  });
+  const relayPort = config.formation.joinRelayPort;
+  const joinRelay = relayPort > 0 ? createJoinRelay({ port: relayPort, log: deps.log, managers: () => knownManagers }) : null;
   const formation = createFormation({
     config: config as Config,
     log: deps.log,
@@ -48,14 +60,21 @@ export function formationSubsystem(
     ...(deps.recentNodes ? { recentNodes: deps.recentNodes } : {}),
     ...(deps.keyring ? { keyring: deps.keyring } : {}),
     ...(deps.release ? { release: deps.release } : {}),
+    ...(joinRelay ? { joinRelay } : {}),
   });
   return {
     name: 'formation',
     formation,
     peerClient,
-    start: () => formation.start(),
-    stop: () => formation.stop(),
-    collectors: [formation.collector],
+    async start() {
+      await joinRelay?.start();
+      await formation.start();
+    },
+    async stop() {
+      await formation.stop();
+      await joinRelay?.stop();
+    },
+    collectors: joinRelay ? [formation.collector, joinRelay.collector] : [formation.collector],
     checks: formation.healthChecks,
     routes: formation.routes,
   };

@@ -15,6 +15,7 @@ import type { PeerRouteContext } from '../peers/routes.js';
 import type { FormationStore } from './store.js';
 import type { FormationState } from './state.js';
 import type { Clock } from '../lifecycle/clock.js';
+import type { JoinRelay } from './join-relay.js';
 
 /** The agent's one clock; formation's is the wall clock (its times are shown to operators). */
 export type { Clock } from '../lifecycle/clock.js';
@@ -84,6 +85,8 @@ export interface FormationDeps {
    * again. Absent: formation lists the nodes itself.
    */
   recentNodes?: () => NodeListing | null;
+  /** The join relay (agent/formation/join-relay.ts); absent or not listening: joins go to the manager directly. */
+  joinRelay?: Pick<JoinRelay, 'address' | 'joining'>;
 }
 
 /** What formation reads the engine through (EngineMonitor has it). */

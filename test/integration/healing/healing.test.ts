@@ -44,17 +44,23 @@ t.test('5 nodes: leader power cut is healed, the dead node pruned; a worker powe
   });
 
   // Docker 20.10 (bookworm) pins: a worker's engine, promoted, dials only the
-  // manager it joined through (moby PR #47854; join-address.test shows it);
-  // 26.1.5 (trixie) does not. Every worker here joined through the first
-  // manager, often the leader killed below. On a pinning engine the agents
-  // make such workers re-join through a live manager before the autopilot
-  // may promote them (agent/formation/rule.ts), and the test requires those
-  // re-joins; on 26.1.5 none is needed. The heal is required on both.
+  // address it joined through (moby PR #47854; join-address.test shows it);
+  // 26.1.5 (trixie) dials it once more before its own swarm restart forgets
+  // it. Every worker here joined through its agent's join relay
+  // (agent/formation/join-relay.ts), which forwards to a live manager, so
+  // after the first manager's power cut no worker has to leave and join
+  // again on either engine, and the promoted one reaches Raft through it.
   const engine = (await sim.exec(c.ref, names()[0]!, ['docker', 'info', '--format', '{{.ServerVersion}}'])).stdout.trim();
   const pinning = pinsJoinAddress(engine);
   let firstManager = '';
-  for (const n of names()) if (/"msg":"created the swarm"/.test(await sim.logs(c.ref, n))) firstManager = n;
-  t.comment(`engine ${engine}: ${pinning ? 'pins the join address (workers re-join through a live manager)' : 'has the fix'}`);
+  const joinedVia: string[] = [];
+  for (const n of names()) {
+    const j = await sim.logs(c.ref, n);
+    if (/"msg":"created the swarm"/.test(j)) firstManager = n;
+    for (const m of j.matchAll(/"joinAddr":"([^"]+)","msg":"joined the swarm"/g)) joinedVia.push(`${n} ${m[1]}`);
+  }
+  t.comment(`engine ${engine}: ${pinning ? 'pins the join address' : 'has the fix'}; joins: ${joinedVia.join(', ')}`);
+  t.ok(joinedVia.length >= 4 && joinedVia.every((x) => x.endsWith(' 127.0.0.1:2378')), 'every node that joined did so through its join relay');
 
   await t.test('leader power cut: a leader kept, 3 reachable managers restored, the dead node pruned', async (t) => {
     const leader = ls.find((x) => x.manager === 'Leader')!;
@@ -78,11 +84,15 @@ t.test('5 nodes: leader power cut is healed, the dead node pruned; a worker powe
     const journal = await sim.logs(c.ref, newLeader.hostname);
     t.match(journal, /"reason":"(replace-dead-manager|grow)".*"msg":"autopilot promoted a node"/, 'the new leader\'s agent promoted a replacement');
     t.match(journal, /"reason":"dead-manager".*"msg":"autopilot demoted a node"/, 'and demoted the dead manager');
-    if (pinning && leader.hostname === firstManager) {
-      let rejoins = 0;
-      for (const n of alive()) rejoins += ((await sim.logs(c.ref, n)).match(/"msg":"leaving the swarm to join it again through a live manager"/g) ?? []).length;
-      t.ok(rejoins >= 1, `workers pinned to the dead first manager re-joined through a live one (${rejoins})`);
+    let rejoins = 0;
+    let relayed = 0;
+    for (const n of alive()) {
+      const j = await sim.logs(c.ref, n);
+      rejoins += (j.match(/"msg":"leaving the swarm to join it again through a live manager"/g) ?? []).length;
+      relayed += (j.match(/"msg":"the engine connected through the join relay"/g) ?? []).length;
     }
+    t.equal(rejoins, 0, `no worker left the swarm to join it again (the dead leader ${leader.hostname === firstManager ? 'was' : 'was not'} the manager they joined through)`);
+    t.ok(relayed >= 4, `the engines went through their relays (joins, then the promoted worker's Raft join): ${relayed} connections`);
 
     await t.test('the dead node is pruned after its TTL', async (t) => {
       const pruned = await until('the dead node gone from docker node ls', async () => {

@@ -9,7 +9,10 @@ import { renderFamilies } from '../../../../agent/metrics/format.js';
 import { createPeerClient } from '../../../../agent/peers/client.js';
 import { openToken, signRequest, verifyResponse } from '../../../../agent/peers/protocol.js';
 import { createFormation } from '../../../../agent/formation/controller.js';
-import { createMemoryFormationStore } from '../../../../agent/formation/store.js';
+import { createMemoryFormationStore, type FormationStore } from '../../../../agent/formation/store.js';
+import type { JoinRelay } from '../../../../agent/formation/join-relay.js';
+
+type JoinRelayLike = Pick<JoinRelay, 'address' | 'joining'>;
 import { PEER_AUTH_HEADER } from '../../../../shared/wire/peer.js';
 import { fakeDocker, memoryLogger } from '../../../helpers/fakes.js';
 import { FakeWorld } from './fake-swarm.js';
@@ -104,7 +107,7 @@ async function managers(t: Test) {
 }
 
 /** The joiner, on the test's clock: `step(ms)` advances it and runs one tick. */
-function joiner(t: Test, port: number, docker: DockerEngine, formation: { joinBackoffMaxMs?: number } = {}) {
+function joiner(t: Test, port: number, docker: DockerEngine, formation: { joinBackoffMaxMs?: number } = {}, extra: { joinRelay?: JoinRelayLike; store?: FormationStore } = {}) {
   let now = Date.now();
   const { log, lines } = memoryLogger();
   const identity: NodeIdentity = { nodeId: 'c'.repeat(24), name: 'pi-3', createdAt: '' };
@@ -119,8 +122,9 @@ function joiner(t: Test, port: number, docker: DockerEngine, formation: { joinBa
     discovery: null,
     peerClient,
     address: () => ({ address: '127.0.0.4', interface: 'lo', reason: 'test' }),
-    store: createMemoryFormationStore(),
+    store: extra.store ?? createMemoryFormationStore(),
     random: () => 0.5,
+    ...(extra.joinRelay ? { joinRelay: extra.joinRelay } : {}),
   });
   const step = async (ms: number) => {
     now += ms;
@@ -285,4 +289,39 @@ t.test('a grant carries the worker token only: the manager token is nowhere in t
   const journal = m.nodes.flatMap((n) => n.lines()).map((l) => JSON.stringify(l)).join('\n');
   t.ok(journal.includes('join grant issued'), 'the journal has the grant');
   t.notOk(leaks(journal), 'not in any journal line');
+});
+
+t.test('through the join relay: the engine joins the relay\'s address, the relay is told the grant\'s managers for that join only, and the worker is never pinned', async (t) => {
+  const m = await managers(t);
+  const base = m.world.engine('pi-3');
+  const joins: JoinArgs[] = [];
+  const told: Array<string[] | null> = [];
+  let during: Array<string[] | null> = [];
+  const RELAY = '127.0.0.1:2378';
+  // Fakes the one thing the relay does for the engine: what reaches it goes to the managers it was last told about.
+  const relay: JoinRelayLike = { address: () => RELAY, joining: (l) => void told.push(l ? [...l] : null) };
+  const engine = fakeDocker({
+    info: base.info,
+    async swarmJoin(a) {
+      joins.push(a);
+      during = [...told];
+      const via = told.at(-1);
+      if (!via) throw new Error('the relay was not told where to forward');
+      return base.swarmJoin({ ...a, remoteAddrs: via });
+    },
+  });
+  const store = createMemoryFormationStore();
+  const j = joiner(t, m.port, engine, {}, { joinRelay: relay, store });
+  m.answer = () => 'grant';
+  await j.step(0);
+  t.equal(joins.length, 1, 'one swarm join');
+  t.same(joins[0]!.remoteAddrs, [RELAY], 'RemoteAddrs: the relay alone');
+  t.equal(during.length, 1, 'the relay was told before the join');
+  t.match(during[0], [/^127\.0\.0\.[23]:2377$/, /^127\.0\.0\.[23]:2377$/], 'the grant\'s managers, the granting one first');
+  t.same(told.at(-1), null, 'and that the join is over');
+  t.equal(store.load().joined?.joinAddr, RELAY, 'the join address kept is the relay\'s');
+  await j.step(1000);
+  t.match(j.formation.status(), { phase: 'member', swarm: { role: 'worker' } });
+  t.equal(j.formation.joinAddress(), null, 'on an engine that pins (20.10.24), nothing published: the relay reaches a live manager');
+  t.ok(j.lines().some((l) => l.msg === 'joined the swarm' && l.joinAddr === RELAY), 'the journal names the relay');
 });
