@@ -89,10 +89,10 @@ export interface RecoveryPolicy {
    * The same on engines that do not pin (pinsJoinAddress false): they get
    * out by themselves, with the swarm restart they make after a failed
    * attempt, so a dockerd restart is only a last resort there. It stops every
-   * container on the node (swarm mode runs without live-restore): with
-   * 30 s, a worker promoted after the leader's power cut on 26.1.5 had its
-   * published service down for 7 s in CI while its engine was still on its
-   * way into Raft.
+   * container on the node (swarm mode runs without live-restore). With 30 s
+   * on every engine, a CI run saw a worker promoted after the leader's power
+   * cut on 26.1.5 refuse its published service for 7 s while its engine was
+   * still on its way into Raft; such a restart is the likeliest cause.
    */
   fixedStuckMs: number;
   /** Least time between two requests. */
