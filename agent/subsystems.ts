@@ -72,7 +72,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
       })
     : null;
   // Peer reads are answered from the cluster view's data (bound late: the cluster is built next).
-  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, engineSamples: (fn) => deps.monitor.onSample(fn), recentNodes: () => recentNodes(), ...(keyring ? { keyring: { keyringStep: keyring.step, rotate: keyring.rotate, revoke: keyring.revoke } } : {}), ...(upgrade ? { release: upgrade } : {}), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
+  const formation = formationSubsystem(config, { ...deps, node, engine: deps.monitor, recentNodes: () => recentNodes(), ...(keyring ? { keyring: { keyringStep: keyring.step, rotate: keyring.rotate, revoke: keyring.revoke } } : {}), ...(upgrade ? { release: upgrade } : {}), peerReads: { checks: () => cluster.peerReads.checks(), services: () => cluster.peerReads.services() } });
   // Built before the membership, which publishes its facts; started last.
   let autopilotRef: ReturnType<typeof createAutopilot> | null = null;
   /** The autopilot's last node list, unless one of its steps changed the swarm since (formation and labels list less). */
@@ -108,7 +108,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
     joinAddress: () => formation.formation.joinAddress(),
   });
   if (keyring) parts.push(keyring);
-  parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir }), formation, membership);
+  parts.push(engineRecovery({ monitor: deps.monitor, log: deps.log, stateDir: config.stateDir, relayAddress: formation.joinRelayAddress }), formation, membership);
   autopilotRef = createAutopilot({ config, log: deps.log.child({ mod: 'autopilot' }), docker: deps.docker, monitor: deps.monitor, membership });
   const labels = labelsSubsystem(config, { log: deps.log, docker: deps.docker, monitor: deps.monitor, members: () => membership.members(), recentNodes });
   parts.push(autopilotRef, labels, cluster, dashboardSubsystem({ log: deps.log, view: cluster.view }));

@@ -95,8 +95,24 @@ export interface RecoveryPolicy {
    * still on its way into Raft; such a restart is the likeliest cause.
    */
   fixedStuckMs: number;
+  /**
+   * On engines that pin: how long before a restart when the engine's failed
+   * dial was to this node's join relay, refused (the relay was not listening
+   * yet: dockerd and the agent start side by side at boot). 20.10 does not
+   * dial again by itself (none within 30 s in the revoke test); restarted,
+   * it dials the relay, which listens by then.
+   */
+  relayClosedMs: number;
   /** Least time between two requests. */
   minIntervalMs: number;
+}
+
+/** Why a restart is asked for: the pinned join address (moby#47854), or a dial to the join relay before it listened. */
+export type RestartCause = 'pinned-join-address' | 'relay-was-closed';
+
+/** Pure: the cause of a restartable error, given the join relay's address (null when it does not listen). */
+export function restartCause(error: string, relayAddr: string | null): RestartCause {
+  return relayAddr !== null && error.includes(`dial tcp ${relayAddr}: connect: connection refused`) ? 'relay-was-closed' : 'pinned-join-address';
 }
 
 // A restarted dockerd picks one of the managers it remembers, the dead one
@@ -104,7 +120,7 @@ export interface RecoveryPolicy {
 // cluster); systemd caps the attempts (StartLimitBurst in the .service).
 // 180 s on fixed engines: past the 150 s the join-address test gives 26.1.5
 // to join Raft by itself (its swarm restart backoff grows to 30 s).
-export const DEFAULT_RECOVERY: RecoveryPolicy = { stuckMs: 30_000, fixedStuckMs: 180_000, minIntervalMs: 60_000 };
+export const DEFAULT_RECOVERY: RecoveryPolicy = { stuckMs: 30_000, fixedStuckMs: 180_000, relayClosedMs: 5_000, minIntervalMs: 60_000 };
 
 export interface RecoveryState {
   /** When the engine started reporting a restartable error, or null. */
@@ -127,18 +143,20 @@ export interface RecoveryState {
  * `docker info` only now and then, and a restart count must not start over
  * at every unanswered one.
  */
-export function decide(state: RecoveryState, sample: Pick<EngineSample, 'info'>, now: number, p: RecoveryPolicy): { state: RecoveryState; request: boolean } {
+export function decide(state: RecoveryState, sample: Pick<EngineSample, 'info'>, now: number, p: RecoveryPolicy, relayAddr: string | null = null): { state: RecoveryState; request: boolean; cause: RestartCause | null } {
   const info = sample.info;
-  if (!info) return { state, request: false };
+  if (!info) return { state, request: false, cause: null };
   const sw = info.swarm;
   const nodeId = sw.nodeId ?? state.nodeId ?? null;
   const removed = sw.state === 'error' && (state.removed === true || removedFromSwarm(sw, nodeId));
   const stuck = sw.state === 'error' && RESTARTABLE.test(sw.error ?? '') && !removed;
-  if (!stuck) return { state: { ...state, stuckSince: null, nodeId, removed }, request: false };
+  if (!stuck) return { state: { ...state, stuckSince: null, nodeId, removed }, request: false, cause: null };
   const since = state.stuckSince ?? now;
-  const wait = pinsJoinAddress(info.serverVersion) ? p.stuckMs : p.fixedStuckMs;
+  const pins = pinsJoinAddress(info.serverVersion);
+  const cause = restartCause(sw.error ?? '', relayAddr);
+  const wait = !pins ? p.fixedStuckMs : cause === 'relay-was-closed' ? p.relayClosedMs : p.stuckMs;
   const due = now - since >= wait && (state.lastRequestAt === null || now - state.lastRequestAt >= p.minIntervalMs);
-  return { state: { stuckSince: due ? null : since, lastRequestAt: due ? now : state.lastRequestAt, nodeId, removed }, request: due };
+  return { state: { stuckSince: due ? null : since, lastRequestAt: due ? now : state.lastRequestAt, nodeId, removed }, request: due, cause };
 }
 
 /**
@@ -150,6 +168,8 @@ export function engineRecovery(deps: {
   monitor: Pick<EngineMonitor, 'onSample'>;
   log: Logger;
   stateDir: string;
+  /** The join relay's address while it listens (agent/formation/join-relay.ts). */
+  relayAddress?: () => string | null;
   policy?: RecoveryPolicy;
   now?: () => number;
   writeRequest?: (path: string, text: string) => void;
@@ -164,9 +184,11 @@ export function engineRecovery(deps: {
   let active = false;
   deps.monitor.onSample((sample) => {
     if (!active) return;
-    const d = decide(state, sample, now(), policy);
+    const d = decide(state, sample, now(), policy, deps.relayAddress?.() ?? null);
     if (d.state.stuckSince !== null && state.stuckSince === null) {
-      log.warn({ error: sample.info?.swarm.error }, 'engine stuck in a state only a dockerd restart repairs (moby#47854); waiting before asking for one');
+      log.warn({ error: sample.info?.swarm.error, cause: d.cause }, d.cause === 'relay-was-closed'
+        ? 'the engine dialled its join relay before the agent listened and does not dial again by itself; a dockerd restart makes it'
+        : 'engine stuck in a state only a dockerd restart repairs (moby#47854); waiting before asking for one');
     }
     state = d.state;
     if (!d.request) return;
@@ -174,7 +196,7 @@ export function engineRecovery(deps: {
     try {
       write(file, `${new Date(now()).toISOString()} ${sample.info?.swarm.error ?? ''}\n`);
       requests++;
-      log.warn({ file, error: sample.info?.swarm.error }, 'asked systemd to restart the Docker Engine');
+      log.warn({ file, error: sample.info?.swarm.error, cause: d.cause }, 'asked systemd to restart the Docker Engine');
     } catch (err) {
       failures++;
       log.error({ file, code: (err as NodeJS.ErrnoException).code }, 'cannot write the engine restart request');

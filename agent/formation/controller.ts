@@ -7,6 +7,7 @@ import { countUserTasks, pinnedJoinAddr, readEngine } from './engine-view.js';
 import { electionInput } from './input.js';
 import { formationRoutes, formationStatus } from './peer-api.js';
 import { confirm, confirmedPeerStates } from './peer-book.js';
+import { relayManagers } from './relay-managers.js';
 import { decide, effectiveHoldOffMs, type Decision } from './rule.js';
 import { createFormationState, setPhase } from './state.js';
 import { createFileFormationStore } from './store.js';
@@ -62,6 +63,7 @@ export function createFormation(deps: FormationDeps): Formation {
     status: () => formationStatus(ctx),
     // Also between leaving and joining again, so the entry left behind is never promoted.
     joinAddress: () => (ctx.s.selfSwarm?.role === 'manager' ? null : pinnedJoinAddr(ctx)),
+    relayManagers: () => relayManagers(ctx),
     tick,
   };
 }

@@ -4,6 +4,7 @@ import type { EngineInfo, NodeListing } from '../docker/engine.js';
 import { pinsJoinAddress, removedFromSwarm } from '../docker/engine-recovery.js';
 import { hostOf, joinHostPort } from '../net/address.js';
 import { engineMaxAgeMs } from './cadence.js';
+import { keepManagers } from './relay-managers.js';
 import { rememberSwarm } from './state.js';
 import { SWARM_PORT, type FormationContext } from './types.js';
 
@@ -46,6 +47,7 @@ export async function readEngine(ctx: FormationContext, fresh = false): Promise<
   const createdAt = await swarmCreatedAt(ctx, sw, id);
   const managerAddrs = sw.remoteManagers.map((m) => m.addr).slice(0, 16);
   recordManagerSwarm(ctx, sw, createdAt);
+  keepManagers(ctx, id, managerAddrs);
   trackPin(ctx, sw, id);
   await refreshListedIds(ctx, sw.isManager);
   s.selfSwarm = { id, createdAt, role: sw.isManager ? 'manager' : 'worker', nodes: sw.isManager ? sw.nodes : null, managerAddrs, runningTasks: s.selfSwarm?.id === id ? s.selfSwarm.runningTasks : null };

@@ -36,7 +36,7 @@ export interface JoinRelay {
 
 export interface JoinRelayDeps {
   port: number;
-  /** The managers the engine knows (host:port), outside a join. */
+  /** Where to forward outside a join (host:port, in order): formation.relayManagers(). */
   managers: () => readonly string[];
   log: Logger;
   connectTimeoutMs?: number;

@@ -10,7 +10,6 @@ import { wallClock } from '../lifecycle/clock.js';
 import { createFormation, type Formation } from './controller.js';
 import { createJoinRelay } from './join-relay.js';
 import type { FormationDeps } from './types.js';
-import type { EngineSample } from '../docker/monitor.js';
 
 /**
  * Formation built from the real adapters, as one Subsystem for
@@ -24,22 +23,16 @@ import type { EngineSample } from '../docker/monitor.js';
  */
 export function formationSubsystem(
   config: Readonly<Config>,
-  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine']; recentNodes?: FormationDeps['recentNodes']; keyring?: FormationDeps['keyring']; release?: FormationDeps['release']; engineSamples?: (fn: (sample: EngineSample) => void) => void },
-): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient & KeyringClient & ReleaseClient) | null } {
+  deps: { log: Logger; docker: DockerEngine; node: NodeContext; peerReads?: FormationDeps['peerReads']; engine?: FormationDeps['engine']; recentNodes?: FormationDeps['recentNodes']; keyring?: FormationDeps['keyring']; release?: FormationDeps['release'] },
+): Subsystem & { formation: Formation; peerClient: (PeerClient & PeerReadClient & KeyringClient & ReleaseClient) | null; joinRelayAddress: () => string | null } {
   const { identity, keys, identityError } = deps.node;
   const now = wallClock.now;
   // Shared with agent/cluster's on-demand reads; formation.stop() closes it (stopped after the cluster).
   const peerClient = keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null;
-  // The managers the engine last named: an engine in the middle of a
-  // promotion (pending, or in error) may name none, and that is when the
-  // relay is dialled.
-  let knownManagers: string[] = [];
-  deps.engineSamples?.((sample) => {
-    const l = sample.info?.swarm.remoteManagers.map((m) => m.addr) ?? [];
-    if (l.length > 0) knownManagers = l;
-  });
   const relayPort = config.formation.joinRelayPort;
-  const joinRelay = relayPort > 0 ? createJoinRelay({ port: relayPort, log: deps.log, managers: () => knownManagers }) : null;
+  // Late-bound: the relay is one of formation's dependencies, and formation knows the managers.
+  let formationRef: Formation | null = null;
+  const joinRelay = relayPort > 0 ? createJoinRelay({ port: relayPort, log: deps.log, managers: () => formationRef?.relayManagers() ?? [] }) : null;
   const formation = createFormation({
     config: config as Config,
     log: deps.log,
@@ -62,10 +55,12 @@ export function formationSubsystem(
     ...(deps.release ? { release: deps.release } : {}),
     ...(joinRelay ? { joinRelay } : {}),
   });
+  formationRef = formation;
   return {
     name: 'formation',
     formation,
     peerClient,
+    joinRelayAddress: () => joinRelay?.address() ?? null,
     async start() {
       await joinRelay?.start();
       await formation.start();

@@ -110,6 +110,8 @@ export interface Formation {
    * manager that is gone.
    */
   joinAddress(): string | null;
+  /** Where the join relay forwards outside a join (agent/formation/relay-managers.ts). */
+  relayManagers(): string[];
   /** Runs one evaluation now (tests and the bench drive it). */
   tick(): Promise<void>;
 }

@@ -1,16 +1,16 @@
 import t from 'tap';
-import { decide, engineRecovery, pinsJoinAddress, removedFromSwarm, DEFAULT_RECOVERY, type RecoveryPolicy, type RecoveryState } from '../../../../agent/docker/engine-recovery.js';
+import { decide, engineRecovery, pinsJoinAddress, removedFromSwarm, restartCause, DEFAULT_RECOVERY, type RecoveryPolicy, type RecoveryState } from '../../../../agent/docker/engine-recovery.js';
 import { toEngineInfo } from '../../../../agent/docker/engine.js';
 import type { EngineSample } from '../../../../agent/docker/monitor.js';
 import { memoryLogger } from '../../../helpers/fakes.js';
 
-const P: RecoveryPolicy = { stuckMs: 30_000, fixedStuckMs: 180_000, minIntervalMs: 600_000 };
+const P: RecoveryPolicy = { stuckMs: 30_000, fixedStuckMs: 180_000, relayClosedMs: 5_000, minIntervalMs: 600_000 };
 const stuck = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'error', Error: "manager stopped: can't initialize raft node: rpc error: code = Unavailable desc = connection error: dial tcp 10.0.0.5:2377: connect: no route to host" } }) };
 const otherError = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'error', Error: 'invalid join token' } }) };
 const fine = { info: toEngineInfo({ ServerVersion: '20.10.24', Swarm: { LocalNodeState: 'active', ControlAvailable: true } }) };
 
 t.test('asks once the raft-join error has lasted stuckMs, then not again within minIntervalMs', async (t) => {
-  t.same(DEFAULT_RECOVERY, { stuckMs: 30_000, fixedStuckMs: 180_000, minIntervalMs: 60_000 }, 'the shipped policy');
+  t.same(DEFAULT_RECOVERY, { stuckMs: 30_000, fixedStuckMs: 180_000, relayClosedMs: 5_000, minIntervalMs: 60_000 }, 'the shipped policy');
   let s = { stuckSince: null as number | null, lastRequestAt: null as number | null };
   let r = decide(s, stuck, 0, P);
   t.equal(r.request, false, 'not at first sight');
@@ -42,6 +42,26 @@ t.test('an engine that does not pin (26.1.5) gets out by itself: a restart, whic
   t.equal(decide(s, fixed, 180_000, P).request, true, 'a last resort once fixedStuckMs passed');
   t.equal(decide({ stuckSince: 0, lastRequestAt: null }, { info: toEngineInfo({ ServerVersion: '27.3.1', Swarm: fixed.info.swarm.error ? { LocalNodeState: 'error', Error: fixed.info.swarm.error } : {} }) }, 30_000, P).request, false, '27 is fixed too');
   t.equal(decide({ stuckSince: 0, lastRequestAt: null }, { info: toEngineInfo({ ServerVersion: '26.1.4', Swarm: { LocalNodeState: 'error', Error: fixed.info.swarm.error! } }) }, 30_000, P).request, true, 'an engine not checked counts as pinning: 30 s');
+});
+
+// What the revoked card's 20.10 engine said after its power cycle (revoke test, CI run of 2026-12-07):
+// dockerd dialled the join relay while the agent was still starting, and did not dial again within 30 s.
+const RELAY_REFUSED = "manager stopped: can't initialize raft node: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing dial tcp 127.0.0.1:2378: connect: connection refused\"";
+
+t.test('a dial to the join relay before it listened: on an engine that pins, a restart after relayClosedMs, with that cause', async (t) => {
+  t.equal(restartCause(RELAY_REFUSED, '127.0.0.1:2378'), 'relay-was-closed');
+  t.equal(restartCause(RELAY_REFUSED, null), 'pinned-join-address', 'no relay listening now: nothing says it was the relay');
+  t.equal(restartCause(RELAY_REFUSED, '127.0.0.1:2379'), 'pinned-join-address', 'another port is not this relay');
+  t.equal(restartCause(RELAY_REFUSED.replace('connection refused', 'connection reset by peer'), '127.0.0.1:2378'), 'pinned-join-address', 'a relay that listened and found no manager is not this case');
+  const closed = (v: string) => ({ info: toEngineInfo({ ServerVersion: v, Swarm: { LocalNodeState: 'error', Error: RELAY_REFUSED } }) });
+  let r = decide({ stuckSince: null, lastRequestAt: null }, closed('20.10.24+dfsg1'), 0, P, '127.0.0.1:2378');
+  t.match(r, { request: false, cause: 'relay-was-closed' });
+  t.equal(decide(r.state, closed('20.10.24+dfsg1'), 4_999, P, '127.0.0.1:2378').request, false);
+  r = decide(r.state, closed('20.10.24+dfsg1'), 5_000, P, '127.0.0.1:2378');
+  t.match(r, { request: true, cause: 'relay-was-closed' }, 'after 5 s on 20.10');
+  t.equal(decide(r.state, closed('20.10.24+dfsg1'), 10_000, P, '127.0.0.1:2378').request, false, 'and not again within minIntervalMs');
+  t.equal(decide({ stuckSince: 0, lastRequestAt: null }, closed('20.10.24+dfsg1'), 5_000, P, null).request, false, 'without a listening relay: the 30 s of moby#47854');
+  t.equal(decide({ stuckSince: 0, lastRequestAt: null }, closed('26.1.5+dfsg1'), 30_000, P, '127.0.0.1:2378').request, false, 'an engine that does not pin dials again by itself: fixedStuckMs');
 });
 
 t.test('a recovery in between resets the clock; other errors and no engine never ask', async (t) => {
