@@ -10,7 +10,7 @@ import { systemClock } from '../membership/clock.js';
 import type { Member } from '../membership/types.js';
 import type { Collector, MetricFamily } from '../metrics/types.js';
 import { RefusalBackoff, classifyRefusal, executeStep, type RefusalReason } from './executor.js';
-import { assess, lossAfterStep, plan, type ActionKind, type ActionStep, type Assessment, type Step } from './planner.js';
+import { assess, lossAfterStep, plan, quorum, type ActionKind, type ActionStep, type Assessment, type Step } from './planner.js';
 import { buildView, observe, type AutopilotConfig, type ClusterView, type Observation } from './view.js';
 
 export interface StepRecord {
@@ -194,6 +194,10 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     setRole(self?.leader ? 'leader' : 'follower');
     const view = buildView({ selfId: info.swarm.nodeId, nodes, members, tracker, blocked: backoff.blocked(t), managerLostAt, now: t });
     const assessment = assess(view, cfg, t);
+    const staleKey = assessment.staleMembers.join(',');
+    if (staleKey !== (state.assessment?.staleMembers.join(',') ?? '') && staleKey !== '') {
+      log.warn({ nodes: assessment.staleMembers, managers: assessment.managers, reachable: assessment.reachable }, 'a worker is still an unreachable Raft member: it counts against quorum');
+    }
     state = { ...state, assessment, quorumLost: false };
     if (!self?.leader) return;
 
@@ -254,6 +258,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
           { name: 'piswarm_autopilot_managers_reachable', help: 'Managers the Raft group reports reachable.', type: 'gauge', samples: [{ value: a.reachable }] },
           { name: 'piswarm_autopilot_quorum_margin', help: 'Reachable managers minus the quorum: how many more managers may fail (negative: quorum lost).', type: 'gauge', samples: [{ value: a.reachable - a.quorum }] },
           { name: 'piswarm_autopilot_target_managers', help: 'Managers the autopilot aims for, by the healthy node count.', type: 'gauge', samples: [{ value: a.target }] },
+          { name: 'piswarm_autopilot_stale_raft_members', help: 'Workers (by spec) the Raft group still lists as an unreachable member: each counts against quorum.', type: 'gauge', samples: [{ value: a.staleMembers.length }] },
         );
       }
       return fams;
@@ -279,6 +284,10 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       const r = { ...base, observedValue: a.reachable, observedUnit: 'managers' };
       if (a.reachable < a.quorum) return [{ ...r, status: 'fail', output: `quorum lost: ${a.reachable} of ${a.managers} managers reachable, ${a.quorum} needed` }];
       if (a.reachable < a.target) return [{ ...r, status: 'warn', output: `${a.reachable} reachable managers, target ${a.target}` }];
+      if (a.staleMembers.length > 0) {
+        const members = a.managers + a.staleMembers.length;
+        return [{ ...r, status: 'warn', output: `${a.staleMembers.join(', ')}: a worker the Raft group still lists as an unreachable member; ${a.reachable} of ${members} Raft members reachable, quorum ${quorum(members)}` }];
+      }
       // With one manager (1-2 nodes) a zero margin is the design, not a fault.
       if (a.reachable - a.quorum === 0 && a.target > 1) return [{ ...r, status: 'warn', output: `no margin: ${a.reachable} of ${a.managers} managers reachable, quorum ${a.quorum}` }];
       return [{ ...r, status: 'pass', output: `${a.reachable} of ${a.managers} managers reachable, quorum ${a.quorum}` }];

@@ -74,6 +74,23 @@ export interface Assessment {
   /** Nodes counted for the target: healthy, or unhealthy for less than the grace period. */
   counted: number;
   target: number;
+  /** Hostnames (or ids) of staleRaftMembers: workers the Raft group still counts, not reachable. */
+  staleMembers: string[];
+}
+
+/**
+ * Nodes whose spec says worker while the Raft group still lists them as a
+ * member that is not reachable. Seen once in the fault campaign on Docker
+ * 20.10 (2026-12-07, fault 7): a manager demoted while its cable was out,
+ * then rebooted, ran as a Ready worker while the swarm kept it as an
+ * Unreachable Raft member for 5 minutes and more; the next leader power cut
+ * left 2 of 4 members, and quorum was lost. Reported (metric, /health,
+ * journal), not repaired: the planner counts managers by spec, and a repair
+ * (swarmkit's role manager evicts the Raft member of a node that is removed,
+ * so `docker node rm --force` should) was not tried on an engine.
+ */
+export function staleRaftMembers(view: ClusterView): NodeView[] {
+  return view.nodes.filter((n) => n.role === 'worker' && n.raftReachability !== null && n.raftReachability !== 'reachable');
 }
 
 /**
@@ -95,7 +112,8 @@ export function assess(view: ClusterView, c: AutopilotConfig, now: number): Asse
   // A superseded entry is not a node: counting it made 4 managers of a
   // 5-node cluster whose workers had just re-joined (target 5 for "8 nodes").
   const counted = view.nodes.filter((n) => (n.healthy || now - n.since < c.deadManagerGraceMs) && !isSuperseded(n, view.nodes)).length;
-  return { managers: managers.length, reachable, quorum: quorum(managers.length), counted, target: targetManagers(counted, c) };
+  const staleMembers = staleRaftMembers(view).map((n) => n.hostname || n.id);
+  return { managers: managers.length, reachable, quorum: quorum(managers.length), counted, target: targetManagers(counted, c), staleMembers };
 }
 
 /** How long promotions wait after a manager was lost (see plan()). */

@@ -51,6 +51,12 @@ export interface NodeView {
    * memberlist") and, once down, is removed instead.
    */
   raftMember: boolean;
+  /**
+   * The Raft status the engine lists (ManagerStatus reachability), whatever
+   * the spec role: a worker with one is still a Raft member (see
+   * staleRaftMembers in planner.ts).
+   */
+  raftReachability: string | null;
   reachSince: number;
   /** Swarm says ready and gossip (when present) does not say otherwise. */
   healthy: boolean;
@@ -222,6 +228,7 @@ export function buildView(args: {
         leader: n.leader,
         reachable,
         raftMember: n.role === 'manager' && n.reachability !== null,
+        raftReachability: n.reachability,
         reachSince: o && o.reachable === reachable && o.role === n.role ? o.reachSince : unreachableSince(n, member, args.now),
         healthy,
         since: o && o.healthy === healthy ? o.since : args.now,

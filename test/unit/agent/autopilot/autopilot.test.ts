@@ -234,3 +234,25 @@ t.test('disabled: no timer, no calls, a passing check that says so', async (t) =
   t.match(ap.checks![0]!.run()[0], { status: 'pass', output: 'autopilot disabled' });
   t.equal(ap.status().role, 'unknown');
 });
+
+t.test('a stale Raft member: /health warns with the real Raft arithmetic, the metric counts it, the journal says it once', async (t) => {
+  const { log, lines } = memoryLogger();
+  const node = (id: string, role: 'manager' | 'worker', reach: string | null, leader = false) => ({
+    id, hostname: `pi-${id}`, role, availability: 'active' as const, state: 'ready', addr: '', leader, reachability: reach, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1,
+  });
+  let nodes = [node('1', 'manager', 'reachable', true), node('2', 'worker', 'unreachable'), node('3', 'manager', 'reachable'), node('4', 'manager', 'reachable')];
+  const ap = createAutopilot({
+    config: BASE_CONFIG, log,
+    docker: fakeDocker({ listNodes: async () => nodes }),
+    monitor: { last: () => ({ at: 1, info: info('3', true), errorCode: null, latencySeconds: 0 }) },
+  });
+  await ap.tick();
+  await ap.tick();
+  t.match(ap.checks![0]!.run()[0], { status: 'warn', observedValue: 3, output: 'pi-2: a worker the Raft group still lists as an unreachable member; 3 of 4 Raft members reachable, quorum 3' });
+  const fam = ap.collectors![0]!.collect().find((f: MetricFamily) => f.name === 'piswarm_autopilot_stale_raft_members');
+  t.equal(fam?.samples[0]?.value, 1);
+  t.equal(lines().filter((l) => l.msg === 'a worker is still an unreachable Raft member: it counts against quorum').length, 1, 'said once, not every tick');
+  nodes = nodes.map((n) => (n.id === '2' ? { ...n, reachability: null } : n));
+  await ap.tick();
+  t.match(ap.checks![0]!.run()[0], { status: 'pass', output: '3 of 3 managers reachable, quorum 2' });
+});

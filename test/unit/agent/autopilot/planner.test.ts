@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PiswarmError } from '../../../../shared/errors.js';
-import { plan, quorum, targetManagers, assess, lossAfterStep, MANAGER_LOSS_SETTLE_MS } from '../../../../agent/autopilot/planner.js';
+import { plan, quorum, targetManagers, assess, lossAfterStep, staleRaftMembers, MANAGER_LOSS_SETTLE_MS } from '../../../../agent/autopilot/planner.js';
 import { buildView, nodeScore, observe, LABEL_AUTOPILOT_DRAINED } from '../../../../agent/autopilot/view.js';
 import type { SwarmNode } from '../../../../agent/docker/engine.js';
 import type { Member } from '../../../../agent/membership/types.js';
@@ -372,7 +372,7 @@ t.test('quorum guard and engine refusals', async (t) => {
     const nodes = [mk('a', 'reachable', 'ready', true), mk('b', 'reachable'), mk('c', 'unreachable', 'down'), mk('d', 'unreachable', 'down')];
     const tracker = observe(new Map(), nodes, [], 0);
     const view = buildView({ selfId: 'a', nodes, tracker, now });
-    t.same(assess(view, BASE_CONFIG, now), { managers: 4, reachable: 2, quorum: 3, counted: 2, target: 1 });
+    t.same(assess(view, BASE_CONFIG, now), { managers: 4, reachable: 2, quorum: 3, counted: 2, target: 1, staleMembers: [] });
     t.match(plan(view, BASE_CONFIG, now), { kind: 'wait', reason: 'quorum-lost' });
     // 5 managers, 3 reachable, 2 dead: demote one dead -> 4 managers, quorum 3, 3 reachable: allowed.
     const five = [...nodes, mk('e', 'reachable')];
@@ -529,4 +529,21 @@ t.test('entries superseded by a newer entry for the same hostname count toward n
   t.equal(a.target, 3, 'target 3, not 5');
   const step = plan(view, BASE_CONFIG, sim.t);
   t.notMatch(step, { kind: 'promote' }, 'no promotion toward a target the stale entries inflated');
+});
+
+t.test('a worker the Raft group still lists as an unreachable member is reported, and changes no plan (fault 7 of the 20.10 campaign)', async (t) => {
+  const now = 10 * MIN;
+  const mk = (id: string, role: 'manager' | 'worker', reach: string | null, leader = false): SwarmNode => ({
+    id, hostname: `pi-${id}`, role, availability: 'active', state: 'ready', addr: '', leader, reachability: reach, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1,
+  });
+  // What `docker node ls` / inspect said: pi-2 Ready, spec role worker, ManagerStatus Unreachable; three managers reachable.
+  const nodes = [mk('1', 'manager', 'reachable', true), mk('2', 'worker', 'unreachable'), mk('3', 'manager', 'reachable'), mk('4', 'manager', 'reachable'), mk('5', 'worker', null)];
+  const view = buildView({ selfId: '1', nodes, tracker: observe(new Map(), nodes, [], 0), now });
+  t.same(staleRaftMembers(view).map((n) => n.id), ['2']);
+  t.match(assess(view, BASE_CONFIG, now), { managers: 3, reachable: 3, staleMembers: ['pi-2'] });
+  const without = nodes.map((n) => (n.id === '2' ? { ...n, reachability: null } : n));
+  const clean = buildView({ selfId: '1', nodes: without, tracker: observe(new Map(), without, [], 0), now });
+  t.same(plan(view, BASE_CONFIG, now), plan(clean, BASE_CONFIG, now), 'the plan is the one without the stale member: reported, not acted on');
+  const demoting = nodes.map((n) => (n.id === '2' ? { ...n, reachability: 'reachable' } : n));
+  t.same(assess(buildView({ selfId: '1', nodes: demoting, tracker: observe(new Map(), demoting, [], 0), now }), BASE_CONFIG, now).staleMembers, [], 'a demoted manager still reachable (its Raft removal under way) is not stale');
 });
