@@ -30,9 +30,9 @@ export function formationSubsystem(
   // Shared with agent/cluster's on-demand reads; formation.stop() closes it (stopped after the cluster).
   const peerClient = keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null;
   const relayPort = config.formation.joinRelayPort;
-  // Late-bound: the relay is one of formation's dependencies, and formation knows the managers.
-  let formationRef: Formation | null = null;
-  const joinRelay = relayPort > 0 ? createJoinRelay({ port: relayPort, log: deps.log, managers: () => formationRef?.relayManagers() ?? [] }) : null;
+  // The relay is one of formation's dependencies, and formation knows the managers: it asks
+  // only once listening, which start() does after formation exists.
+  const joinRelay = relayPort > 0 ? createJoinRelay({ port: relayPort, log: deps.log, managers: () => formation.relayManagers() }) : null;
   const formation = createFormation({
     config: config as Config,
     log: deps.log,
@@ -55,7 +55,6 @@ export function formationSubsystem(
     ...(deps.release ? { release: deps.release } : {}),
     ...(joinRelay ? { joinRelay } : {}),
   });
-  formationRef = formation;
   return {
     name: 'formation',
     formation,
