@@ -109,7 +109,7 @@ export const ConfigSchema = Section(
     autopilot: Section(
       {
         enabled: Type.Boolean({ default: true, description: 'Autopilot: keep an odd manager count, replace dead managers and prune dead nodes (decided only by the agent on the Raft leader)' }),
-        intervalMs: Ms(5000, 'Autopilot: how often the leader re-plans (one step per tick)', 100),
+        intervalMs: Ms(5000, 'Autopilot: how often the leader re-plans (one step per tick); sooner after a step (1 s), when a wait ends by the clock, or when its engine answers as a manager again', 100),
         stabilizationMs: Ms(30000, 'Autopilot: a node must have been healthy this long before it is promoted or counted for draining'),
         deadManagerGraceMs: Ms(60000, 'Autopilot: a manager unreachable this long is replaced (a healthy worker promoted, then the dead one demoted)'),
         deadNodeTtlMs: Ms(900000, 'Autopilot: a worker down this long is removed from the swarm (a rebooting Pi must come back sooner)'),

@@ -10,7 +10,7 @@ import { systemClock } from '../membership/clock.js';
 import type { Member } from '../membership/types.js';
 import type { Collector, MetricFamily } from '../metrics/types.js';
 import { RefusalBackoff, classifyRefusal, executeStep, type RefusalReason } from './executor.js';
-import { assess, lossAfterStep, plan, quorum, type ActionKind, type ActionStep, type Assessment, type Step } from './planner.js';
+import { assess, lossAfterStep, lossOnLeadership, plan, quorum, type ActionKind, type ActionStep, type Assessment, type Step } from './planner.js';
 import { buildView, observe, type AutopilotConfig, type ClusterView, type Observation } from './view.js';
 
 export interface StepRecord {
@@ -29,8 +29,13 @@ export interface CreateAutopilotArgs {
   config: { autopilot: AutopilotConfig } | AutopilotConfig;
   log: Logger;
   docker: DockerEngine;
-  /** Only `last()` is read: the cached /info says whether this engine is a manager. */
-  monitor: Pick<EngineMonitor, 'last'>;
+  /**
+   * `last()`: the cached /info says whether this engine is a manager.
+   * `onSample`, when given: an engine that answers as a manager again (after
+   * an outage, as a manager's does while Raft elects a leader) is looked at
+   * at once, not at the next tick.
+   */
+  monitor: Pick<EngineMonitor, 'last'> & Partial<Pick<EngineMonitor, 'onSample'>>;
   /** Gossip members, when the membership subsystem runs: an extra opinion on node health and the source of score metadata. */
   membership?: Pick<Membership, 'members'> | null;
   /** The membership's clock (its members' `stateChangedAt`); default agent/membership/clock.ts's systemClock. */
@@ -67,6 +72,10 @@ const MESSAGES: Record<ActionKind, string> = {
   activate: 'autopilot activated a node',
 };
 const HISTORY_MAX = 100;
+/** After a step the next tick comes this soon: one repair often takes two steps (demote the dead, promote a worker). */
+export const FOLLOW_UP_MS = 1000;
+/** A wait that ends by the clock is looked at again this long after it ends (the clocks of the tick and the plan differ by a little). */
+const UNTIL_SLACK_MS = 100;
 
 /**
  * The self-healing part of the agent (Consul autopilot for Docker Swarm:
@@ -111,13 +120,14 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     return list.map((x) => ({ ...x, stateChangedAt: t - (m - x.stateChangedAt) }));
   }
 
-  function setRole(role: AutopilotStatus['role']): void {
-    if (role === state.role) return;
-    if (role === 'leader' && state.role === 'follower') managerLostAt = now();
+  /** Returns whether this node just became the deciding one. */
+  function setRole(role: AutopilotStatus['role']): boolean {
+    if (role === state.role) return false;
     if (role === 'leader') log.info({ from: state.role }, 'autopilot decides on this node (Raft leader)');
     else if (state.role === 'leader') log.info({ to: role }, 'autopilot idles: this node is no longer the Raft leader');
     else log.debug({ from: state.role, to: role }, 'autopilot role changed');
     state = { ...state, role };
+    return role === 'leader';
   }
 
   function record(r: StepRecord): void {
@@ -125,7 +135,8 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     if (records.length > HISTORY_MAX) records.splice(0, records.length - HISTORY_MAX);
   }
 
-  async function act(step: ActionStep, view: ClusterView): Promise<void> {
+  /** Whether the step was done (not refused). */
+  async function act(step: ActionStep, view: ClusterView): Promise<boolean> {
     const at = now();
     const fields = { step: step.kind, node: step.nodeId, hostname: step.hostname, reason: step.reason, detail: step.detail };
     try {
@@ -136,7 +147,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       bump(counters.refusals, `${step.kind}|${r.reason}`);
       record({ at, step, outcome: 'refused', refusal: r.reason, engineMessage: r.engineMessage, retryAt });
       log.warn({ ...fields, refusal: r.reason, code: r.code, statusCode: r.statusCode, engineMessage: r.engineMessage, retryInMs: retryAt - at }, 'engine refused an autopilot step');
-      return;
+      return false;
     }
     backoff.succeeded(step);
     managerLostAt = lossAfterStep(managerLostAt, step, view);
@@ -147,6 +158,7 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     state = { ...state, lastStepAt: at };
     record({ at, step, outcome: 'done' });
     log.info(fields, MESSAGES[step.kind]);
+    return true;
   }
 
   async function doTick(): Promise<void> {
@@ -182,6 +194,8 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       else log.debug({ code, engineMessage: r.engineMessage }, 'autopilot cannot list nodes');
       state = { ...state, quorumLost, assessment: quorumLost ? state.assessment : null };
       setRole('follower');
+      // No leader yet (an election, most often): the one that wins lists again within a second.
+      if (quorumLost) ticker.soon(FOLLOW_UP_MS);
       return;
     }
     const t = now();
@@ -190,9 +204,13 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
     tracker = observe(tracker, nodes, members, t);
     const self = nodes.find((n) => n.id === info.swarm.nodeId);
     if (!self) log.debug({ nodeId: info.swarm.nodeId }, 'own node id missing from the node list');
-    // Before the view: becoming leader after a follower stint marks a lost manager.
-    setRole(self?.leader ? 'leader' : 'follower');
-    const view = buildView({ selfId: info.swarm.nodeId, nodes, members, tracker, blocked: backoff.blocked(t), managerLostAt, now: t });
+    const becameLeader = setRole(self?.leader ? 'leader' : 'follower');
+    let view = buildView({ selfId: info.swarm.nodeId, nodes, members, tracker, blocked: backoff.blocked(t), managerLostAt, now: t });
+    if (becameLeader) {
+      // Leadership moving here after a manager was lost marks that loss.
+      managerLostAt = lossOnLeadership(managerLostAt, view);
+      view = { ...view, managerLostAt };
+    }
     const assessment = assess(view, cfg, t);
     const staleKey = assessment.staleMembers.join(',');
     if (staleKey !== (state.assessment?.staleMembers.join(',') ?? '') && staleKey !== '') {
@@ -213,10 +231,11 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       // Say it once when it starts, not every five seconds.
       if (key !== lastWaitKey) log.info({ reason: step.reason, node: step.nodeId, detail: step.detail }, 'autopilot waits');
       lastWaitKey = key;
+      if (step.until !== undefined && Number.isFinite(step.until)) ticker.soon(step.until - t + UNTIL_SLACK_MS);
       return;
     }
     lastWaitKey = null;
-    await act(step, view);
+    if (await act(step, view)) ticker.soon(FOLLOW_UP_MS);
   }
 
   const ticker = createTicker({
@@ -228,6 +247,16 @@ export function createAutopilot(args: CreateAutopilotArgs): Autopilot {
       bump(counters.tickErrors, 'PISWARM_ERR_INTERNAL');
       log.error({ err }, 'autopilot tick failed');
     },
+  });
+
+  // An engine that answers as a manager again is looked at now: a manager's
+  // engine answers nothing while Raft elects a leader, and the new leader's
+  // agent would otherwise wait for its next tick (up to intervalMs).
+  let wasManager = false;
+  args.monitor.onSample?.((s) => {
+    const manager = s.info?.swarm.state === 'active' && s.info.swarm.isManager;
+    if (manager && !wasManager) ticker.soon(0);
+    wasManager = manager;
   });
 
   const collector: Collector = {

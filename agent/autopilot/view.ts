@@ -178,13 +178,33 @@ export function observe(prev: Tracker, nodes: readonly SwarmNode[], members: rea
     const p = prev.get(n.id);
     next.set(n.id, {
       healthy,
-      since: p && p.healthy === healthy ? p.since : now,
+      since: p ? (p.healthy === healthy ? p.since : now) : firstSeenSince(n, member, healthy, now),
       reachable,
       reachSince: p && p.reachable === reachable && p.role === n.role ? p.reachSince : unreachableSince(n, member, now),
       role: n.role,
     });
   }
   return next;
+}
+
+/**
+ * How long a node this agent lists for the first time has been healthy. A
+ * manager's agent observes from when its node became a manager (or the agent
+ * started), so a manager promoted a moment before the leader's power cut used
+ * to take over with every worker "healthy for 0 s", and promoted nobody until
+ * the workers' stabilisation had run again (30 s at the defaults, seen in
+ * bench/heal on Docker 26.1: promoted 30 s after the demotion). Gossip has
+ * watched every member meanwhile: a healthy node's member alive since an
+ * earlier time counts from then, but never from before the swarm created the
+ * node (a worker that just joined or re-joined is a new node). `createdAt` is
+ * the engine's wall clock, so it is trusted only when not after `now` (the
+ * autopilot's clock is the wall clock on a Pi); else `now`, as before.
+ */
+function firstSeenSince(n: SwarmNode, member: Member | null, healthy: boolean, now: number): number {
+  if (!healthy || !member || member.state !== 'alive') return now;
+  const created = Date.parse(n.createdAt);
+  if (!Number.isFinite(created) || created > now) return now;
+  return Math.min(now, Math.max(member.stateChangedAt, created));
 }
 
 /**
@@ -231,7 +251,7 @@ export function buildView(args: {
         raftReachability: n.reachability,
         reachSince: o && o.reachable === reachable && o.role === n.role ? o.reachSince : unreachableSince(n, member, args.now),
         healthy,
-        since: o && o.healthy === healthy ? o.since : args.now,
+        since: o ? (o.healthy === healthy ? o.since : args.now) : firstSeenSince(n, member, healthy, args.now),
         gossip,
         score: nodeScore(n.labels, member?.meta ?? null),
         createdAt: n.createdAt,

@@ -6,7 +6,7 @@
  * quorum away.
  */
 import { executeStep, RefusalBackoff, classifyRefusal } from '../../../../agent/autopilot/executor.js';
-import { lossAfterStep, plan, type ActionStep, type Step } from '../../../../agent/autopilot/planner.js';
+import { lossAfterStep, lossOnLeadership, plan, type ActionStep, type Step } from '../../../../agent/autopilot/planner.js';
 import { buildView, observe, type AutopilotConfig, type Observation } from '../../../../agent/autopilot/view.js';
 import { fakeDocker } from '../../../helpers/fakes.js';
 import type { SimSwarm } from './sim-swarm.js';
@@ -70,11 +70,15 @@ export class Driver {
     }
     for (const id of this.trackers.keys()) if (!sim.nodes.has(id)) this.trackers.delete(id);
     let step: Step | null = null;
-    // As the facade does: leadership moving marks a lost manager.
-    if (sim.leaderId && this.lastLeader !== null && sim.leaderId !== this.lastLeader) this.managerLostAt = sim.t;
+    const moved = sim.leaderId !== null && this.lastLeader !== null && sim.leaderId !== this.lastLeader;
     this.lastLeader = sim.leaderId ?? this.lastLeader;
     if (sim.leaderId) {
-      const view = buildView({ selfId: sim.leaderId, nodes, tracker: this.trackers.get(sim.leaderId)!, blocked: this.backoff.blocked(sim.t), managerLostAt: this.managerLostAt, now: sim.t });
+      let view = buildView({ selfId: sim.leaderId, nodes, tracker: this.trackers.get(sim.leaderId)!, blocked: this.backoff.blocked(sim.t), managerLostAt: this.managerLostAt, now: sim.t });
+      // As the facade does: leadership moving after a manager was lost marks that loss.
+      if (moved) {
+        this.managerLostAt = lossOnLeadership(this.managerLostAt, view);
+        view = { ...view, managerLostAt: this.managerLostAt };
+      }
       step = plan(view, this.cfg, sim.t);
       if (step && step.kind !== 'wait') {
         const hadQuorum = sim.hasQuorum();

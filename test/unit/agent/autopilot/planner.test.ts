@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PiswarmError } from '../../../../shared/errors.js';
-import { plan, quorum, targetManagers, assess, lossAfterStep, staleRaftMembers, MANAGER_LOSS_SETTLE_MS } from '../../../../agent/autopilot/planner.js';
+import { plan, quorum, targetManagers, assess, lossAfterStep, lossOnLeadership, staleRaftMembers, MANAGER_LOSS_SETTLE_MS } from '../../../../agent/autopilot/planner.js';
 import { buildView, nodeScore, observe, LABEL_AUTOPILOT_DRAINED } from '../../../../agent/autopilot/view.js';
 import type { SwarmNode } from '../../../../agent/docker/engine.js';
 import type { Member } from '../../../../agent/membership/types.js';
@@ -135,6 +135,40 @@ t.test('lossAfterStep: demoting or removing a dead manager dates the loss to whe
   t.equal(lossAfterStep(-Infinity, step('remove', 'b', 'reimaged'), view), now - 70_000, 'remove of a stale manager entry too');
   t.equal(lossAfterStep(5, step('promote', 'c', 'grow'), view), 5, 'a promotion is no loss');
   t.equal(lossAfterStep(5, step('remove', 'c', 'dead-node-ttl'), view), 5, 'pruning a dead worker is no loss');
+});
+
+t.test('lossOnLeadership: a manager Raft lists unreachable dates the loss to when it stopped answering; leadership moving with every manager reachable is no loss', async (t) => {
+  const now = 10 * MIN;
+  const mk = (id: string, role: 'manager' | 'worker', reachability: SwarmNode['reachability'], leader = false): SwarmNode => ({
+    id, hostname: `h-${id}`, role, availability: 'active', state: reachability === 'unreachable' ? 'down' : 'ready', addr: '', leader, reachability, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1,
+  });
+  const lost = [mk('a', 'manager', 'reachable', true), mk('b', 'manager', 'unreachable'), mk('c', 'manager', 'reachable'), mk('d', 'worker', null)];
+  // b was listed unreachable for the first time now; gossip had it dead 12 s before.
+  const members = [{ id: 'h-b', addr: '10.0.0.2', port: 7946, incarnation: 1, state: 'dead' as const, meta: { swarmNodeId: 'b' }, stateChangedAt: now - 12_000, self: false }];
+  const view = buildView({ selfId: 'a', nodes: lost, members, tracker: observe(new Map(), lost, members, now), now });
+  t.equal(lossOnLeadership(-Infinity, view), now - 12_000, 'the loss is gossip\'s death of b, not the takeover');
+  t.equal(lossOnLeadership(now - 1000, view), now - 1000, 'a later loss already known stays');
+  const moved = [mk('a', 'manager', 'reachable', true), mk('b', 'manager', 'reachable'), mk('c', 'manager', 'reachable'), mk('d', 'worker', null)];
+  const calm = buildView({ selfId: 'a', nodes: moved, tracker: observe(new Map(), moved, [], now), now });
+  t.equal(lossOnLeadership(-Infinity, calm), -Infinity, 'every manager reachable: no loss, no settle');
+  const workerDown = [...moved.slice(0, 3), { ...mk('d', 'worker', null), state: 'down' }];
+  t.equal(lossOnLeadership(-Infinity, buildView({ selfId: 'a', nodes: workerDown, tracker: observe(new Map(), workerDown, [], now), now })), -Infinity, 'a worker down is no manager lost');
+});
+
+t.test('waits that end by the clock say when: the grace of a settling manager, the settle after a loss', async (t) => {
+  const now = 10 * MIN;
+  const mk = (id: string, role: 'manager' | 'worker', reachability: SwarmNode['reachability'], leader = false): SwarmNode => ({
+    id, hostname: `h-${id}`, role, availability: 'active', state: reachability === 'unreachable' ? 'down' : 'ready', addr: '', leader, reachability, labels: {}, createdAt: '2024-01-01T00:00:00Z', updatedAt: '', version: 1,
+  });
+  const nodes = [mk('a', 'manager', 'reachable', true), mk('b', 'manager', 'unreachable'), mk('c', 'manager', 'reachable'), mk('d', 'worker', null), mk('e', 'worker', null)];
+  const healthy = nodes.map((n) => (n.id === 'b' ? { ...n, reachability: 'reachable' as const, state: 'ready' as const } : n));
+  // b went unreachable 4 s ago, every node healthy long before.
+  const tracker = observe(observe(new Map(), healthy, [], 0), nodes, [], now - 4000);
+  const view = buildView({ selfId: 'a', nodes, tracker, now });
+  t.match(plan(view, BASE_CONFIG, now), { kind: 'wait', reason: 'manager-settling', nodeId: 'b', until: now - 4000 + BASE_CONFIG.deadManagerGraceMs }, 'until the grace of b ends');
+  const two = nodes.filter((n) => n.id !== 'b');
+  const settling = buildView({ selfId: 'a', nodes: two, tracker: observe(new Map(), two, [], 0), managerLostAt: now - 5000, now });
+  t.match(plan(settling, BASE_CONFIG, now), { kind: 'wait', reason: 'manager-settling', until: now - 5000 + MANAGER_LOSS_SETTLE_MS }, 'until the settle after the loss ends');
 });
 
 t.test('a new leader marks every node "unknown" until it registers: with gossip alive that is no loss of health, and only a ready worker is promoted', async (t) => {
@@ -539,11 +573,35 @@ t.test('a worker the Raft group still lists as an unreachable member is reported
   // What `docker node ls` / inspect said: pi-2 Ready, spec role worker, ManagerStatus Unreachable; three managers reachable.
   const nodes = [mk('1', 'manager', 'reachable', true), mk('2', 'worker', 'unreachable'), mk('3', 'manager', 'reachable'), mk('4', 'manager', 'reachable'), mk('5', 'worker', null)];
   const view = buildView({ selfId: '1', nodes, tracker: observe(new Map(), nodes, [], 0), now });
-  t.same(staleRaftMembers(view).map((n) => n.id), ['2']);
+  t.same(staleRaftMembers(view, now, BASE_CONFIG.deadManagerGraceMs).map((n) => n.id), ['2']);
+  t.same(staleRaftMembers(view, 1000, BASE_CONFIG.deadManagerGraceMs), [], 'not before it has lasted the grace (a demotion under way)');
   t.match(assess(view, BASE_CONFIG, now), { managers: 3, reachable: 3, staleMembers: ['pi-2'] });
   const without = nodes.map((n) => (n.id === '2' ? { ...n, reachability: null } : n));
   const clean = buildView({ selfId: '1', nodes: without, tracker: observe(new Map(), without, [], 0), now });
   t.same(plan(view, BASE_CONFIG, now), plan(clean, BASE_CONFIG, now), 'the plan is the one without the stale member: reported, not acted on');
   const demoting = nodes.map((n) => (n.id === '2' ? { ...n, reachability: 'reachable' } : n));
   t.same(assess(buildView({ selfId: '1', nodes: demoting, tracker: observe(new Map(), demoting, [], 0), now }), BASE_CONFIG, now).staleMembers, [], 'a demoted manager still reachable (its Raft removal under way) is not stale');
+});
+
+t.test('a node listed for the first time counts as healthy since gossip has had it alive, never before the swarm created it', async (t) => {
+  // The autopilot's clock is the wall clock on a Pi, as the engine's createdAt is.
+  const now = Date.parse('2026-12-07T16:00:00Z');
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const mk = (id: string, role: 'manager' | 'worker', createdAgoMs: number, leader = false): SwarmNode => ({
+    id, hostname: `h-${id}`, role, availability: 'active', state: 'ready', addr: '', leader, reachability: role === 'manager' ? 'reachable' : null, labels: {}, createdAt: iso(now - createdAgoMs), updatedAt: '', version: 1,
+  });
+  const member = (id: string, state: Member['state'], sinceAgoMs: number): Member => ({ id: `h-${id}`, addr: '10.0.0.9', port: 7946, incarnation: 1, state, meta: { swarmNodeId: id }, stateChangedAt: now - sinceAgoMs, self: false });
+  const nodes = [mk('a', 'manager', 600_000, true), mk('b', 'manager', 600_000), mk('c', 'worker', 600_000), mk('d', 'worker', 10_000), mk('e', 'worker', 600_000), mk('f', 'worker', 600_000)];
+  const members = [member('c', 'alive', 60_000), member('d', 'alive', 60_000), member('e', 'suspect', 60_000)];
+  const tracker = observe(new Map(), nodes, members, now);
+  t.equal(tracker.get('c')!.since, now - 60_000, 'alive in gossip for 60 s, created 10 min ago: healthy for 60 s');
+  t.equal(tracker.get('d')!.since, now - 10_000, 'created 10 s ago (joined or re-joined): from its creation');
+  t.equal(tracker.get('f')!.since, now, 'no gossip member: from now, as before');
+  t.equal(tracker.get('e')!.since, now, 'a suspect member is no healthy one: from now');
+  const later = observe(tracker, nodes, members, now + 5_000);
+  t.equal(later.get('c')!.since, now - 60_000, 'kept on the next observation');
+  const view = buildView({ selfId: 'a', nodes: nodes.slice(0, 3), members, tracker: observe(new Map(), nodes.slice(0, 3), members, now), now });
+  t.match(plan(view, { ...BASE_CONFIG, stabilizationMs: 30_000 }, now), { kind: 'promote', nodeId: 'c' }, 'a new leader promotes a worker gossip has had alive past the stabilisation at once');
+  const future = [{ ...mk('g', 'worker', 0), createdAt: iso(now + 60_000) }];
+  t.equal(observe(new Map(), future, [member('g', 'alive', 60_000)], now).get('g')!.since, now, 'a createdAt after now (another clock): from now');
 });
