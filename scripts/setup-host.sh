@@ -21,7 +21,7 @@ PACKAGES=(
   mtools                   # piswarm flash: writes the FAT boot partition without mounts
   fdisk                    # sfdisk: the flash tests build a Pi-like disk image
   xz-utils                 # piswarm flash: .img.xz images
-  python3                  # the agent reads adjtimex(2) through it (timex series), as on a Pi
+  python3                  # the agent's second way to read adjtimex(2) (timex series; perl first), as on a Pi
   e2fsprogs                # mkfs.ext4 for the flash tests' root partition
   cloud-init               # cloud-init schema: checks the generated user-data
   chromium                 # the dashboard test drives it with npm playwright-core (its own browser download does not work here)

@@ -45,7 +45,7 @@ t.test('the agent under systemd on one node', { skip, timeout: 600_000 }, async 
     const [release, codename] = (await ex(['sh', '-c', '. /etc/os-release; echo "$VERSION_ID $VERSION_CODENAME"'])).stdout.trim().split(' ');
     t.match(metrics.text, new RegExp(`^piswarm_host_info\\{[^}]*os="Debian GNU/Linux",os_release="${release}",os_codename="${codename}"[^}]*\\} 1$`, 'm'), `inventory under the unit (Debian ${release} ${codename})`);
     t.match(metrics.text, /^piswarm_collector_success\{collector="inventory"\} 1$/m);
-    // adjtimex(2) through python3 under the unit's seccomp filter (ProtectClock would refuse it: EPERM).
+    // adjtimex(2) through perl (else python3) under the unit's seccomp filter (ProtectClock would refuse it: EPERM).
     t.match(metrics.text, /^piswarm_collector_success\{collector="timex"\} 1$/m, 'the timex collector reads adjtimex under the unit');
     t.match(metrics.text, /^node_timex_tick_seconds 0\.0\d+$/m, 'node_timex_tick_seconds from the kernel');
     const mounts = metrics.text.split('\n').filter((l) => l.startsWith('node_filesystem_size_bytes')).map((l) => /mountpoint="([^"]*)"/.exec(l)?.[1] ?? '');

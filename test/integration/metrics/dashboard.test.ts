@@ -20,11 +20,11 @@ const RATE_INTERVAL = `${4 * SCRAPE_S}s`;
 
 /**
  * What node_exporter serves here that the agent cannot, and why. The timex
- * series come through the host's python3 (agent/host/node/timex.ts), which
- * scripts/setup-host.sh installs, so in CI nothing is excused.
+ * series come through the host's perl (Essential on Debian and Ubuntu), else
+ * its python3 (agent/host/node/timex.ts), so in CI nothing is excused.
  */
-const NOT_SERVED: ReadonlyArray<[RegExp, string]> = fs.existsSync('/usr/bin/python3') ? [] : [
-  [/node_timex_/, 'no /usr/bin/python3 on this host: the agent reads adjtimex(2) through it'],
+const NOT_SERVED: ReadonlyArray<[RegExp, string]> = fs.existsSync('/usr/bin/perl') || fs.existsSync('/usr/bin/python3') ? [] : [
+  [/node_timex_/, 'neither /usr/bin/perl nor /usr/bin/python3 on this host: the agent reads adjtimex(2) through one of them'],
 ];
 
 interface Panel { targets?: Array<{ expr?: string }>; panels?: Panel[] }

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { parseTimex, readTimex, type TimexReading } from '../../../../agent/host/node/timex.js';
+import fs from 'node:fs';
+import { ADJTIMEX_SYSCALL, PERL, PYTHON, parseTimex, readTimex, type TimexReading } from '../../../../agent/host/node/timex.js';
 import { timexCollector, timexFamilies } from '../../../../agent/metrics/node/timex.js';
 import type { MetricFamily } from '../../../../agent/metrics/types.js';
 
@@ -66,14 +67,25 @@ t.test('read at most every minAgeMs, in the background after the first; a failur
   t.equal(reads, 3, 'no retry before minAgeMs');
 });
 
-t.test('no python3: no series, not a failure', async (t) => {
-  t.equal(await readTimex('/nonexistent/python3'), null);
+t.test('no perl and no python3: no series, not a failure', async (t) => {
+  t.equal(await readTimex({ perl: '/nonexistent/perl', python: '/nonexistent/python3' }), null);
+  t.equal(await readTimex({ perl: '/usr/bin/perl', python: '/nonexistent/python3', arch: 'riscv64' }), null, 'perl on an architecture whose syscall number is not known: not used');
   const c = timexCollector(async () => null, 60_000);
   await c.sample!(0);
   t.same(c.collect(), []);
 });
 
-t.test('this host\'s adjtimex through its python3', { skip: !(await import('node:fs')).existsSync('/usr/bin/python3') && 'no /usr/bin/python3 on this host' }, async (t) => {
+t.test('this host\'s adjtimex through perl and through python3: the same reading', { skip: (!fs.existsSync(PERL) && `no ${PERL} on this host`) || (!fs.existsSync(PYTHON) && `no ${PYTHON} on this host`) || (ADJTIMEX_SYSCALL[process.arch] === undefined && `no adjtimex number for ${process.arch}`) }, async (t) => {
+  const perl = await readTimex({ python: '/nonexistent/python3' });
+  const python = await readTimex({ perl: '/nonexistent/perl' });
+  t.ok(perl && python, 'a reading from each');
+  // maxerror grows by 500 µs a second between NTP updates, and an update may fall between the two reads.
+  const stable = (r: TimexReading) => ({ ...r, maxerror: 0, esterror: 0, offset: 0, freq: 0 });
+  t.same(stable(perl!), stable(python!), 'every field the same but the ones that move between two reads');
+  t.ok(Math.abs(perl!.maxerror - python!.maxerror) <= 2_000_000, `maxerror ${perl!.maxerror} and ${python!.maxerror} µs`);
+});
+
+t.test('this host\'s adjtimex through its perl, else python3', { skip: !fs.existsSync(PERL) && !fs.existsSync(PYTHON) && 'neither perl nor python3 on this host' }, async (t) => {
   const r = await readTimex();
   t.ok(r, 'a reading');
   t.ok(r!.tick > 0 && r!.tick <= 1_000_000, `tick ${r!.tick} µs`);
