@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import Docker from 'dockerode';
 import { PiswarmError } from '../../shared/errors.js';
 
@@ -174,6 +175,13 @@ export function createDockerEngine(opts: { socketPath: string; timeoutMs: number
   // read right before them) get their own, longer one.
   const patient = new Docker({ socketPath: opts.socketPath, timeout: Math.max(opts.timeoutMs, opts.swarmTimeoutMs) });
   const call = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
+    // No socket, no engine (Docker not installed yet on a first boot, or
+    // stopped): the dial would fail with ENOENT anyway. A stat is about a
+    // hundredth of a failed dial's CPU (an error with a stack, a socket made
+    // and destroyed), and formation asks once a second while it waits.
+    if (!fs.existsSync(opts.socketPath)) {
+      throw new PiswarmError('PISWARM_ERR_DOCKER_UNREACHABLE', 'the Docker engine does not answer (ENOENT)', { details: { op, statusCode: null, engineMessage: `no socket at ${opts.socketPath}` } });
+    }
     try {
       return await fn();
     } catch (err) {

@@ -58,3 +58,21 @@ t.test('swarm init, join, leave and a patient info get the swarm deadline; other
   await t.resolves(engine.swarmLeave(true), 'leave waits for the engine');
   t.same(seen, ['GET /info', 'GET /info', 'POST /swarm/leave']);
 });
+
+t.test('no socket file: unreachable without a dial, and the engine is reached once its socket appears', async (t) => {
+  const socketPath = join(mkdtempSync(join(tmpdir(), 'piswarm-engine-')), 'docker.sock');
+  const engine = createDockerEngine({ socketPath, timeoutMs: 1000, swarmTimeoutMs: 2000 });
+  await t.rejects(engine.info(), { code: 'PISWARM_ERR_DOCKER_UNREACHABLE', message: 'the Docker engine does not answer (ENOENT)', details: { op: 'info', engineMessage: `no socket at ${socketPath}` } });
+  await t.rejects(engine.listNodes(), { code: 'PISWARM_ERR_DOCKER_UNREACHABLE' }, 'every call');
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && (req.url ?? '').startsWith('/info')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ ServerVersion: '26.1.5', Swarm: { LocalNodeState: 'inactive' } }));
+    }
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ message: `not modelled: ${req.method} ${req.url}` }));
+  });
+  await new Promise<void>((r) => server.listen(socketPath, r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  t.equal((await engine.info()).serverVersion, '26.1.5', 'the socket is looked for on every call, not once');
+});
