@@ -71,23 +71,74 @@ if engine_up; then
   exit 0
 fi
 
+# containerd runs on its own, as containerd.service does on a Pi, and is
+# waited for here with our own deadline. A dockerd that starts its own
+# containerd gives it 15 s and exits ("timeout waiting for containerd to
+# start"), which a loaded 2-core CI machine once missed right after npm ci.
+CONTAINERD_SOCK=/run/containerd/containerd.sock
+CONTAINERD_LOG=${PISWARM_CONTAINERD_LOG:-/var/log/piswarm-containerd.log}
+CONTAINERD_CONFIG=/etc/piswarm/containerd.toml
+CONTAINERD_WAIT_SECONDS=${PISWARM_CONTAINERD_WAIT_SECONDS:-120}
+DOCKERD_ATTEMPTS=3
+
+containerd_up() { timeout 10 ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1; }
+
+# Waits until "$1" succeeds; gives up after $2 seconds, or at once when the
+# process named $3 is no longer running (it exited: waiting longer is pointless).
+wait_for() {
+  local check=$1 seconds=$2 proc=$3 deadline=$((SECONDS + $2))
+  until $check; do
+    if ((SECONDS >= deadline)); then
+      log "$proc did not answer within ${seconds}s"
+      return 1
+    fi
+    if ! pgrep -x "$proc" >/dev/null; then
+      log "$proc exited"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+start_containerd() {
+  containerd_up && return 0
+  if ! pgrep -x containerd >/dev/null; then
+    mkdir -p "$(dirname "$CONTAINERD_CONFIG")"
+    # Docker needs none of the CRI plugin (Kubernetes); dockerd's own
+    # containerd leaves it out the same way.
+    printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$CONTAINERD_CONFIG"
+    log "starting containerd in the background (log: $CONTAINERD_LOG)"
+    setsid containerd --config "$CONTAINERD_CONFIG" >>"$CONTAINERD_LOG" 2>&1 </dev/null &
+    disown || true
+  fi
+  if ! wait_for containerd_up "$CONTAINERD_WAIT_SECONDS" containerd; then
+    log "last containerd log lines:"
+    tail -n 30 "$CONTAINERD_LOG" >&2 || true
+    exit 1
+  fi
+}
+
 if pgrep -x dockerd >/dev/null; then
   log "dockerd is running but not answering yet; waiting"
-else
-  log "starting dockerd in the background (log: $DOCKERD_LOG)"
-  # setsid detaches it from this shell's session so it survives the caller
-  # (CI step, test run) ending; stdin from /dev/null because CI has none.
-  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
-  disown || true
-fi
-
-deadline=$((SECONDS + DOCKERD_WAIT_SECONDS))
-until engine_up; do
-  if ((SECONDS >= deadline)); then
-    log "docker engine did not answer within ${DOCKERD_WAIT_SECONDS}s; last log lines:"
+  if ! wait_for engine_up "$DOCKERD_WAIT_SECONDS" dockerd; then
     tail -n 30 "$DOCKERD_LOG" >&2 || true
     exit 1
   fi
-  sleep 0.5
-done
+else
+  start_containerd
+  for attempt in $(seq 1 "$DOCKERD_ATTEMPTS"); do
+    log "starting dockerd in the background, attempt $attempt of $DOCKERD_ATTEMPTS (log: $DOCKERD_LOG)"
+    # setsid detaches it from this shell's session so it survives the caller
+    # (CI step, test run) ending; stdin from /dev/null because CI has none.
+    setsid dockerd --containerd "$CONTAINERD_SOCK" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    disown || true
+    wait_for engine_up "$DOCKERD_WAIT_SECONDS" dockerd && break
+    log "last dockerd log lines:"
+    tail -n 30 "$DOCKERD_LOG" >&2 || true
+    if ((attempt == DOCKERD_ATTEMPTS)); then
+      exit 1
+    fi
+    pkill -x dockerd 2>/dev/null && sleep 2
+  done
+fi
 log "docker engine answers ($(docker info --format '{{.ServerVersion}} {{.Driver}} cgroup v{{.CgroupVersion}}' 2>/dev/null))"
