@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { cpuSeconds, rssKiB, sleep, unitEnvironment, unitNodeFlags, waitUp } from './lib/process.js';
+import { cpuSeconds, rssKiB, sleep, stopChildrenOnSignal, unitEnvironment, unitNodeFlags, waitUp } from './lib/process.js';
 
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -100,6 +100,7 @@ async function main(): Promise<void> {
   const ne = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${nePort}`], { stdio: ['ignore', 'ignore', 'ignore'] });
   const bare = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', env: { ...agentEnv, PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   const pools: Pool[] = [];
+  const unhook = stopChildrenOnSignal([ours, ne, bare], () => fs.rmSync(stateDir, { recursive: true, force: true }));
   try {
     await Promise.all([waitUp(`http://127.0.0.1:${ourPort}/metrics`, ours, 'piswarm'), waitUp(`http://127.0.0.1:${nePort}/metrics`, ne, 'node_exporter')]);
     const mk = (name: string, pid: number, port: number): Target => {
@@ -162,6 +163,7 @@ async function main(): Promise<void> {
     line(['', 'piswarm', 'node_exporter', 'ratio']);
     for (const r of rows) line(r);
   } finally {
+    unhook();
     await Promise.all(pools.map((p) => p.close()));
     for (const c of [ours, ne, bare]) c.kill('SIGTERM');
     fs.rmSync(stateDir, { recursive: true, force: true });

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { cpuSeconds, rssKiB, unitNodeFlags, waitUp } from './lib/process.js';
+import { cpuSeconds, rssKiB, stopChildrenOnSignal, unitNodeFlags, waitUp } from './lib/process.js';
 
 
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     '--state-dir', stateDir, '--formation-enabled', 'false', '--autopilot-enabled', 'false', '--log-level', 'warn'],
   { stdio: ['ignore', 'ignore', 'inherit'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   const ne = spawn(NODE_EXPORTER, [`--web.listen-address=127.0.0.1:${nePort}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const unhook = stopChildrenOnSignal([ours, ne]);
   try {
     await Promise.all([waitUp(`http://127.0.0.1:${ourPort}/metrics`, ours, 'piswarm'), waitUp(`http://127.0.0.1:${nePort}/metrics`, ne, 'node_exporter')]);
     const a = await load('piswarm', `http://127.0.0.1:${ourPort}`, ours.pid as number, requests, concurrency);
@@ -103,6 +104,7 @@ async function main(): Promise<void> {
     row(['bare node', '', '', '', '', '', '', (bareKiB / 1024).toFixed(1), '', '']);
     row(['ratio p/ne', (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2), (a.rps / b.rps).toFixed(2), (a.cpuMsPerScrape / b.cpuMsPerScrape).toFixed(2), (a.bytes / b.bytes).toFixed(2), (a.series / b.series).toFixed(2), (a.idleKiB / b.idleKiB).toFixed(2), (a.rssKiB / b.rssKiB).toFixed(2), (a.hwmKiB / b.hwmKiB).toFixed(2)]);
   } finally {
+    unhook();
     ours.kill('SIGTERM');
     ne.kill('SIGTERM');
   }

@@ -58,3 +58,22 @@ export async function waitUp(url: string, child: ChildProcess, name: string, tim
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Stops `children` when this benchmark is interrupted (Ctrl-C, a timeout's
+ * SIGTERM) before its own finally block runs: otherwise an agent it started keeps
+ * its ports and skews the next run. Returns a function that removes the handlers.
+ */
+export function stopChildrenOnSignal(children: ChildProcess[], cleanup: () => void = () => {}): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    cleanup();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
+}
