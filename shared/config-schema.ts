@@ -89,7 +89,7 @@ export const ConfigSchema = Section(
         authWindowMs: Ms(30000, 'Peer requests whose timestamp differs from our clock by more than this are refused as stale', 1000),
         rotateAfterMs: Ms(30000, 'The worker join token is rotated once no grant was issued for this long after the last one', 1000),
         joinBackoffMaxMs: Ms(10000, 'Cap of the exponential backoff between join attempts', 100),
-        joinRelayPort: Type.Integer({ minimum: 0, maximum: 65535, default: 2378, description: 'Loopback port of the join relay: a worker\'s engine joins through 127.0.0.1:PORT, which forwards to a live manager, so the address it dials when promoted is never a dead manager (moby#47854). 0: join managers directly' }),
+        joinRelayPort: Type.Integer({ minimum: 0, maximum: 65535, default: 2378, description: 'Loopback port of the join relay: a worker\'s engine joins through 127.0.0.1:PORT, which forwards to a live manager, so the address it dials when promoted is never a dead manager (moby#47854). 0: join managers directly. Listens only with a cluster key (without one no manager is known)' }),
       },
     ),
     membership: Section(

@@ -31,8 +31,9 @@ export function formationSubsystem(
   const peerClient = keys ? createPeerClient({ keys, identity, timeoutMs: config.discovery.requestTimeoutMs, windowMs: config.formation.authWindowMs }) : null;
   const relayPort = config.formation.joinRelayPort;
   // The relay is one of formation's dependencies, and formation knows the managers: it asks
-  // only once listening, which start() does after formation exists.
-  const joinRelay = relayPort > 0 ? createJoinRelay({ port: relayPort, log: deps.log, managers: () => formation.relayManagers() }) : null;
+  // only once listening, which start() does after formation exists. Without a cluster key no
+  // peer is authenticated, so there is no manager to forward to: it does not take its port.
+  const joinRelay = relayPort > 0 && keys ? createJoinRelay({ port: relayPort, log: deps.log, managers: () => formation.relayManagers() }) : null;
   const formation = createFormation({
     config: config as Config,
     log: deps.log,

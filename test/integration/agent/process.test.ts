@@ -41,13 +41,13 @@ interface Agent {
   exited: Promise<{ code: number | null; at: number }>;
 }
 
-async function startAgent(t: TestLike, extra: string[] = [], port?: number): Promise<Agent> {
+async function startAgent(t: TestLike, extra: string[] = [], port?: number, env: Record<string, string> = {}): Promise<Agent> {
   const p = port ?? (await freePort());
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piswarm-proc-'));
   t.teardown(() => fs.rmSync(stateDir, { recursive: true, force: true }));
   const proc = spawn(process.execPath, [MAIN, 'agent', '--http-host', '127.0.0.1', '--port', String(p), '--state-dir', stateDir,
     '--formation-enabled', 'false', '--autopilot-enabled', 'false', '--discovery-mdns', 'false',
-    '--docker-socket-path', path.join(stateDir, 'no-docker.sock'), '--log-level', 'info', ...extra], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    '--docker-socket-path', path.join(stateDir, 'no-docker.sock'), '--log-level', 'info', ...extra], { env: { ...ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d.toString()));
   proc.stderr!.on('data', (d) => (out += d.toString()));
@@ -182,4 +182,25 @@ t.test('a port clash exits 69 (systemd retries) and says which port', async (t) 
   t.equal(code, 69);
   t.ok(second.lines().some((l) => l.msg === `port ${first.port} is already taken`));
   t.equal(first.proc.exitCode, null, 'the first agent is untouched');
+});
+
+t.test('no cluster key: the join relay takes no port (another agent or program may hold it)', async (t) => {
+  // A listener of our own on a free port stands in for whatever holds the relay's port.
+  const holder = net.createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => holder.close());
+  const held = (holder.address() as net.AddressInfo).port;
+  const a = await startAgent(t, ['--formation-join-relay-port', String(held)]);
+  await ready(a, t);
+  a.proc.kill('SIGTERM');
+  t.equal((await a.exited).code, 0);
+  t.notOk(a.lines().some((l) => /join relay/.test(String(l.msg))), `no join relay line: ${JSON.stringify(a.lines().filter((l) => /relay/.test(String(l.msg))))}`);
+  t.notOk(a.lines().some((l) => Number(l.level) >= 50), 'no error from start to stop');
+
+  // With a key (formation off), the relay does try the port, and says so when it is taken.
+  const keyed = await startAgent(t, ['--formation-join-relay-port', String(held)], undefined, { PISWARM_CLUSTER_KEY: 'a'.repeat(64) });
+  await ready(keyed, t);
+  keyed.proc.kill('SIGTERM');
+  await keyed.exited;
+  t.ok(keyed.lines().some((l) => l.msg === 'join relay cannot listen; workers join managers directly (formation.joinRelayPort)' && l.port === held), 'with a key the relay reports the taken port');
 });
