@@ -261,6 +261,9 @@ export class GossipCore {
   private leaving = false;
   private probeTimer: TimerHandle | null = null;
   private gossipTimer: TimerHandle | null = null;
+  /** The gossip rounds' grid: start's random phase plus whole intervals (see armGossip). */
+  private gossipAnchor = 0;
+  private lastGossipAt = -Infinity;
   private pushPullTimer: TimerHandle | null = null;
   private readonly inflight = new Set<TimerHandle>();
   private readonly versionWarned = new Set<string>();
@@ -325,10 +328,11 @@ export class GossipCore {
       this.selfRec.incarnation++;
       this.liveCache = null;
     }
-    this.queue.set(this.selfRec.id, this.aliveUpdate(this.selfRec));
+    this.queue.set(this.selfRec.id, this.aliveUpdate(this.selfRec)); // armed below, on the new phase
     // Random phase so a cluster started at once does not probe in lockstep.
     this.probeTimer = this.clock.setTimeout(() => this.probeTick(), Math.floor(this.random() * this.o.probeIntervalMs));
-    this.gossipTimer = this.clock.setTimeout(() => this.gossipTick(), Math.floor(this.random() * this.o.gossipIntervalMs));
+    this.gossipAnchor = this.clock.now() + Math.floor(this.random() * this.o.gossipIntervalMs);
+    this.armGossip();
     this.schedulePushPull(true);
   }
 
@@ -394,9 +398,10 @@ export class GossipCore {
     this.selfRec.state = 'left';
     this.liveCache = null;
     this.selfRec.stateChangedAt = this.clock.now();
-    this.queue.set(this.selfRec.id, ['l', this.selfRec.id, this.selfRec.incarnation]);
+    this.enqueue(this.selfRec.id, ['l', this.selfRec.id, this.selfRec.incarnation]);
     if (this.probeTimer !== null) this.clock.clearTimeout(this.probeTimer);
     this.probeTimer = null;
+    if (this.gossipTimer !== null) this.clock.clearTimeout(this.gossipTimer);
     this.gossipTick(); // do not wait for the next round
     return new Promise((resolve) => {
       const deadline = this.clock.now() + this.o.leaveTimeoutMs;
@@ -412,7 +417,7 @@ export class GossipCore {
     this.selfRec.meta = Object.freeze({ ...meta });
     this.selfRec.metaJson = JSON.stringify(meta);
     this.selfRec.incarnation++;
-    this.queue.set(this.selfRec.id, this.aliveUpdate(this.selfRec));
+    this.enqueue(this.selfRec.id, this.aliveUpdate(this.selfRec));
   }
 
   /**
@@ -555,16 +560,40 @@ export class GossipCore {
 
   // ---------------------------------------------------------------- gossip and push/pull
 
+  /**
+   * Arms the next gossip round unless one is armed. Rounds fall on a fixed grid
+   * (start's random phase plus whole gossipIntervalMs), the instants a free-running
+   * ticker would use, but only while something is queued: an idle member does not
+   * wake up five times a second to find nothing to send (a Pi's idle CPU).
+   */
+  private armGossip(): void {
+    if (this.gossipTimer !== null || !this.running) return;
+    const now = this.clock.now();
+    const i = this.o.gossipIntervalMs;
+    let at = this.gossipAnchor + Math.max(0, Math.ceil((now - this.gossipAnchor) / i)) * i;
+    if (at <= this.lastGossipAt) at += i; // this instant's round ran already
+    this.gossipTimer = this.clock.setTimeout(() => this.gossipTick(), at - now);
+  }
+
+  /** Queues an update for gossip and makes sure a round will carry it. */
+  private enqueue(id: string, u: Update): void {
+    this.queue.set(id, u);
+    this.armGossip();
+  }
+
   private gossipTick(): void {
     this.gossipTimer = null;
     if (!this.running) return;
-    this.gossipTimer = this.clock.setTimeout(() => this.gossipTick(), this.o.gossipIntervalMs);
-    if (this.queue.size === 0) return;
     const now = this.clock.now();
+    this.lastGossipAt = now;
+    if (this.queue.size === 0) return; // the next enqueue arms the next round
     const targets = this.kRandom(
       this.o.gossipNodes,
       (m) => m.state === 'alive' || m.state === 'suspect' || now - m.stateChangedAt < this.o.gossipToTheDeadMs,
     );
+    // No one to tell (a lone member): the next member added arms the next round.
+    if (targets.length === 0) return;
+    this.armGossip();
     for (const t of targets) {
       if (this.queue.size === 0) break;
       this.s.gossipMessagesSent++;
@@ -804,7 +833,7 @@ export class GossipCore {
     if (!m) {
       const rec: MemberRec = { id, addr, port, incarnation: inc, state: 'alive', meta: Object.freeze(meta), metaJson: JSON.stringify(meta), stateChangedAt: this.clock.now() };
       this.addMember(rec);
-      this.queue.set(id, this.aliveUpdate(rec));
+      this.enqueue(id, this.aliveUpdate(rec));
       this.fire('joined', rec, null);
       return;
     }
@@ -823,7 +852,7 @@ export class GossipCore {
       this.liveCache = null;
       m.stateChangedAt = this.clock.now();
     }
-    this.queue.set(id, this.aliveUpdate(m));
+    this.enqueue(id, this.aliveUpdate(m));
     if (prev === 'dead' || prev === 'left') {
       this.insertIntoProbeOrder(id);
       this.fire('joined', m, prev);
@@ -839,7 +868,7 @@ export class GossipCore {
     const timer = this.suspicions.get(id);
     if (timer) {
       // An independent confirmation shortens the timeout and is worth passing on.
-      if (inc >= m.incarnation && timer.confirm(from)) this.queue.set(id, ['s', id, m.incarnation, from]);
+      if (inc >= m.incarnation && timer.confirm(from)) this.enqueue(id, ['s', id, m.incarnation, from]);
       return;
     }
     if (inc < m.incarnation) return;
@@ -858,7 +887,7 @@ export class GossipCore {
     m.state = 'suspect';
     this.liveCache = null;
     m.stateChangedAt = this.clock.now();
-    this.queue.set(id, ['s', id, inc, from]);
+    this.enqueue(id, ['s', id, inc, from]);
     const n = this.liveCount();
     // Expect k confirmations, reaching the nominal timeout two probe periods
     // early; with too few members to confirm, expect none (memberlist).
@@ -899,7 +928,7 @@ export class GossipCore {
     m.state = kind;
     this.liveCache = null;
     m.stateChangedAt = this.clock.now();
-    this.queue.set(id, kind === 'left' ? ['l', id, inc] : ['d', id, inc, from]);
+    this.enqueue(id, kind === 'left' ? ['l', id, inc] : ['d', id, inc, from]);
     this.fire(kind, m, prev);
   }
 
@@ -907,7 +936,7 @@ export class GossipCore {
     this.selfRec.incarnation = Math.max(this.selfRec.incarnation, inc) + 1;
     this.s.refutations++;
     this.awareness.apply(1);
-    this.queue.set(this.selfRec.id, this.aliveUpdate(this.selfRec));
+    this.enqueue(this.selfRec.id, this.aliveUpdate(this.selfRec));
     this.log.debug({ incarnation: this.selfRec.incarnation }, 'refuting suspicion of self');
   }
 
@@ -924,6 +953,7 @@ export class GossipCore {
     this.members.set(rec.id, rec);
     this.others.push(rec);
     if (rec.state === 'alive' || rec.state === 'suspect') this.insertIntoProbeOrder(rec.id);
+    if (this.queue.size > 0) this.armGossip(); // someone new to tell what is queued
   }
 
   /** New members go to a random place in the current round (memberlist does the same). */

@@ -388,3 +388,33 @@ t.test('full-state answers are rate-limited per address (no reflection amplifier
   h.deliver('n1', { t: 'y', s: 4, m: [] });
   t.equal(h.sentOf('Y').length, 3, 'and the same one again a second later');
 });
+
+t.test('gossip rounds run only while something is queued and someone can be told, on the same grid', async (t) => {
+  // A lone member: the probe timer (1 s) is all that wakes it; a free-running
+  // 200 ms gossip ticker would add 300 wake-ups a minute.
+  const lone = harness([]);
+  lone.clock.runFor(60_000);
+  t.ok(lone.clock.executed <= 65, `a lone member ran ${lone.clock.executed} timer events in a minute (probe ticks only)`);
+
+  const h = harness(['n1', 'n2', 'n3', 'n4']);
+  ackPings(h, () => true);
+  h.clock.runFor(10_000); // the start-up self-announcement retires first
+  const e0 = h.clock.executed;
+  h.clock.runFor(60_000);
+  const idle = h.clock.executed - e0;
+  // 60 probe ticks and 60 delivered acks; nothing queued, so no gossip round.
+  t.ok(idle <= 125, `idle with peers: ${idle} timer events in a minute`);
+  t.equal(h.sentOf('g').filter((s) => s.at >= 10_000).length, 0, 'no gossip datagram while idle');
+
+  const at = h.clock.now() + 37; // off the grid on purpose
+  h.clock.runFor(37);
+  h.m.updateMeta({ role: 'manager' });
+  h.clock.runFor(10_000);
+  const rounds = [...new Set(h.sentOf('g').filter((s) => s.at >= at).map((s) => s.at))];
+  t.ok(rounds.length >= 2, `the update went out in ${rounds.length} rounds`);
+  t.ok(rounds[0]! - at <= 200, `first round ${rounds[0]! - at} ms after the update (at most one interval)`);
+  t.ok(rounds.every((r) => (r - rounds[0]!) % 200 === 0), `rounds stay on one 200 ms grid: ${rounds.map((r) => r - rounds[0]!).join(', ')}`);
+  const e1 = h.clock.executed;
+  h.clock.runFor(60_000);
+  t.ok(h.clock.executed - e1 <= 125, `idle again once retransmitted: ${h.clock.executed - e1} timer events in a minute`);
+});
