@@ -101,6 +101,7 @@ export function agentSubsystems(config: Readonly<Config>, deps: SubsystemDeps): 
   const membership = membershipSubsystem(config, {
     node,
     extraMeta: (budget) => cluster.publisher.meta(budget),
+    onChange: () => cluster.membersChanged(),
     log: deps.log,
     monitor: deps.monitor,
     facts: deps.facts,

@@ -58,6 +58,8 @@ export type ClusterSubsystem = Subsystem & {
   view(opts?: { fetch?: boolean }): ClusterDocument;
   /** What this node answers other members' on-demand reads with (agent/peers/routes.ts). */
   peerReads: Pick<PeerRouteContext, 'checks' | 'services'>;
+  /** The membership changed (a member's metadata, state, or our own): dates new facts. */
+  membersChanged(): void;
 };
 
 /**
@@ -163,11 +165,20 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
     return doc;
   };
 
-  let timer: NodeJS.Timeout | null = null;
+  // Facts are dated when the membership changes, not on a timer: a burst of
+  // changes (a push/pull merge) is observed once, on the next turn of the loop.
+  let observing: NodeJS.Immediate | null = null;
+  const membersChanged = () => {
+    observing ??= setImmediate(() => {
+      observing = null;
+      ledger.observe(d.members(), monoNow());
+    });
+  };
   return {
     name: 'cluster',
     publisher,
     view,
+    membersChanged,
     peerReads: {
       checks: localChecks,
       services: async () => {
@@ -179,9 +190,6 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
     },
     routes: clusterRoutes({ view, fresh: freshServices, port: config.http.port, nodeChecks: (name) => remote.nodeChecks(view(), name) }),
     async start() {
-      // Dating facts needs to see each new seq soon after it arrives, not only when someone asks.
-      timer = setInterval(() => ledger.observe(d.members(), monoNow()), 1000);
-      timer.unref();
       rev = d.hardwareOverride?.revision ?? readRevision(config.metrics.procRoot);
       // systeminformation spawns a few commands: not worth holding the start for.
       void (d.model ?? (async () => (await readInventory()).model || null))().then(
@@ -192,8 +200,8 @@ export function clusterSubsystem(config: Readonly<Config>, d: ClusterDeps): Clus
       );
     },
     async stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
+      if (observing) clearImmediate(observing);
+      observing = null;
     },
   };
 }

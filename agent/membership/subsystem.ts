@@ -40,6 +40,8 @@ export interface MembershipDeps {
   refreshMs?: number;
   /** More metadata (agent/cluster's facts), given the bytes the rest leaves of MAX_META_BYTES. */
   extraMeta?: (budgetBytes: number) => Meta;
+  /** Called on every membership event and after our own metadata changed (agent/cluster dates facts by it). */
+  onChange?: () => void;
 }
 
 /**
@@ -84,6 +86,7 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
       try {
         m.updateMeta(next);
         lastMeta = text;
+        deps.onChange?.();
       } catch (err) {
         log.warn({ err: (err as Error).message, code: (err as { code?: string }).code }, 'cannot publish member metadata');
       }
@@ -99,6 +102,7 @@ export function membershipSubsystem(config: Readonly<Config>, deps: MembershipDe
   };
 
   const onEvent = (ev: MemberEvent) => {
+    deps.onChange?.();
     if (ev.member.self) return;
     const fields = { member: ev.member.id, hostname: ev.member.meta.hostname, addr: ev.member.addr, from: ev.previous, incarnation: ev.member.incarnation };
     if (ev.type === 'dead') log.warn(fields, 'member is dead');

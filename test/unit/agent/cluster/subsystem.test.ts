@@ -98,3 +98,51 @@ t.test('a manager whose engine cannot list services says so to the peer that ask
   await t.rejects(c.peerReads.services(), { code: 'PISWARM_ERR_UNAVAILABLE' });
   t.equal(listings, 2, 'a failed listing is not kept: the next read asks again');
 });
+
+t.test('facts are dated when the membership says it changed (no timer), a burst of changes observed once', async (t) => {
+  const { fitFacts, factsFrom } = await import('../../../../agent/cluster/facts.js');
+  let mono = 0;
+  let seq = 1;
+  let reads = 0;
+  const peer = (): Member => ({
+    ...member(MGR, 'pi-2', 'manager'),
+    meta: { hostname: 'pi-2', role: 'manager', ...fitFacts(factsFrom({ seq, version: '1.0.0', health: null, snapshot: null, cpuPct: null, uptimeS: 1, arch: 'arm64', model: null }), 200) },
+  });
+  const { log } = memoryLogger();
+  const c = clusterSubsystem(testConfig({ clusterKey: 'unit-test cluster key: 32 characters or more', nodeName: 'pi-1' }), {
+    log,
+    version: '1.0.0',
+    health: () => health,
+    snapshot: () => null,
+    members: () => {
+      reads++;
+      return [member(SELF, 'pi-1', 'worker', true), peer()];
+    },
+    formation: () => null,
+    engineNodes: () => null,
+    autopilot: () => null,
+    peerClient: { checks: notModelled('checks'), services: notModelled('services') },
+    model: async () => null,
+    monoNow: () => mono,
+  });
+  await c.start?.();
+  t.teardown(() => c.stop?.());
+  c.membersChanged();
+  c.membersChanged();
+  c.membersChanged();
+  await flush();
+  t.equal(reads, 1, 'three changes in one turn: the members are read once');
+  mono = 12_000;
+  const age = () => c.view().nodes.find((n) => n.hostname === 'pi-2')?.facts.ageS;
+  t.equal(age(), 12, 'dated when the change was reported, not when the view was read');
+  seq = 2;
+  mono = 13_000;
+  c.membersChanged();
+  await flush();
+  mono = 15_000;
+  t.equal(age(), 2, 'a new seq is dated at its change');
+  await new Promise((r) => setTimeout(r, 1200));
+  const before = reads;
+  await new Promise((r) => setTimeout(r, 1200));
+  t.equal(reads, before, 'nothing reads the members on a timer');
+});
