@@ -5,7 +5,7 @@
 // these lines just above the totals.
 import { createInterface } from 'node:readline';
 
-const DIAG_LINES = 12;
+const DIAG_LINES = 24;
 // where the assertion is in the source: the path already says which one it is
 const SKIPPED_KEYS = new Set(['at', 'stack', 'source', 'compare']);
 const stack = []; // subtest names by depth

@@ -4,10 +4,12 @@
  * image from the cluster's registry node, host-mode publish): tasks run only
  * on active nodes (the managers the autopilot drained under
  * managerAvailability=auto run none), every task answers from the host, and
- * the leader's power cut leaves every replica answering throughout (sampled
- * every second) while the autopilot restores three managers, and the desired
- * replicas run; a worker's power cut has its task rescheduled and answering
- * again. A
+ * through the leader's power cut the service answers at every sample (each
+ * replica asked every second) while the autopilot restores three managers,
+ * and the desired replicas run; a replica that stopped meanwhile must have
+ * been moved by the swarm, not stopped by piswarm (same dockerd process,
+ * same swarm node id); a worker's power cut has its task rescheduled and
+ * answering again. A
  * `docker stack deploy` of scripts/sim/demo-image/stack.yml: a client service
  * reaches the server by its name over an overlay network. Hardware labels:
  * the leader's agent labels every node, and a worker whose agent is
@@ -24,6 +26,59 @@ import { FAST_AUTOPILOT, nodeLs, reachableManagers, until, type SwarmRow } from 
 
 const skip = await skipReason();
 
+interface Failure { at: number; node: string; why: string }
+
+/** One request to a replica: null when it answered 200, else why not (the socket error's code when there is one). */
+async function probe(url: string): Promise<string | null> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.arrayBuffer();
+    return res.status === 200 ? null : `HTTP ${res.status}`;
+  } catch (err) {
+    const code = ((err as Error).cause as { code?: string } | undefined)?.code;
+    return code ? `${(err as Error).message} (${code})` : (err as Error).message;
+  }
+}
+
+/** Failed requests as one line per node: how many, from when to when (seconds after the power cut), and why. */
+function outages(failures: Failure[], t0: number): string[] {
+  const s = (ms: number) => `${((ms - t0) / 1000).toFixed(1)} s`;
+  return [...new Set(failures.map((f) => f.node))].map((node) => {
+    const own = failures.filter((f) => f.node === node);
+    return `${node}: ${own.length} failed, ${s(own[0]!.at)} to ${s(own.at(-1)!.at)} after the power cut (${[...new Set(own.map((f) => f.why))].join('; ')})`;
+  });
+}
+
+/** Each node's dockerd process id and swarm node id: both stay the same unless its engine restarted or it left the swarm. */
+async function engineMarks(ref: sim.ClusterRef, nodes: string[]): Promise<Map<string, string>> {
+  return new Map(await Promise.all(nodes.map(async (n): Promise<[string, string]> => {
+    const r = await sim.exec(ref, n, ['sh', '-c', 'echo "dockerd pid $(systemctl show docker -p MainPID --value), swarm node $(docker info --format "{{.Swarm.NodeID}}")"'], { timeoutMs: 15_000 });
+    return [n, r.stdout.trim()];
+  })));
+}
+
+interface TaskRow { node: string; desired: string; state: string }
+
+/** Every task of the demo service, current and past (`docker service ps` keeps the history). */
+async function taskHistory(ref: sim.ClusterRef, manager: string): Promise<TaskRow[]> {
+  const r = await sim.exec(ref, manager, ['docker', 'service', 'ps', DEMO_SERVICE, '--format', '{{.Node}}|{{.DesiredState}}|{{.CurrentState}}'], { timeoutMs: 15_000 });
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => {
+    const [node = '', desired = '', state = ''] = l.split('|');
+    return { node, desired, state };
+  });
+}
+
+/** Evidence for a failed replica, a few short lines: the service's task history and each failing node's engine and agent journal. */
+async function whyReplicasFailed(ref: sim.ClusterRef, manager: string, nodes: string[], t0: number): Promise<string[]> {
+  const cut = (l: string) => l.length > 180 ? `${l.slice(0, 177)}...` : l;
+  const out = [`tasks: ${(await taskHistory(ref, manager)).map((h) => `${h.node} desired=${h.desired} ${h.state}`).join(' | ')}`];
+  const since = Math.floor(t0 / 1000) - 5;
+  for (const node of nodes) {
+    const j = await sim.exec(ref, node, ['sh', '-c', `journalctl -o short-precise --since @${since} -u docker -u piswarm -u piswarm-engine-restart --no-pager | grep -iE "raft node|session|Restarting swarm|engine-recovery|Stopping|Started|promot|leav|shut|dispatcher|relay" | grep -v "Handler for" | head -14`], { timeoutMs: 20_000 });
+    out.push(...j.stdout.trim().split('\n').filter(Boolean).map((l) => cut(`${node} ${l.replace(/^\S+ \S+ (\S+) \S+ /, '$1 ')}`)));
+  }
+  return out;
+}
 /** A worker's power cut to its task answering again elsewhere: the bound this test holds the cluster to. */
 const RESCHEDULE_MS = 120_000;
 
@@ -124,18 +179,22 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
   const dead: string[] = [];
   const alive = () => names.filter((n) => !dead.includes(n));
 
-  await t.test('the leader\'s power cut: every replica answers throughout, 3 managers restored, the replicas run', async (t) => {
+  await t.test('the leader\'s power cut: the service answers throughout, 3 managers restored, the replicas run', async (t) => {
     const leader = (await nodeLs(c.ref, names))!.find((x) => x.manager === 'Leader')!;
     t.ok(leader, 'a leader');
+    const replicaNodes = demo.answers.map((a) => a.node).filter((n) => n !== leader.hostname);
+    const engines0 = await engineMarks(c.ref, replicaNodes);
     let requests = 0;
-    const failures: string[] = [];
+    const failures: Failure[] = [];
+    const dark: number[] = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
         const tick = Date.now();
-        const rs = await Promise.all(demo.answers.map(async (a) => ({ a, r: await httpGet(a.url, 2000) })));
+        const rs = await Promise.all(demo.answers.map(async (a) => ({ a, r: await probe(a.url) })));
         requests += rs.length;
-        for (const { a, r } of rs) if (r.status !== 200) failures.push(`${new Date().toISOString()} ${a.node}: ${r.status || r.text}`);
+        for (const { a, r } of rs) if (r !== null) failures.push({ at: Date.now(), node: a.node, why: r });
+        if (rs.every((x) => x.r !== null)) dark.push(Date.now());
         await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
       }
     })();
@@ -154,14 +213,26 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
     }
     const ms = Date.now() - t0;
     t.comment(`leader ${leader.hostname} power cut -> 3 reachable managers again: ${(ms / 1000).toFixed(1)} s; ${requests} requests to the ${demo.answers.length} replicas meanwhile (1 per replica per second), ${failures.length} failed`);
-    t.same(failures, [], 'no request failed while the managers healed');
-    // What stopped a replica, for the record: the node's engine (a dockerd
-    // restart stops every container), its swarm and the agent's recovery.
-    for (const node of new Set(failures.map((f) => f.split(' ')[1]!.replace(/:$/, '')))) {
-      const j = await sim.exec(c.ref, node, ['sh', '-c', 'journalctl -o short-precise -u docker -u piswarm -u piswarm-engine-restart --no-pager | grep -E "raft node|Restarting swarm|engine-recovery|Stopping|Started|promot|leav" | tail -25'], { timeoutMs: 20_000 });
-      t.comment(`${node}, where requests failed:\n${j.stdout.trim()}`);
-    }
     const manager = healed.find((x) => x.manager === 'Leader')!.hostname;
+    // A replica may stop for the swarm's own reasons: a worker that has not
+    // reached the new leader within its grace (twice the heartbeat grace
+    // after a leadership change, ~30 s) is marked down, and its tasks are
+    // started elsewhere and shut down on it. What piswarm must not do is stop
+    // it: restart the node's dockerd or have it leave the swarm. CI keeps
+    // only the end of the log and a failed assertion's first lines, so the
+    // evidence (task history, journals) goes into the diagnostics.
+    const failed = [...new Set(failures.map((f) => f.node))];
+    const cause = failed.length === 0 ? [] : [...outages(failures, t0), ...await whyReplicasFailed(c.ref, manager, failed, t0)];
+    for (const line of cause) t.comment(line);
+    t.same(dark.map((at) => `${((at - t0) / 1000).toFixed(1)} s after the power cut`), [], 'the service answered at every sample: some replica answered each second', { cause });
+    if (failed.length > 0) {
+      const engines1 = await engineMarks(c.ref, failed);
+      const history = await taskHistory(c.ref, manager);
+      for (const node of failed) {
+        t.same(engines1.get(node), engines0.get(node), `${node}, whose replica failed: the same dockerd process and swarm node id as before the power cut (nothing restarted its engine or made it leave)`, { cause });
+        t.ok(history.some((h) => h.node === node && h.desired === 'Shutdown'), `${node}: the swarm replaced that replica (its old task's desired state is Shutdown)`, { cause, history: history.map((h) => `${h.node} desired=${h.desired} ${h.state}`) });
+      }
+    }
     const replicas = await waitForReplicas(c.ref, manager, demo.replicas, 60_000);
     t.equal(replicas.length, demo.replicas, `the desired ${demo.replicas} replicas run and answer (${replicas.map((a) => a.node).join(', ')})`);
   });
