@@ -231,6 +231,8 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
       for (const node of failed) {
         t.same(engines1.get(node), engines0.get(node), `${node}, whose replica failed: the same dockerd process and swarm node id as before the power cut (nothing restarted its engine or made it leave)`, { cause });
         t.ok(history.some((h) => h.node === node && h.desired === 'Shutdown'), `${node}: the swarm replaced that replica (its old task's desired state is Shutdown)`, { cause, history: history.map((h) => `${h.node} desired=${h.desired} ${h.state}`) });
+        // The autopilot drains only managers, and only with 2+ stable workers left.
+        t.equal(healed.find((x) => x.hostname === node)?.availability, 'Active', `${node}: still active (nothing drained it)`, { cause });
       }
     }
     const replicas = await waitForReplicas(c.ref, manager, demo.replicas, 60_000);
