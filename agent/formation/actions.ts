@@ -81,10 +81,18 @@ export async function createdSwarm(ctx: FormationContext): Promise<{ id: string;
   return id ? { id, createdAt: null } : null;
 }
 
-/** A decision other than init: this node's turn to create the swarm, if it had one, is over. */
+/**
+ * A decision other than init: this node's turn to create the swarm, if it
+ * had one, is over. After failed inits it ends one of two ways, both right:
+ * the turn runs out first (wait: the next in rank takes over), or the next
+ * in rank, whose clock said the turn was over a little sooner, has already
+ * created the swarm and this node joins it.
+ */
 export function endInitTurn(ctx: FormationContext, d: Decision): void {
   if (ctx.s.initFailures > 0 && d.action === 'wait') {
     ctx.log.warn({ failures: ctx.s.initFailures, why: d.reason }, 'swarm init kept failing for this node\'s whole turn; the next in rank takes over');
+  } else if (ctx.s.initFailures > 0 && d.action === 'join') {
+    ctx.log.warn({ failures: ctx.s.initFailures, why: d.reason }, 'swarm init kept failing on this node; another node created the swarm and this one joins it');
   }
   ctx.s.initFailures = 0;
   ctx.s.nextInitAt = 0;

@@ -150,8 +150,13 @@ t.test('a winner that is alive but whose swarm init keeps failing: the next in r
   const failed = inits.filter((c) => c.node === 'pi-1').length;
   t.ok(failed >= 2 && failed <= 12, `the winner retried with backoff, not every tick (${failed} failed inits in its 3 s turn)`);
   t.same(winner.engine.state().role, 'worker', 'the winner then joined the swarm it could not create');
-  t.ok(winner.formation.status().timeline.some((e) => e.from === 'initialising' && e.to === 'waiting'), 'it left initialising when its turn was over');
-  t.ok(winner.lines().some((l) => l.msg === "swarm init kept failing for this node's whole turn; the next in rank takes over"), 'and its journal says so');
+  // Its turn runs out (waiting) or, when the next in rank's clock ran out a
+  // little sooner, the swarm it created is seen first (joining): both right,
+  // and which comes first is the machine's timing (CI saw the second once).
+  const left = winner.formation.status().timeline.find((e) => e.from === 'initialising' && (e.to === 'waiting' || e.to === 'joining'));
+  t.ok(left, `it left initialising when its turn was over or the swarm appeared (${left?.to ?? 'never'})`);
+  const said = left?.to === 'joining' ? 'swarm init kept failing on this node; another node created the swarm and this one joins it' : "swarm init kept failing for this node's whole turn; the next in rank takes over";
+  t.ok(winner.lines().some((l) => l.msg === said), `and its journal says so: "${said}"`);
   t.match(next.formation.status().election, { winner: next.identity.nodeId, why: new RegExp(`^takeover: ${winner.identity.nodeId} did not create the swarm`) }, 'the creator says it took over, and why');
   t.match(renderFamilies(winner.formation.collector.collect()), new RegExp(`piswarm_formation_init_failures_total ${failed}\\n`), 'every failed init counted');
 });
