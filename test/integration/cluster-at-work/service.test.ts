@@ -68,10 +68,12 @@ async function taskHistory(ref: sim.ClusterRef, manager: string): Promise<TaskRo
   });
 }
 
+const showTask = (h: TaskRow) => `${h.node} desired=${h.desired} ${h.state}`;
+
 /** Evidence for a failed replica, a few short lines: the service's task history and each failing node's engine and agent journal. */
-async function whyReplicasFailed(ref: sim.ClusterRef, manager: string, nodes: string[], t0: number): Promise<string[]> {
+async function whyReplicasFailed(ref: sim.ClusterRef, history: TaskRow[], nodes: string[], t0: number): Promise<string[]> {
   const cut = (l: string) => l.length > 180 ? `${l.slice(0, 177)}...` : l;
-  const out = [`tasks: ${(await taskHistory(ref, manager)).map((h) => `${h.node} desired=${h.desired} ${h.state}`).join(' | ')}`];
+  const out = [`tasks: ${history.map(showTask).join(' | ')}`];
   const since = Math.floor(t0 / 1000) - 5;
   for (const node of nodes) {
     const j = await sim.exec(ref, node, ['sh', '-c', `journalctl -o short-precise --since @${since} -u docker -u piswarm -u piswarm-engine-restart --no-pager | grep -iE "raft node|session|Restarting swarm|engine-recovery|Stopping|Started|promot|leav|shut|dispatcher|relay" | grep -v "Handler for" | head -14`], { timeoutMs: 20_000 });
@@ -79,6 +81,7 @@ async function whyReplicasFailed(ref: sim.ClusterRef, manager: string, nodes: st
   }
   return out;
 }
+
 /** A worker's power cut to its task answering again elsewhere: the bound this test holds the cluster to. */
 const RESCHEDULE_MS = 120_000;
 
@@ -222,15 +225,15 @@ t.test('the walkthrough\'s http-server on 5 simulated Pis', { skip, timeout: 600
     // only the end of the log and a failed assertion's first lines, so the
     // evidence (task history, journals) goes into the diagnostics.
     const failed = [...new Set(failures.map((f) => f.node))];
-    const cause = failed.length === 0 ? [] : [...outages(failures, t0), ...await whyReplicasFailed(c.ref, manager, failed, t0)];
+    const history = failed.length === 0 ? [] : await taskHistory(c.ref, manager);
+    const cause = failed.length === 0 ? [] : [...outages(failures, t0), ...await whyReplicasFailed(c.ref, history, failed, t0)];
     for (const line of cause) t.comment(line);
     t.same(dark.map((at) => `${((at - t0) / 1000).toFixed(1)} s after the power cut`), [], 'the service answered at every sample: some replica answered each second', { cause });
     if (failed.length > 0) {
       const engines1 = await engineMarks(c.ref, failed);
-      const history = await taskHistory(c.ref, manager);
       for (const node of failed) {
         t.same(engines1.get(node), engines0.get(node), `${node}, whose replica failed: the same dockerd process and swarm node id as before the power cut (nothing restarted its engine or made it leave)`, { cause });
-        t.ok(history.some((h) => h.node === node && h.desired === 'Shutdown'), `${node}: the swarm replaced that replica (its old task's desired state is Shutdown)`, { cause, history: history.map((h) => `${h.node} desired=${h.desired} ${h.state}`) });
+        t.ok(history.some((h) => h.node === node && h.desired === 'Shutdown'), `${node}: the swarm replaced that replica (its old task's desired state is Shutdown)`, { cause, history: history.map(showTask) });
         // The autopilot drains only managers, and only with 2+ stable workers left.
         t.equal(healed.find((x) => x.hostname === node)?.availability, 'Active', `${node}: still active (nothing drained it)`, { cause });
       }
